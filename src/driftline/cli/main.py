@@ -1,0 +1,116 @@
+"""``driftline`` command line: ``run``, ``demo``, ``schema``, ``version``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Sequence
+
+import orjson
+
+from driftline import __version__
+from driftline.config import Settings, load_settings
+from driftline.errors import BrokerUnreachableError, ConfigError, DriftlineError
+
+__all__ = ["main"]
+
+EXIT_CONFIG = 2
+EXIT_BROKER = 3
+EXIT_FAILURE = 1
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """One ``--flag`` per setting (values are validated by the settings model)."""
+    group = parser.add_argument_group("settings (each also DRIFTLINE_<NAME> in the environment)")
+    for name, field in Settings.model_fields.items():
+        if name == "kafka":
+            continue
+        flag = "--" + name.replace("_", "-")
+        group.add_argument(flag, dest=f"setting_{name}", metavar=name.upper(), default=None,
+                           help=(field.description or "") + f" [default: {field.default!r}]".replace("%", "%%"))
+    parser.add_argument("-X", dest="kafka_props", action="append", default=[], metavar="PROP=VALUE",
+                        help="librdkafka property passed through (repeatable), e.g. -X security.protocol=SASL_SSL")
+    parser.add_argument("--config", dest="config_file", default=None,
+                        help="TOML file of settings (env DRIFTLINE_CONFIG); flags and env override it")
+
+
+def _settings_from(args: argparse.Namespace, **defaults: Any) -> Settings:
+    overrides: dict[str, Any] = dict(defaults)
+    for key, value in vars(args).items():
+        if key.startswith("setting_") and value is not None:
+            overrides[key[len("setting_"):]] = value
+    if args.kafka_props:
+        props = {}
+        for item in args.kafka_props:
+            if "=" not in item:
+                raise ConfigError(f"invalid setting kafka (flag -X): {item!r} is not PROP=VALUE")
+            k, v = item.split("=", 1)
+            props[k.strip()] = v
+        overrides["kafka"] = props
+    return load_settings(config_file=args.config_file, **overrides)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from driftline.observability.logging import configure_logging
+    from driftline.transport.worker import Worker
+
+    settings = _settings_from(args)
+    configure_logging(settings.log_level, settings.log_format)
+    Worker(settings).run()
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from driftline.cli.demo import run_demo
+
+    return run_demo(events=args.events, drift_at=args.drift_at, rate=args.rate, metrics_port=args.metrics_port)
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from driftline.contract.schema import json_schema
+
+    sys.stdout.write(orjson.dumps(json_schema(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="driftline", description="Streaming drift detection for ML models on Kafka.")
+    parser.add_argument("--version", action="version", version=f"driftline {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a worker of the consumer group",
+                         description="Consume inference events, publish alerts, window summaries and dead letters.")
+    _add_setting_flags(run)
+    run.set_defaults(func=_cmd_run)
+
+    demo = sub.add_parser("demo", help="embedded broker + synthetic model server + worker, with a drift part-way")
+    demo.add_argument("--events", type=int, default=12_000, help="events the synthetic model server sends")
+    demo.add_argument("--drift-at", type=int, default=7_000, help="event at which the drift starts")
+    demo.add_argument("--rate", type=float, default=4_000.0, help="events per second sent (0 = as fast as possible)")
+    demo.add_argument("--metrics-port", type=int, default=9188, help="port of the worker's /metrics (a free one if busy)")
+    demo.set_defaults(func=_cmd_demo)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of the input contract")
+    schema.set_defaults(func=_cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"driftline: configuration error:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except BrokerUnreachableError as exc:
+        print(f"driftline: {exc}", file=sys.stderr)
+        return EXIT_BROKER
+    except DriftlineError as exc:
+        print(f"driftline: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""Worker configuration: one frozen settings model.
+
+Sources, highest priority first: command-line flags, environment variables
+(prefix ``DRIFTLINE_``), a TOML file (``--config`` or ``DRIFTLINE_CONFIG``),
+then the defaults below.  Every setting is documented where it is defined;
+``docs/configuration.md`` lists them.
+
+librdkafka properties pass through unchanged: ``[kafka]`` in TOML
+(``"security.protocol" = "SASL_SSL"``), ``-X key=value`` on the command
+line, or ``DRIFTLINE_KAFKA__SECURITY_PROTOCOL=SASL_SSL`` in the environment
+(underscores become dots).  Passwords go in the secret fields, which never
+appear in logs or reprs.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from driftline.errors import ConfigError
+
+__all__ = ["Settings", "load_settings", "ENV_PREFIX"]
+
+ENV_PREFIX = "DRIFTLINE_"
+_toml_file: ContextVar[Path | None] = ContextVar("driftline_toml_file", default=None)
+
+
+class Settings(BaseSettings):
+    """Everything a ``driftline run`` worker can be told."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", frozen=True, extra="forbid")
+
+    # --- Kafka -------------------------------------------------------------
+    bootstrap_servers: str = Field("localhost:9092", min_length=1, description="Kafka bootstrap servers, host:port[,host:port].")
+    input_topics: Annotated[list[str], NoDecode] = Field(["ml.inferences"], min_length=1, description="Topics carrying inference events (comma-separated in the environment).")
+    group_id: str = Field("driftline", min_length=1, description="Consumer group of the workers.")
+    auto_offset_reset: Literal["earliest", "latest", "error"] = Field("earliest", description="Where a new group starts reading.")
+    alerts_topic: str = Field("driftline.alerts", min_length=1, description="Where alert events are published.")
+    metrics_topic: str = Field("driftline.metrics", min_length=1, description="Where window summaries are published.")
+    deadletter_topic: str = Field("driftline.deadletter", min_length=1, description="Where undecodable records go, with reason headers.")
+    create_topics: bool = Field(True, description="Create missing output topics at start-up.")
+    topic_partitions: int = Field(3, ge=1, description="Partitions of output topics created by the worker.")
+    topic_replication_factor: int = Field(-1, description="Replication factor of created topics; -1 = the broker's default.")
+    kafka: dict[str, str] = Field(default_factory=dict, description="librdkafka properties passed through (security.protocol, sasl.*, ssl.*, ...).")
+    sasl_password: SecretStr | None = Field(None, description="sasl.password, kept secret.")
+    ssl_key_password: SecretStr | None = Field(None, description="ssl.key.password, kept secret.")
+    batch_size: int = Field(1000, ge=1, le=100_000, description="Records consumed per batch.")
+    poll_timeout_seconds: float = Field(0.5, gt=0, le=60, description="How long one consume call waits for records.")
+    broker_timeout_seconds: float = Field(15.0, gt=0, description="How long start-up waits for the broker before reporting it unreachable.")
+    session_timeout_ms: int = Field(45_000, ge=1000, description="Consumer group session timeout.")
+
+    # --- Input contract ------------------------------------------------------
+    max_record_bytes: int = Field(1_000_000, ge=64, description="Larger record values are dead-lettered (reason too_large).")
+
+    # --- Detection ---------------------------------------------------------
+    warmup: int = Field(2000, ge=50, description="Values per feature that form its warm-up reference (no drift alerts before).")
+    window_events: int = Field(1000, ge=50, description="Records per tumbling window (summaries and windowed tests).")
+    window_seconds: float = Field(60.0, ge=0, description="A window also closes after this much event time; 0 = count only.")
+    false_alarm_rate: float = Field(2e-7, gt=0, lt=1e-2, description="Design false alarms per event per feature, over all its checks.")
+    design_shift: float = Field(0.5, gt=0, le=5, description="Smallest mean shift (reference sd) the detectors are tuned to find quickly.")
+    detector_block: int = Field(16, ge=2, le=1024, description="Values per detector block (Python calls per value = 3 / block).")
+    cooldown_seconds: float = Field(300.0, ge=0, description="An alert key fires at most once per this span of event time.")
+    resolve_after_seconds: float = Field(600.0, ge=0, description="A firing key resolves after this much quiet event time.")
+    max_models: int = Field(100, ge=1, description="Model versions one worker monitors; more are counted as overflow.")
+    max_features_per_model: int = Field(500, ge=1, description="Features (and outputs) per model version; more are counted as overflow.")
+    max_categories: int = Field(100, ge=2, description="Tracked categories per categorical feature; more go to '__other__'.")
+
+    # --- Observability -----------------------------------------------------
+    metrics_host: str = Field("0.0.0.0", description="Address of the /metrics, /healthz and /readyz endpoint.")
+    metrics_port: int = Field(9188, ge=0, le=65535, description="Port of that endpoint; 0 disables it.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    log_format: Literal["text", "json"] = Field("text", description="'json' for one JSON object per log line.")
+
+    @field_validator("input_topics", mode="before")
+    @classmethod
+    def _split_topics(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [t.strip() for t in value.split(",") if t.strip()]
+        return value
+
+    @field_validator("kafka", mode="before")
+    @classmethod
+    def _dot_keys(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k).replace("_", ".").lower() if "." not in str(k) else str(k): str(v) for k, v in value.items()}
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check(self) -> "Settings":
+        outputs = {self.alerts_topic, self.metrics_topic, self.deadletter_topic}
+        if len(outputs) != 3:
+            raise ValueError("alerts_topic, metrics_topic and deadletter_topic must differ")
+        clash = outputs & set(self.input_topics)
+        if clash:
+            raise ValueError(f"input_topics must not include an output topic: {sorted(clash)}")
+        for key in self.kafka:
+            if key in ("bootstrap.servers", "group.id", "enable.auto.commit"):
+                raise ValueError(f"kafka property {key!r} is managed by driftline; use its own setting")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml = _toml_file.get()
+        if toml is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        return tuple(sources)
+
+    def kafka_properties(self) -> dict[str, str]:
+        """librdkafka properties shared by consumer, producer and admin client."""
+        props = {"bootstrap.servers": self.bootstrap_servers, **self.kafka}
+        if self.sasl_password is not None:
+            props["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_key_password is not None:
+            props["ssl.key.password"] = self.ssl_key_password.get_secret_value()
+        return props
+
+
+def _setting_name(loc: tuple[Any, ...]) -> str:
+    field = str(loc[0]) if loc else "settings"
+    rest = "".join(f"[{p}]" for p in loc[1:])
+    env = ENV_PREFIX + field.upper()
+    return f"{field}{rest} (env {env}, flag --{field.replace('_', '-')})"
+
+
+def load_settings(*, config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings, or raise :class:`ConfigError` naming each bad setting."""
+    path = config_file or os.environ.get(f"{ENV_PREFIX}CONFIG")
+    toml: Path | None = None
+    if path:
+        toml = Path(path)
+        if not toml.is_file():
+            raise ConfigError(f"config file {str(toml)!r} (--config / {ENV_PREFIX}CONFIG) does not exist")
+    token = _toml_file.set(toml)
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = _setting_name(tuple(err.get("loc", ())))
+            if not err.get("loc"):
+                name = "settings"
+            lines.append(f"invalid setting {name}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("\n".join(lines)) from None
+    except ValueError as exc:  # e.g. malformed TOML
+        raise ConfigError(f"cannot read configuration: {exc}") from None
+    finally:
+        _toml_file.reset(token)

@@ -1,0 +1,44 @@
+"""What a model server sends: one inference event per Kafka record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+__all__ = ["FeatureValue", "InferenceEvent", "SourceRecord", "DEFAULT_MODEL_VERSION", "PREDICTION"]
+
+FeatureValue = Union[float, int, str, bool, None]
+DEFAULT_MODEL_VERSION = "unversioned"
+PREDICTION = "prediction"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """A record as read from Kafka (or a file row), before decoding."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceEvent:
+    """A decoded inference event.
+
+    ``features`` and ``outputs`` map names to raw JSON scalars; the prediction
+    is flattened to ``prediction`` (a single output) or ``prediction.<name>``
+    (named outputs), so it is monitored exactly like a feature.
+    ``timestamp_ms`` is the event time: the record's ``timestamp`` field when
+    present, else the Kafka record timestamp.
+    """
+
+    model: str
+    model_version: str
+    event_id: str | None
+    timestamp_ms: int | None
+    features: dict[str, object] | None
+    outputs: dict[str, object] | None

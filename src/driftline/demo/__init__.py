@@ -1,0 +1,1 @@
+"""The embedded broker and synthetic traffic behind ``driftline demo`` (and the tests)."""

@@ -1,0 +1,110 @@
+"""Alert lifecycle: findings in, ``firing`` / ``resolved`` alert records out.
+
+A key (``model/model_version/feature/detector``) fires at most once per
+``cooldown``; while it keeps finding things inside the cooldown the findings are
+suppressed (counted, not published).  Once a firing key has been quiet for
+``resolve_after`` it is resolved.  Both spans are measured in *event time*, so a
+replay of the same records produces the same alerts as the live stream.
+
+``alert_id`` is derived from the key, the window (topic, partition, offsets)
+and the status: re-processing the same records after a crash yields the same
+id, which is how a consumer recognises a duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from driftline.detection.findings import Finding
+from driftline.detection.timefmt import rfc3339
+
+__all__ = ["AlertBook", "alert_id", "FIRING", "RESOLVED", "ALERT_SCHEMA_VERSION"]
+
+FIRING = "firing"
+RESOLVED = "resolved"
+ALERT_SCHEMA_VERSION = 1
+
+
+def alert_id(finding: Finding, status: str) -> str:
+    """Deterministic id from key, window and status."""
+    w = finding.window
+    raw = f"{finding.key}|{w.topic}|{w.partition}|{w.first_offset}|{w.last_offset}|{status}"
+    return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
+
+
+@dataclass(slots=True)
+class _KeyState:
+    firing: Finding | None
+    fired_at_ms: float
+    last_seen_ms: float
+    suppressed: int = 0
+
+
+class AlertBook:
+    """The firing / resolved state of every alert key seen by one worker."""
+
+    def __init__(self, *, cooldown_seconds: float, resolve_after_seconds: float) -> None:
+        self.cooldown_ms = cooldown_seconds * 1000.0
+        self.resolve_after_ms = resolve_after_seconds * 1000.0
+        self._keys: dict[str, _KeyState] = {}
+        self.suppressed_total = 0
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def firing(self) -> list[Finding]:
+        """Findings behind the keys currently firing."""
+        return [s.firing for s in self._keys.values() if s.firing is not None]
+
+    def observe(self, finding: Finding, now_ms: float) -> dict[str, object] | None:
+        """Register a finding; return a firing alert, or ``None`` if suppressed."""
+        state = self._keys.get(finding.key)
+        if state is not None and now_ms - state.fired_at_ms < self.cooldown_ms:
+            state.last_seen_ms = max(state.last_seen_ms, now_ms)
+            state.suppressed += 1
+            self.suppressed_total += 1
+            return None
+        self._keys[finding.key] = _KeyState(finding, now_ms, now_ms)
+        return render(finding, FIRING)
+
+    def tick(self, now_ms: float) -> list[dict[str, object]]:
+        """Resolve keys quiet for ``resolve_after``; forget keys past cooldown."""
+        resolved: list[dict[str, object]] = []
+        for key in list(self._keys):
+            state = self._keys[key]
+            if state.firing is not None and now_ms - state.last_seen_ms >= self.resolve_after_ms:
+                alert = render(state.firing, RESOLVED)
+                alert["firing_alert_id"] = alert_id(state.firing, FIRING)
+                alert["quiet_seconds"] = (now_ms - state.last_seen_ms) / 1000.0
+                alert["summary"] = f"Resolved: no further findings for {state.firing.key} " \
+                                   f"in {self.resolve_after_ms / 1000.0:.0f} s of event time."
+                resolved.append(alert)
+                state.firing = None
+            if state.firing is None and now_ms - state.fired_at_ms >= self.cooldown_ms:
+                del self._keys[key]
+        return resolved
+
+
+def render(finding: Finding, status: str) -> dict[str, object]:
+    """The alert record published on the alerts topic."""
+    return {
+        "schema_version": ALERT_SCHEMA_VERSION,
+        "alert_id": alert_id(finding, status),
+        "status": status,
+        "model": finding.model,
+        "model_version": finding.model_version,
+        "feature": finding.feature,
+        "kind": finding.kind,
+        "detector": finding.detector,
+        "severity": finding.severity,
+        "statistic": finding.statistic,
+        "threshold": finding.threshold,
+        "summary": finding.summary,
+        "reference": finding.reference,
+        "window": finding.window.to_dict(),
+        "event_time": rfc3339(finding.event_time_ms),
+        "detected_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "details": finding.details,
+    }

@@ -1,0 +1,67 @@
+"""What the monitors find, before the alert lifecycle decides what to publish."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["Finding", "WindowSpan", "Kind", "Severity"]
+
+
+class Kind:
+    """Alert kinds (the ``kind`` field of an alert)."""
+
+    DATA_DRIFT = "data_drift"
+    PREDICTION_DRIFT = "prediction_drift"
+    DATA_QUALITY = "data_quality"
+
+
+class Severity:
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSpan:
+    """The records behind a finding: where to look in Kafka to trace it."""
+
+    topic: str
+    partition: int
+    first_offset: int
+    last_offset: int
+    first_event_time_ms: int | None
+    last_event_time_ms: int | None
+
+    def to_dict(self) -> dict[str, object]:
+        from driftline.detection.timefmt import rfc3339
+
+        return {
+            "topic": self.topic,
+            "partition": self.partition,
+            "first_offset": self.first_offset,
+            "last_offset": self.last_offset,
+            "first_event_time": rfc3339(self.first_event_time_ms),
+            "last_event_time": rfc3339(self.last_event_time_ms),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One detector (or data-quality check) firing on one feature."""
+
+    model: str
+    model_version: str
+    feature: str
+    kind: str
+    detector: str
+    severity: str
+    statistic: float
+    threshold: float
+    summary: str
+    window: WindowSpan
+    event_time_ms: int | None
+    reference: str = "warmup"
+    details: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}/{self.model_version}/{self.feature}/{self.detector}"

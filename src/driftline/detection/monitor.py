@@ -1,0 +1,514 @@
+"""The monitor of one model version on one input partition.
+
+It turns a stream of decoded events into findings (drift and data quality) and
+window summaries.  No I/O happens here: the Kafka worker and file replay feed
+the same :meth:`ModelMonitor.process` with events in offset order.
+
+Per feature it keeps a :class:`~driftline.state.numeric.NumericState` or a
+:class:`~driftline.state.categorical.CategoricalState` (decided by the first
+value seen) plus data-quality counters.  Events are processed in chunks that
+never cross a tumbling window (``window_events`` records or ``window_seconds``
+of event time, whichever comes first); at each window's end the windowed
+checks run and one summary per feature is emitted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from driftline.contract.event import PREDICTION, InferenceEvent
+from driftline.detection.findings import Finding, Kind, Severity, WindowSpan
+from driftline.detection.settings import MonitorSettings
+from driftline.state.categorical import CategoricalState
+from driftline.state.detectors import ADWIN, PAGE_HINKLEY, PAGE_HINKLEY_SPREAD
+from driftline.state.numeric import NumericState
+from driftline.stats.divergence import chi_square_critical, chi_square_two_sample
+
+__all__ = ["ModelMonitor", "LocatedEvent", "MonitorOutput", "Check"]
+
+FEATURES = "features"
+OUTPUTS = "prediction"
+
+
+class Check:
+    """Names of the data-quality checks (the ``detector`` of a data-quality alert)."""
+
+    TYPE_CHANGE = "type_change"
+    NON_FINITE = "non_finite"
+    INVALID_VALUE = "invalid_value"
+    NEW_FEATURE = "new_feature"
+    VANISHED_FEATURE = "vanished_feature"
+    MISSING_RATE = "missing_rate"
+    CHI_SQUARE = "chi_square"
+
+
+@dataclass(frozen=True, slots=True)
+class LocatedEvent:
+    """A decoded event and where it came from."""
+
+    offset: int
+    event: InferenceEvent
+
+    @property
+    def time_ms(self) -> int | None:
+        return self.event.timestamp_ms
+
+
+@dataclass(slots=True)
+class MonitorOutput:
+    findings: list[Finding]
+    summaries: list[dict[str, object]]
+    #: data-quality counts of this call: (feature, check) -> count
+    quality_counts: dict[tuple[str, str], int]
+    #: features not monitored because the per-model cap was reached
+    overflow_features: int = 0
+
+
+class _Column:
+    __slots__ = ("rows", "values")
+
+    def __init__(self) -> None:
+        self.rows: list[int] = []
+        self.values: list[object] = []
+
+
+_NUMBER_TYPES = frozenset((int, float))
+
+
+class _Feature:
+    """Per-feature state and counters inside a model monitor."""
+
+    __slots__ = (
+        "name", "source", "kind", "numeric", "categorical", "seed",
+        "records", "present", "non_finite", "type_mismatch", "invalid",
+        "ref_records", "ref_missing", "scored_records", "scored_missing",
+    )
+
+    def __init__(self, name: str, source: str, seed: int) -> None:
+        self.name = name
+        self.source = source
+        self.kind: str | None = None
+        self.numeric: NumericState | None = None
+        self.categorical: CategoricalState | None = None
+        self.seed = seed
+        self._reset_window()
+        self.ref_records = 0
+        self.ref_missing = 0
+
+    def _reset_window(self) -> None:
+        self.records = 0        # records of this feature's source in the window
+        self.present = 0        # valid values
+        self.non_finite = 0
+        self.type_mismatch = 0
+        self.invalid = 0
+        self.scored_records = 0  # records after the missing-rate reference was complete
+        self.scored_missing = 0
+
+    @property
+    def missing(self) -> int:
+        return self.records - self.present
+
+
+class ModelMonitor:
+    """Detection state for one (topic, partition, model, model_version)."""
+
+    def __init__(self, *, topic: str, partition: int, model: str, model_version: str, settings: MonitorSettings) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.model = model
+        self.model_version = model_version
+        self.settings = settings
+        self.features: dict[tuple[str, str], _Feature] = {}
+        self.source_records = {FEATURES: 0, OUTPUTS: 0}
+        self.records = 0
+        self._window_records = 0
+        self._window_first_offset: int | None = None
+        self._window_last_offset: int | None = None
+        self._window_first_time: int | None = None
+        self._window_last_time: int | None = None
+        self._overflow_features = 0
+        self._present_in_chunk: dict[tuple[str, str], int] = {}
+
+    # ------------------------------------------------------------------ intake
+    def process(self, events: Sequence[LocatedEvent]) -> MonitorOutput:
+        """Consume events (in offset order) and return what they caused."""
+        out = MonitorOutput([], [], {})
+        self._overflow_features = 0
+        settings = self.settings
+        start = 0
+        n = len(events)
+        while start < n:
+            if self._window_records == 0:
+                first = events[start]
+                self._window_first_offset = first.offset
+                self._window_first_time = first.time_ms
+            end = min(n, start + settings.window_events - self._window_records)
+            close = end - start == settings.window_events - self._window_records
+            if settings.window_seconds and self._window_first_time is not None:
+                limit = self._window_first_time + settings.window_seconds * 1000.0
+                for i in range(start, end):
+                    t = events[i].time_ms
+                    if t is not None and t >= limit:
+                        if i == start and self._window_records > 0:
+                            # the window timed out before this event: close it first
+                            self._close_window(out)
+                            self._window_first_offset = events[i].offset
+                            self._window_first_time = t
+                            continue
+                        end, close = i, True
+                        break
+            self._process_chunk(events[start:end], out)
+            if close:
+                self._close_window(out)
+            start = end
+        out.overflow_features = self._overflow_features
+        return out
+
+    def _feature(self, source: str, name: str, out: MonitorOutput, row: LocatedEvent) -> _Feature | None:
+        key = (source, name)
+        feature = self.features.get(key)
+        if feature is not None:
+            return feature
+        if len(self.features) >= self.settings.max_features:
+            return None
+        seed = int.from_bytes(hashlib.blake2b(f"{self.model}/{self.model_version}/{name}".encode(), digest_size=8).digest(), "big")
+        feature = _Feature(name, source, seed)
+        self.features[key] = feature
+        if self.source_records[source] > self.settings.warmup:
+            out.findings.append(self._finding(
+                feature, Kind.DATA_QUALITY, Check.NEW_FEATURE, Severity.WARNING, 1.0, 0.0, row,
+                f"New {self._noun(feature)} appeared after warm-up ({self.source_records[source]} records without it); "
+                f"check whether the upstream schema changed.",
+            ))
+            self._count(out, name, Check.NEW_FEATURE, 1)
+        return feature
+
+    def _process_chunk(self, chunk: Sequence[LocatedEvent], out: MonitorOutput) -> None:
+        if not chunk:
+            return
+        columns: dict[tuple[str, str], _Column] = {}
+        self._present_in_chunk = {}
+        n_source = {FEATURES: 0, OUTPUTS: 0}
+        for idx, located in enumerate(chunk):
+            ev = located.event
+            for source, values in ((FEATURES, ev.features), (OUTPUTS, ev.outputs)):
+                if values is None:
+                    continue
+                n_source[source] += 1
+                for name, value in values.items():
+                    col = columns.get((source, name))
+                    if col is None:
+                        col = columns[(source, name)] = _Column()
+                    col.rows.append(idx)
+                    col.values.append(value)
+        last = chunk[-1]
+        self._window_records += len(chunk)
+        self.records += len(chunk)
+        self._window_last_offset = last.offset
+        if last.time_ms is not None:
+            self._window_last_time = last.time_ms
+
+        for (source, name), col in columns.items():
+            feature = self._feature(source, name, out, chunk[col.rows[0]])
+            if feature is None:
+                self._overflow_features += 1
+                continue
+            self._update_feature(feature, col, chunk, out)
+        # Every known feature of a source sees that source's records (absent = missing).
+        for feature in self.features.values():
+            n = n_source[feature.source]
+            if n == 0:
+                continue
+            feature.records += n
+            missing_here = n - self._present_in_chunk.get((feature.source, feature.name), 0)
+            if feature.ref_records < self.settings.warmup:
+                feature.ref_records += n
+                feature.ref_missing += missing_here
+            else:
+                feature.scored_records += n
+                feature.scored_missing += missing_here
+        for source, n in n_source.items():
+            self.source_records[source] += n
+
+    def _update_feature(self, feature: _Feature, col: _Column, chunk: Sequence[LocatedEvent], out: MonitorOutput) -> None:
+        values = col.values
+        rows = col.rows
+        kinds = set(map(type, values))
+        if feature.kind is None:
+            first = next((v for v in values if v is not None), None)
+            if first is None:
+                self._mark_present(feature, 0)
+                return
+            if type(first) in _NUMBER_TYPES:
+                feature.kind = "numeric"
+                feature.numeric = NumericState(self.settings.detector, warmup=self.settings.warmup, seed=feature.seed)
+            else:
+                feature.kind = "categorical"
+                feature.categorical = CategoricalState(max_categories=self.settings.max_categories, warmup=self.settings.warmup)
+
+        if feature.kind == "numeric":
+            if kinds <= _NUMBER_TYPES:
+                num_rows = rows
+                num_vals = np.array(values, dtype=np.float64)
+            else:
+                num_rows, raw = [], []
+                mismatch_row = invalid_row = None
+                for r, v in zip(rows, values):
+                    t = type(v)
+                    if t is float or t is int:
+                        num_rows.append(r)
+                        raw.append(v)
+                    elif v is None:
+                        continue
+                    elif t is str or t is bool:
+                        feature.type_mismatch += 1
+                        mismatch_row = r if mismatch_row is None else mismatch_row
+                    else:
+                        feature.invalid += 1
+                        invalid_row = r if invalid_row is None else invalid_row
+                num_vals = np.array(raw, dtype=np.float64)
+                if mismatch_row is not None:
+                    self._type_change(feature, chunk[mismatch_row], out, "text or boolean values")
+                if invalid_row is not None:
+                    self._invalid_value(feature, chunk[invalid_row], out)
+            finite = np.isfinite(num_vals)
+            if not finite.all():
+                bad = int((~finite).sum())
+                feature.non_finite += bad
+                first_bad = num_rows[int(np.argmin(finite))]
+                self._count(out, feature.name, Check.NON_FINITE, bad)
+                out.findings.append(self._finding(
+                    feature, Kind.DATA_QUALITY, Check.NON_FINITE, Severity.WARNING, float(bad), 0.0, chunk[first_bad],
+                    f"{self._noun(feature).capitalize()} has {bad} NaN or infinite value(s) in this batch; "
+                    f"find the producer step that emits them (they are counted as missing).",
+                ))
+                num_rows = [r for r, ok in zip(num_rows, finite.tolist()) if ok]
+                num_vals = num_vals[finite]
+            self._mark_present(feature, num_vals.size)
+            assert feature.numeric is not None
+            for idx, det, (shift, spread) in feature.numeric.update(num_vals):
+                out.findings.append(self._drift_finding(feature, det, shift, spread, chunk[num_rows[idx]]))
+        else:
+            cats: list[str] = []
+            mismatch_row = invalid_row = None
+            for r, v in zip(rows, values):
+                t = type(v)
+                if t is str:
+                    cats.append(v)  # type: ignore[arg-type]
+                elif t is bool:
+                    cats.append("true" if v else "false")
+                elif v is None:
+                    continue
+                elif t is float or t is int:
+                    if t is float and not math.isfinite(v):  # type: ignore[arg-type]
+                        feature.non_finite += 1
+                    else:
+                        feature.type_mismatch += 1
+                        mismatch_row = r if mismatch_row is None else mismatch_row
+                else:
+                    feature.invalid += 1
+                    invalid_row = r if invalid_row is None else invalid_row
+            if mismatch_row is not None:
+                self._type_change(feature, chunk[mismatch_row], out, "numeric values")
+            if invalid_row is not None:
+                self._invalid_value(feature, chunk[invalid_row], out)
+            self._mark_present(feature, len(cats))
+            assert feature.categorical is not None
+            feature.categorical.update(cats)
+
+    def _mark_present(self, feature: _Feature, n: int) -> None:
+        feature.present += n
+        self._present_in_chunk[(feature.source, feature.name)] = n
+
+    # ------------------------------------------------------------- findings
+    @staticmethod
+    def _noun(feature: _Feature) -> str:
+        if feature.source == OUTPUTS:
+            return f"output '{feature.name}'"
+        return f"feature '{feature.name}'"
+
+    def _span(self, row: LocatedEvent) -> WindowSpan:
+        first = self._window_first_offset if self._window_first_offset is not None else row.offset
+        return WindowSpan(self.topic, self.partition, first, row.offset, self._window_first_time, row.time_ms)
+
+    def _finding(self, feature: _Feature, kind: str, detector: str, severity: str, statistic: float,
+                 threshold: float, row: LocatedEvent, summary: str, **details: object) -> Finding:
+        where = f"{self.model} {self.model_version}"
+        return Finding(
+            model=self.model, model_version=self.model_version, feature=feature.name, kind=kind,
+            detector=detector, severity=severity, statistic=statistic, threshold=threshold,
+            summary=f"[{where}] {summary}", window=self._span(row), event_time_ms=row.time_ms,
+            details=dict(details),
+        )
+
+    def _count(self, out: MonitorOutput, feature: str, check: str, n: int) -> None:
+        key = (feature, check)
+        out.quality_counts[key] = out.quality_counts.get(key, 0) + n
+
+    def _type_change(self, feature: _Feature, row: LocatedEvent, out: MonitorOutput, what: str) -> None:
+        self._count(out, feature.name, Check.TYPE_CHANGE, 1)
+        out.findings.append(self._finding(
+            feature, Kind.DATA_QUALITY, Check.TYPE_CHANGE, Severity.CRITICAL, 1.0, 0.0, row,
+            f"{self._noun(feature).capitalize()} was {feature.kind} but now receives {what}; "
+            f"an upstream schema change is likely (those values are excluded from drift statistics).",
+        ))
+
+    def _invalid_value(self, feature: _Feature, row: LocatedEvent, out: MonitorOutput) -> None:
+        self._count(out, feature.name, Check.INVALID_VALUE, 1)
+        out.findings.append(self._finding(
+            feature, Kind.DATA_QUALITY, Check.INVALID_VALUE, Severity.WARNING, 1.0, 0.0, row,
+            f"{self._noun(feature).capitalize()} received arrays or objects, which the input contract does not allow; "
+            f"they are counted and ignored.",
+        ))
+
+    def _drift_kind(self, feature: _Feature) -> str:
+        return Kind.PREDICTION_DRIFT if feature.source == OUTPUTS else Kind.DATA_DRIFT
+
+    def _drift_finding(self, feature: _Feature, det, shift: float, spread: float, row: LocatedEvent) -> Finding:
+        noun = self._noun(feature)
+        direction = "up" if shift >= 0 else "down"
+        if det.detector == PAGE_HINKLEY_SPREAD:
+            change = "grew" if spread >= 1.0 else "shrank"
+            summary = (f"Spread of {noun} {change} to about {spread:.2f}× the reference "
+                       f"(Page-Hinkley on spread {det.statistic:.2f} > {det.threshold:.2f}); "
+                       f"inspect recent values of {feature.name} against the reference.")
+            critical = spread >= 2.0 or spread <= 0.5
+        elif det.detector == PAGE_HINKLEY:
+            summary = (f"Mean of {noun} moved {direction} by about {abs(shift):.2f} reference sd "
+                       f"(Page-Hinkley {det.statistic:.2f} > {det.threshold:.2f}); "
+                       f"check the upstream data for {feature.name}.")
+            critical = abs(shift) >= 1.0
+        else:
+            summary = (f"ADWIN found a change in {noun}: recent mean is {shift:+.2f} reference sd from the reference "
+                       f"(confidence delta {det.threshold:.2g}); check the upstream data for {feature.name}.")
+            critical = abs(shift) >= 1.0
+        return self._finding(
+            feature, self._drift_kind(feature), det.detector, Severity.CRITICAL if critical else Severity.WARNING,
+            float(det.statistic), float(det.threshold), row, summary,
+            mean_shift_sd=round(shift, 4), spread_ratio=round(spread, 4),
+        )
+
+    # ---------------------------------------------------------------- windows
+    def _close_window(self, out: MonitorOutput) -> None:
+        """Run the windowed checks, emit summaries, start the next window."""
+        if self._window_records == 0:
+            return
+        last_row = LocatedEvent(self._window_last_offset or 0, _time_only(self._window_last_time))
+        for feature in self.features.values():
+            if feature.records == 0 and feature.present == 0:
+                continue
+            out.summaries.append(self._window_feature(feature, last_row, out))
+            feature._reset_window()
+            if feature.numeric is not None:
+                feature.numeric.reset_window()
+            if feature.categorical is not None:
+                feature.categorical.reset_window()
+        self._window_records = 0
+        self._window_first_offset = None
+        self._window_first_time = None
+
+    def _window_feature(self, feature: _Feature, last_row: LocatedEvent, out: MonitorOutput) -> dict[str, object]:
+        s = self.settings
+        found = out.findings
+        span = self._span(last_row)
+        records = feature.records
+        missing = max(records - feature.present, 0)
+        summary: dict[str, object] = {
+            "type": "window_summary",
+            "model": self.model,
+            "model_version": self.model_version,
+            "feature": feature.name,
+            "source": feature.source,
+            "feature_type": feature.kind or "unknown",
+            "window": span.to_dict(),
+            "reference": "warmup",
+            "records": records,
+            "count": feature.present,
+            "missing": missing,
+            "missing_ratio": (missing / records) if records else None,
+            "non_finite": feature.non_finite,
+            "type_mismatches": feature.type_mismatch,
+            "invalid_values": feature.invalid,
+        }
+        # Missing rate and vanished features, against the warm-up missing rate.
+        ref_complete = feature.ref_records >= s.warmup
+        if ref_complete and feature.scored_records >= s.min_window_values:
+            if feature.present == 0 and feature.ref_missing < feature.ref_records:
+                self._count(out, feature.name, Check.VANISHED_FEATURE, 1)
+                found.append(self._finding(
+                    feature, Kind.DATA_QUALITY, Check.VANISHED_FEATURE, Severity.CRITICAL,
+                    1.0, 0.0, last_row,
+                    f"{self._noun(feature).capitalize()} is missing from all {records} records of this window "
+                    f"(it was present in {1 - feature.ref_missing / feature.ref_records:.0%} during warm-up); "
+                    f"check whether the producer stopped sending it.",
+                ))
+            else:
+                ref = [feature.ref_records - feature.ref_missing, feature.ref_missing]
+                cur = [feature.scored_records - feature.scored_missing, feature.scored_missing]
+                test = chi_square_two_sample(ref, cur, min_expected=0.5)
+                ref_ratio = feature.ref_missing / feature.ref_records
+                cur_ratio = feature.scored_missing / feature.scored_records
+                summary["missing_p_value"] = test.p_value
+                if cur_ratio > ref_ratio and test.p_value < s.window_alpha:
+                    self._count(out, feature.name, Check.MISSING_RATE, 1)
+                    threshold = chi_square_critical(s.window_alpha, 1)
+                    found.append(self._finding(
+                        feature, Kind.DATA_QUALITY, Check.MISSING_RATE,
+                        Severity.CRITICAL if cur_ratio >= 0.5 else Severity.WARNING,
+                        test.statistic, threshold, last_row,
+                        f"{self._noun(feature).capitalize()} is missing in {cur_ratio:.1%} of records "
+                        f"(warm-up: {ref_ratio:.1%}; chi-square {test.statistic:.1f} > {threshold:.1f}); "
+                        f"check the producer for dropped fields.",
+                        missing_ratio=cur_ratio, reference_missing_ratio=ref_ratio, p_value=test.p_value,
+                    ))
+        if feature.numeric is not None:
+            num = feature.numeric
+            summary["warmed_up"] = num.warmed_up
+            summary.update({k: v for k, v in num.window_moments.to_dict().items() if k != "count"})
+            summary["quantiles"] = num.quantiles(window=True)
+            summary["drift"] = num.window_drift()
+        elif feature.categorical is not None:
+            cat = feature.categorical
+            scored = sum(cat.window_scored.values())
+            summary["warmed_up"] = cat.warmed_up
+            summary["categories"] = cat.top(20)
+            summary["distinct"] = len(cat.window_counts)
+            summary["new_category_ratio"] = (cat.window_new / scored) if scored else None
+            tested = cat.window_test() if scored >= s.min_window_values else None
+            drift: dict[str, object] = {}
+            if tested is not None:
+                chi, psi_value, js = tested
+                drift = {"chi_square": chi.statistic, "df": chi.df, "p_value": chi.p_value,
+                         "psi": psi_value, "jensen_shannon": js}
+                if chi.df > 0 and chi.p_value < s.window_alpha:
+                    threshold = chi_square_critical(s.window_alpha, chi.df)
+                    moved = _most_changed(cat.reference, cat.window_scored)
+                    found.append(self._finding(
+                        feature, self._drift_kind(feature), Check.CHI_SQUARE,
+                        Severity.CRITICAL if psi_value >= 0.25 else Severity.WARNING,
+                        chi.statistic, threshold, last_row,
+                        f"Category mix of {self._noun(feature)} changed (chi-square {chi.statistic:.1f} > {threshold:.1f}, "
+                        f"PSI {psi_value:.2f}, JS {js:.3f}); {moved}.",
+                        p_value=chi.p_value, psi=psi_value, jensen_shannon=js,
+                    ))
+            summary["drift"] = drift
+        return summary
+
+
+def _time_only(time_ms: int | None) -> InferenceEvent:
+    return InferenceEvent("", "", None, time_ms, None, None)
+
+
+def _most_changed(reference: dict[str, int], current: dict[str, int]) -> str:
+    ref_total = sum(reference.values()) or 1
+    cur_total = sum(current.values()) or 1
+    names = set(reference) | set(current)
+    name = max(names, key=lambda n: abs(current.get(n, 0) / cur_total - reference.get(n, 0) / ref_total))
+    before = reference.get(name, 0) / ref_total
+    after = current.get(name, 0) / cur_total
+    return f"largest move: '{name}' {before:.0%} → {after:.0%}"

@@ -1,0 +1,152 @@
+"""Source records in, alerts / window summaries / dead letters out.
+
+The pipeline is the whole detection core behind one call, with no I/O: the
+Kafka worker hands it each consumed batch and publishes what comes back; a file
+replay can do the same.  It decodes records, routes events to the monitor of
+their (topic, partition, model, model_version), applies the caps that bound
+memory and metric cardinality, and runs the alert lifecycle.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+from driftline.contract.decode import DecodeError, decode_event
+from driftline.contract.event import SourceRecord
+from driftline.detection.alerts import AlertBook
+from driftline.detection.monitor import LocatedEvent, ModelMonitor
+from driftline.detection.settings import MonitorSettings
+
+__all__ = ["Pipeline", "PipelineSettings", "BatchResult", "DeadLetter"]
+
+OVERFLOW_MODEL = "model"
+OVERFLOW_FEATURE = "feature"
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    monitor: MonitorSettings
+    max_models: int = 100
+    max_record_bytes: int = 1_000_000
+    cooldown_seconds: float = 300.0
+    resolve_after_seconds: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    record: SourceRecord
+    reason: str
+    detail: str
+
+
+@dataclass(slots=True)
+class BatchResult:
+    alerts: list[dict[str, object]] = field(default_factory=list)
+    summaries: list[dict[str, object]] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    #: (model, topic) -> events decoded
+    events: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    #: (model, feature, check) -> data-quality findings
+    quality: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
+    #: what -> events or features dropped by a cap
+    overflow: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    #: (topic, partition) -> newest event time (ms) in the batch
+    event_time_ms: dict[tuple[str, int], int] = field(default_factory=dict)
+    suppressed_findings: int = 0
+
+
+class Pipeline:
+    """The detection core of one worker."""
+
+    def __init__(self, settings: PipelineSettings, *, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self._clock = clock
+        self.monitors: dict[tuple[str, int, str, str], ModelMonitor] = {}
+        self.alerts = AlertBook(cooldown_seconds=settings.cooldown_seconds,
+                                resolve_after_seconds=settings.resolve_after_seconds)
+        self._models: set[tuple[str, str]] = set()
+        self._watermark_ms: float | None = None
+
+    @property
+    def model_count(self) -> int:
+        return len(self._models)
+
+    @property
+    def feature_count(self) -> int:
+        return sum(len(m.features) for m in self.monitors.values())
+
+    def process(self, records: Sequence[SourceRecord]) -> BatchResult:
+        result = BatchResult()
+        max_bytes = self.settings.max_record_bytes
+        # Decode, keeping per-(partition, model) order.
+        routed: dict[tuple[str, int, str, str], list[LocatedEvent]] = {}
+        for rec in records:
+            decoded = decode_event(rec.value, max_bytes=max_bytes, record_timestamp_ms=rec.timestamp_ms)
+            if isinstance(decoded, DecodeError):
+                result.dead_letters.append(DeadLetter(rec, decoded.reason, decoded.detail))
+                continue
+            key = (rec.topic, rec.partition, decoded.model, decoded.model_version)
+            bucket = routed.get(key)
+            if bucket is None:
+                bucket = routed[key] = []
+            bucket.append(LocatedEvent(rec.offset, decoded))
+            if decoded.timestamp_ms is not None:
+                tp = (rec.topic, rec.partition)
+                if decoded.timestamp_ms > result.event_time_ms.get(tp, -1):
+                    result.event_time_ms[tp] = decoded.timestamp_ms
+
+        for key, events in routed.items():
+            topic, _, model, version = key
+            monitor = self._monitor(key)
+            if monitor is None:
+                result.overflow[OVERFLOW_MODEL] += len(events)
+                continue
+            result.events[(model, topic)] += len(events)
+            out = monitor.process(events)
+            result.summaries.extend(out.summaries)
+            if out.overflow_features:
+                result.overflow[OVERFLOW_FEATURE] += out.overflow_features
+            for (feature, check), n in out.quality_counts.items():
+                result.quality[(model, feature, check)] += n
+            for finding in out.findings:
+                now = finding.event_time_ms if finding.event_time_ms is not None else self._clock() * 1000.0
+                self._advance(now)
+                alert = self.alerts.observe(finding, now)
+                if alert is None:
+                    result.suppressed_findings += 1
+                else:
+                    result.alerts.append(alert)
+
+        for t in result.event_time_ms.values():
+            self._advance(t)
+        if self._watermark_ms is not None:
+            result.alerts.extend(self.alerts.tick(self._watermark_ms))
+        return result
+
+    def _advance(self, now_ms: float) -> None:
+        if self._watermark_ms is None or now_ms > self._watermark_ms:
+            self._watermark_ms = now_ms
+
+    def _monitor(self, key: tuple[str, int, str, str]) -> ModelMonitor | None:
+        monitor = self.monitors.get(key)
+        if monitor is not None:
+            return monitor
+        topic, partition, model, version = key
+        if (model, version) not in self._models:
+            if len(self._models) >= self.settings.max_models:
+                return None
+            self._models.add((model, version))
+        monitor = ModelMonitor(topic=topic, partition=partition, model=model, model_version=version,
+                               settings=self.settings.monitor)
+        self.monitors[key] = monitor
+        return monitor
+
+    def drop_partitions(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Forget the monitors of partitions this worker no longer owns."""
+        gone = set(partitions)
+        for key in [k for k in self.monitors if (k[0], k[1]) in gone]:
+            del self.monitors[key]
+        self._models = {(k[2], k[3]) for k in self.monitors}

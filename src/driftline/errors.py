@@ -1,0 +1,36 @@
+"""Exceptions raised by driftline.
+
+    DriftlineError                 root of everything driftline raises
+    ├── ConfigError                a setting is invalid; the message names it
+    ├── BrokerUnreachableError     no Kafka broker answered at start-up
+    └── KafkaFailure               Kafka refused something the worker needs
+        └── DeliveryError          output records could not be delivered
+
+Errors from confluent-kafka are translated into these at the transport
+boundary.  Bad *input records* are never exceptions: they become dead letters
+with a reason (see :mod:`driftline.contract.decode`).
+"""
+
+from __future__ import annotations
+
+__all__ = ["DriftlineError", "ConfigError", "BrokerUnreachableError", "KafkaFailure", "DeliveryError"]
+
+
+class DriftlineError(Exception):
+    """Root of every exception driftline raises on purpose."""
+
+
+class ConfigError(DriftlineError):
+    """A configuration setting is invalid; the message names the setting."""
+
+
+class BrokerUnreachableError(DriftlineError):
+    """No Kafka broker could be reached at start-up."""
+
+
+class KafkaFailure(DriftlineError):
+    """Kafka refused an operation the worker cannot do without."""
+
+
+class DeliveryError(KafkaFailure):
+    """Output records (alerts, summaries, dead letters) were not delivered."""

@@ -1,0 +1,1 @@
+"""Observability: Prometheus metrics, the metrics/health HTTP endpoint, structured logs."""

@@ -1,0 +1,85 @@
+"""Every Prometheus metric of a worker, defined once, against an injectable registry.
+
+Label values are bounded: models by ``max_models``, features by
+``max_features_per_model``, reasons and checks by fixed lists, partitions by the
+topic layout.  What a cap drops is counted in ``driftline_overflow_total``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.process_collector import ProcessCollector
+
+from driftline.detection.pipeline import BatchResult
+
+__all__ = ["WorkerMetrics", "DRIFT_STATISTICS"]
+
+#: Window-summary drift statistics exported as gauges.
+DRIFT_STATISTICS = ("page_hinkley", "page_hinkley_spread", "mean_shift_sd", "spread_ratio",
+                    "chi_square", "psi", "jensen_shannon")
+
+
+class WorkerMetrics:
+    """The metrics of one worker process."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, process_metrics: bool = True) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        if process_metrics:
+            ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
+        self.events = Counter("driftline_events_total", "Inference events decoded and monitored.", ["model", "topic"], registry=r)
+        self.records = Counter("driftline_records_total", "Records consumed, valid or not.", ["topic"], registry=r)
+        self.dead_letters = Counter("driftline_dead_letters_total", "Records sent to the dead-letter topic.", ["reason", "topic"], registry=r)
+        self.data_quality = Counter("driftline_data_quality_findings_total", "Data-quality findings.", ["model", "feature", "check"], registry=r)
+        self.alerts = Counter("driftline_alerts_total", "Alert events published.", ["model", "feature", "kind", "detector", "status"], registry=r)
+        self.alerts_firing = Gauge("driftline_alerts_firing", "Alert keys currently firing.", ["model", "feature", "kind", "detector"], registry=r)
+        self.suppressed = Counter("driftline_alerts_suppressed_total", "Findings not published because their key was in cooldown.", registry=r)
+        self.summaries = Counter("driftline_window_summaries_total", "Window summaries published.", ["model"], registry=r)
+        self.drift_statistic = Gauge("driftline_feature_drift_statistic", "Latest window's drift statistic per feature.",
+                                     ["model", "model_version", "feature", "statistic"], registry=r)
+        self.missing_ratio = Gauge("driftline_feature_missing_ratio", "Latest window's missing ratio per feature.",
+                                   ["model", "model_version", "feature"], registry=r)
+        self.batch_latency = Histogram("driftline_batch_duration_seconds", "Time to process and deliver one consumed batch.",
+                                       buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0), registry=r)
+        self.batch_size = Histogram("driftline_batch_records", "Records per consumed batch.",
+                                    buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000), registry=r)
+        self.consumer_lag = Gauge("driftline_consumer_lag_records", "High watermark minus next offset to process.", ["topic", "partition"], registry=r)
+        self.event_time_lag = Gauge("driftline_event_time_lag_seconds", "Wall clock minus newest event time processed.", ["topic", "partition"], registry=r)
+        self.assigned_partitions = Gauge("driftline_assigned_partitions", "Input partitions assigned to this worker.", registry=r)
+        self.models = Gauge("driftline_monitored_models", "Model versions monitored by this worker.", registry=r)
+        self.features = Gauge("driftline_monitored_features", "Features monitored by this worker (over all partitions).", registry=r)
+        self.overflow = Counter("driftline_overflow_total", "Events or features dropped by a cap.", ["what"], registry=r)
+        self.delivery_failures = Counter("driftline_delivery_failures_total", "Output records Kafka failed to deliver.", ["topic"], registry=r)
+
+    def record_batch(self, result: BatchResult, *, models: int, features: int) -> None:
+        """Update counters and gauges from one processed batch."""
+        for (model, topic), n in result.events.items():
+            self.events.labels(model, topic).inc(n)
+        for dl in result.dead_letters:
+            self.dead_letters.labels(dl.reason, dl.record.topic).inc()
+        for (model, feature, check), n in result.quality.items():
+            self.data_quality.labels(model, feature, check).inc(n)
+        for alert in result.alerts:
+            labels = (str(alert["model"]), str(alert["feature"]), str(alert["kind"]), str(alert["detector"]))
+            self.alerts.labels(*labels, str(alert["status"])).inc()
+            self.alerts_firing.labels(*labels).set(1.0 if alert["status"] == "firing" else 0.0)
+        if result.suppressed_findings:
+            self.suppressed.inc(result.suppressed_findings)
+        for s in result.summaries:
+            model, version, feature = str(s["model"]), str(s["model_version"]), str(s["feature"])
+            self.summaries.labels(model).inc()
+            ratio = s.get("missing_ratio")
+            if isinstance(ratio, (int, float)):
+                self.missing_ratio.labels(model, version, feature).set(ratio)
+            drift = s.get("drift") or {}
+            if isinstance(drift, dict):
+                for name in DRIFT_STATISTICS:
+                    value = drift.get(name)
+                    if isinstance(value, (int, float)) and math.isfinite(value):
+                        self.drift_statistic.labels(model, version, feature, name).set(value)
+        for what, n in result.overflow.items():
+            self.overflow.labels(what).inc(n)
+        self.models.set(models)
+        self.features.set(features)

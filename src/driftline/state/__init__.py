@@ -1,0 +1,1 @@
+"""Per-feature state: moments, quantile sketches, category counts, change detectors."""

@@ -1,0 +1,84 @@
+"""State of one categorical feature: bounded category counts and a reference mix."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Iterable
+
+from driftline.stats.divergence import ChiSquareResult, chi_square_two_sample, jensen_shannon, psi
+
+__all__ = ["CategoricalState", "OVERFLOW"]
+
+OVERFLOW = "__other__"
+
+
+class CategoricalState:
+    """Counts per category, capped at ``max_categories`` tracked names.
+
+    Categories beyond the cap are counted in the ``__other__`` bucket, so
+    memory stays bounded however many distinct strings arrive.  The first
+    ``warmup`` values form the reference mix; afterwards each window's mix is
+    compared with it (two-sample chi-square, PSI, Jensen-Shannon).
+    """
+
+    __slots__ = ("max_categories", "warmup", "counts", "window_counts", "reference",
+                 "reference_total", "window_scored", "window_new", "total_new", "overflowed")
+
+    def __init__(self, *, max_categories: int, warmup: int) -> None:
+        self.max_categories = max_categories
+        self.warmup = warmup
+        self.counts: Counter[str] = Counter()
+        self.window_counts: Counter[str] = Counter()
+        self.reference: Counter[str] = Counter()
+        self.reference_total = 0
+        self.window_scored: Counter[str] = Counter()
+        self.window_new = 0
+        self.total_new = 0
+        self.overflowed = 0
+
+    @property
+    def warmed_up(self) -> bool:
+        return self.reference_total >= self.warmup
+
+    def _bucket(self, value: str) -> str:
+        if value in self.counts or len(self.counts) < self.max_categories:
+            return value
+        self.overflowed += 1
+        return OVERFLOW
+
+    def update(self, values: Iterable[str]) -> None:
+        counts, window, reference = self.counts, self.window_counts, self.reference
+        for raw in values:
+            value = self._bucket(raw)
+            counts[value] += 1
+            window[value] += 1
+            if self.reference_total < self.warmup:
+                reference[value] += 1
+                self.reference_total += 1
+            else:
+                self.window_scored[value] += 1
+                if value not in reference:
+                    self.window_new += 1
+                    self.total_new += 1
+
+    def window_test(self) -> tuple[ChiSquareResult, float, float] | None:
+        """Chi-square, PSI and Jensen-Shannon of this window against the reference.
+
+        Only values counted after the reference was complete take part, so a
+        window that overlaps warm-up is not compared with itself.
+        """
+        current = self.window_scored
+        if not self.warmed_up or not current:
+            return None
+        names = sorted(set(self.reference) | set(current))
+        ref = [self.reference.get(n, 0) for n in names]
+        cur = [current.get(n, 0) for n in names]
+        return chi_square_two_sample(ref, cur), psi(ref, cur), jensen_shannon(ref, cur)
+
+    def top(self, n: int = 10) -> dict[str, int]:
+        return dict(self.window_counts.most_common(n))
+
+    def reset_window(self) -> None:
+        self.window_counts = Counter()
+        self.window_scored = Counter()
+        self.window_new = 0

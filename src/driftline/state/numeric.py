@@ -1,0 +1,149 @@
+"""State of one numeric feature: moments, quantile sketches, reference, detectors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from datasketches import kll_doubles_sketch
+
+from driftline.state.detectors import BlockDetectors, Detection, DetectorParams
+from driftline.stats.moments import Moments
+from driftline.stats.pit import QuantileGrid, block_spread_scores
+
+__all__ = ["NumericState", "SUMMARY_QUANTILES"]
+
+SUMMARY_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+KLL_K = 200
+GRID_SIZE = 1024
+RECENT_BLOCKS = 8
+
+
+class NumericState:
+    """Everything driftline keeps about one numeric feature of one model version.
+
+    ``update`` takes the finite values of a batch in stream order.  The first
+    ``warmup`` of them become the reference (sorted and reduced to a quantile
+    grid); every later value is transformed through that reference and fed, a
+    block at a time, to the detectors.  Detections come back with the index of
+    the value that completed the detecting block.
+    """
+
+    __slots__ = (
+        "params", "warmup", "moments", "sketch", "window_moments", "window_sketch",
+        "_warmup_values", "_warmup_count", "grid", "reference_moments", "detectors",
+        "_rng", "_pending_z", "window_z_sum", "window_z_sq", "window_scored",
+    )
+
+    def __init__(self, params: DetectorParams, *, warmup: int, seed: int) -> None:
+        self.params = params
+        self.warmup = warmup
+        self.moments = Moments()
+        self.sketch = kll_doubles_sketch(KLL_K)
+        self.window_moments = Moments()
+        self.window_sketch = kll_doubles_sketch(KLL_K)
+        self._warmup_values: list[np.ndarray] = []
+        self._warmup_count = 0
+        self.grid: QuantileGrid | None = None
+        self.reference_moments = Moments()
+        self.detectors = BlockDetectors(params)
+        self._rng = np.random.default_rng(seed)
+        self._pending_z = np.empty(0)
+        self.window_z_sum = 0.0
+        self.window_z_sq = 0.0
+        self.window_scored = 0
+
+    @property
+    def warmed_up(self) -> bool:
+        return self.grid is not None
+
+    def update(self, values: np.ndarray) -> list[tuple[int, Detection, tuple[float, float]]]:
+        """Add finite values in stream order.
+
+        Returns ``(value index, detection, (mean shift, spread ratio))`` for each
+        detection: the index of the value that completed the detecting block,
+        and the effect over the blocks just before it, in reference units
+        (normal scores: a shift of 1.0 is one reference standard deviation for
+        normal data; a spread ratio of 1.5 is a 50 % wider distribution).
+        """
+        if values.size == 0:
+            return []
+        self.moments.update(values)
+        self.window_moments.update(values)
+        self.sketch.update(values)
+        self.window_sketch.update(values)
+        start = 0
+        if self.grid is None:
+            take = min(self.warmup - self._warmup_count, values.size)
+            self._warmup_values.append(values[:take].copy())
+            self._warmup_count += take
+            start = take
+            if self._warmup_count >= self.warmup:
+                self._set_reference(np.concatenate(self._warmup_values))
+                self._warmup_values = []
+        if start >= values.size:
+            return []
+        return self._score(values[start:], offset=start)
+
+    def _set_reference(self, sample: np.ndarray) -> None:
+        self.grid = QuantileGrid.from_sorted_sample(np.sort(sample), GRID_SIZE)
+        self.reference_moments = Moments.of(sample)
+
+    def _score(self, values: np.ndarray, *, offset: int) -> list[tuple[int, Detection, tuple[float, float]]]:
+        assert self.grid is not None
+        _, z = self.grid.normal_scores(values, self._rng.random(values.size))
+        self.window_z_sum += float(z.sum())
+        self.window_z_sq += float(np.dot(z, z))
+        self.window_scored += int(z.size)
+        block = self.params.block
+        pending = self._pending_z.size
+        z_all = np.concatenate((self._pending_z, z)) if pending else z
+        full = (z_all.size // block) * block
+        self._pending_z = z_all[full:].copy()
+        if full == 0:
+            return []
+        scale = 1.0 / math.sqrt(block)
+        blocks = z_all[:full].reshape(-1, block)
+        loc = (blocks.sum(axis=1) * scale).tolist()
+        spr = block_spread_scores(blocks).tolist()
+        first_block = self.detectors.blocks
+        found = self.detectors.update(loc, spr)
+        out = []
+        for det in found:
+            rel = det.block - first_block  # 1-based block index within z_all
+            # Index (in ``values``) of the last value of the detecting block.
+            out.append((offset + rel * block - 1 - pending, det, self._recent_effect(z_all, rel)))
+        return out
+
+    def _recent_effect(self, z_all: np.ndarray, rel: int) -> tuple[float, float]:
+        """Mean shift (reference sd) and spread ratio over the last blocks before a detection."""
+        block = self.params.block
+        seg = z_all[max(0, rel - RECENT_BLOCKS) * block: rel * block]
+        return float(seg.mean()), float(seg.std())
+
+    def quantiles(self, *, window: bool) -> dict[str, float] | None:
+        sketch = self.window_sketch if window else self.sketch
+        if sketch.is_empty():
+            return None
+        qs = sketch.get_quantiles(list(SUMMARY_QUANTILES))
+        return {f"p{round(q * 100):02d}": float(v) for q, v in zip(SUMMARY_QUANTILES, qs)}
+
+    def window_drift(self) -> dict[str, float | None]:
+        """Drift statistics for the closing window."""
+        stats: dict[str, float | None] = dict(self.detectors.statistics())
+        n = self.window_scored
+        if n:
+            mean_z = self.window_z_sum / n
+            stats["mean_shift_sd"] = mean_z
+            stats["spread_ratio"] = math.sqrt(max(self.window_z_sq / n - mean_z * mean_z, 0.0))
+        else:
+            stats["mean_shift_sd"] = None
+            stats["spread_ratio"] = None
+        return stats
+
+    def reset_window(self) -> None:
+        self.window_moments = Moments()
+        self.window_sketch = kll_doubles_sketch(KLL_K)
+        self.window_z_sum = 0.0
+        self.window_z_sq = 0.0
+        self.window_scored = 0

@@ -1,0 +1,1 @@
+"""Pure statistics: normal quantiles, reference transforms, calibration, divergences. No I/O."""

@@ -1,0 +1,1 @@
+"""Kafka transport: clients, topics and the worker loop (the only place confluent-kafka is used)."""

@@ -1,0 +1,114 @@
+"""The Kafka boundary: client construction, topic creation, error translation.
+
+Nothing outside :mod:`driftline.transport` imports confluent-kafka; its
+exceptions are turned into :mod:`driftline.errors` here.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterable
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from driftline.config import Settings
+from driftline.errors import BrokerUnreachableError, ConfigError, KafkaFailure
+
+__all__ = ["make_admin", "make_consumer", "make_producer", "check_broker", "ensure_topics", "OUTPUT_TOPIC_CONFIGS"]
+
+log = logging.getLogger("driftline.kafka")
+
+#: Configs of the topics driftline writes.  Alerts and summaries are events
+#: (delete policy, a week); dead letters are kept longer so they can be replayed.
+OUTPUT_TOPIC_CONFIGS = {
+    "alerts": {"cleanup.policy": "delete", "retention.ms": str(7 * 24 * 3600 * 1000)},
+    "metrics": {"cleanup.policy": "delete", "retention.ms": str(7 * 24 * 3600 * 1000)},
+    "deadletter": {"cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000)},
+}
+
+
+def _client(factory, conf: dict[str, object], what: str):
+    try:
+        return factory(conf, logger=log)
+    except KafkaException as exc:
+        raise ConfigError(f"invalid Kafka property for the {what} (setting 'kafka' / -X / DRIFTLINE_KAFKA__*): {exc.args[0].str() if exc.args and isinstance(exc.args[0], KafkaError) else exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid Kafka property for the {what} (setting 'kafka'): {exc}") from None
+
+
+def make_admin(settings: Settings) -> AdminClient:
+    return _client(AdminClient, dict(settings.kafka_properties()), "admin client")
+
+
+def make_consumer(settings: Settings) -> Consumer:
+    conf: dict[str, object] = {
+        **settings.kafka_properties(),
+        "group.id": settings.group_id,
+        "auto.offset.reset": settings.auto_offset_reset,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "session.timeout.ms": settings.session_timeout_ms,
+        "enable.partition.eof": False,
+    }
+    conf.setdefault("client.id", "driftline-worker")
+    return _client(Consumer, conf, "consumer")
+
+
+def make_producer(settings: Settings, *, client_id: str = "driftline-worker") -> Producer:
+    conf: dict[str, object] = {
+        **settings.kafka_properties(),
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "compression.type": "lz4",
+    }
+    conf.setdefault("client.id", client_id)
+    return _client(Producer, conf, "producer")
+
+
+def check_broker(admin: AdminClient, settings: Settings) -> set[str]:
+    """List topics, or raise :class:`BrokerUnreachableError` with what to check."""
+    try:
+        metadata = admin.list_topics(timeout=settings.broker_timeout_seconds)
+    except KafkaException as exc:
+        err = exc.args[0] if exc.args else exc
+        detail = err.str() if isinstance(err, KafkaError) else str(err)
+        raise BrokerUnreachableError(
+            f"cannot reach Kafka at {settings.bootstrap_servers!r} within {settings.broker_timeout_seconds:g} s "
+            f"({detail}); check the setting bootstrap_servers (DRIFTLINE_BOOTSTRAP_SERVERS / --bootstrap-servers) "
+            f"and the security properties"
+        ) from None
+    return {name for name, t in metadata.topics.items() if t.error is None}
+
+
+def ensure_topics(admin: AdminClient, settings: Settings, existing: set[str]) -> list[str]:
+    """Create the missing output topics; return the names created."""
+    wanted = {
+        settings.alerts_topic: OUTPUT_TOPIC_CONFIGS["alerts"],
+        settings.metrics_topic: OUTPUT_TOPIC_CONFIGS["metrics"],
+        settings.deadletter_topic: OUTPUT_TOPIC_CONFIGS["deadletter"],
+    }
+    missing = [name for name in wanted if name not in existing]
+    return create_topics(admin, missing, wanted, settings.topic_partitions, settings.topic_replication_factor,
+                         settings.broker_timeout_seconds)
+
+
+def create_topics(admin: AdminClient, names: Iterable[str], configs: dict[str, dict[str, str]],
+                  partitions: int, replication_factor: int, timeout: float) -> list[str]:
+    new = [NewTopic(name, num_partitions=partitions, replication_factor=replication_factor,
+                    config=configs.get(name, {})) for name in names]
+    if not new:
+        return []
+    futures = admin.create_topics(new, operation_timeout=timeout, request_timeout=timeout)
+    created = []
+    for name, future in futures.items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            err = exc.args[0]
+            if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            raise KafkaFailure(f"cannot create topic {name!r}: {err}") from None
+    return created
