@@ -371,21 +371,23 @@ class ModelMonitor:
 
     def _drift_finding(self, feature: _Feature, det, shift: float, spread: float, row: LocatedEvent) -> Finding:
         noun = self._noun(feature)
+        action = (f"check the upstream data for {feature.name}" if feature.source == FEATURES else
+                  "check whether the inputs drifted too and whether the model's behaviour changed")
         direction = "up" if shift >= 0 else "down"
         if det.detector == PAGE_HINKLEY_SPREAD:
             change = "grew" if spread >= 1.0 else "shrank"
             summary = (f"Spread of {noun} {change} to about {spread:.2f}× the reference "
                        f"(Page-Hinkley on spread {det.statistic:.2f} > {det.threshold:.2f}); "
-                       f"inspect recent values of {feature.name} against the reference.")
+                       f"{action}.")
             critical = spread >= 2.0 or spread <= 0.5
         elif det.detector == PAGE_HINKLEY:
             summary = (f"Mean of {noun} moved {direction} by about {abs(shift):.2f} reference sd "
                        f"(Page-Hinkley {det.statistic:.2f} > {det.threshold:.2f}); "
-                       f"check the upstream data for {feature.name}.")
+                       f"{action}.")
             critical = abs(shift) >= 1.0
         else:
             summary = (f"ADWIN found a change in {noun}: recent mean is {shift:+.2f} reference sd from the reference "
-                       f"(confidence delta {det.threshold:.2g}); check the upstream data for {feature.name}.")
+                       f"(confidence delta {det.threshold:.2g}); {action}.")
             critical = abs(shift) >= 1.0
         return self._finding(
             feature, self._drift_kind(feature), det.detector, Severity.CRITICAL if critical else Severity.WARNING,
