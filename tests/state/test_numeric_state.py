@@ -1,0 +1,36 @@
+import numpy as np
+
+from driftline.detection.settings import MonitorSettings
+from driftline.state.numeric import NumericState
+
+
+def _state(seed=1):
+    s = MonitorSettings.calibrated(false_alarm_rate=2e-7)
+    return NumericState(s.detector, warmup=2000, seed=seed)
+
+
+def _feed(state, x, chunk):
+    found = []
+    for i in range(0, x.size, chunk):
+        found += [(i + j, d.detector) for j, d, _ in state.update(x[i:i + chunk])]
+    return found
+
+
+def test_detection_positions_are_pinned_on_a_seeded_stream():
+    rng = np.random.default_rng(42)
+    x = np.concatenate([rng.normal(size=6000), rng.normal(size=2000) + 1.0])
+    found = _feed(_state(), x, 1000)
+    assert found == [(6047, "page_hinkley"), (6127, "adwin")]
+
+
+def test_batching_does_not_change_the_result():
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.normal(size=5000), rng.normal(size=3000) * 1.5])
+    assert _feed(_state(), x, 997) == _feed(_state(), x, 64) == _feed(_state(), x, 8000)
+
+
+def test_no_detection_during_warmup_and_on_a_stationary_stream():
+    rng = np.random.default_rng(3)
+    state = _state()
+    assert _feed(state, rng.lognormal(size=60_000), 5000) == []
+    assert state.warmed_up and state.moments.n == 60_000
