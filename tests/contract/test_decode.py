@@ -1,0 +1,101 @@
+import orjson
+import pytest
+from hypothesis import given, settings, strategies as st
+from pydantic import ValidationError
+
+from driftline.contract.decode import DeadLetterReason as R
+from driftline.contract.decode import DecodeError, decode_event
+from driftline.contract.event import InferenceEvent
+from driftline.contract.schema import InferenceRecord
+
+
+def dec(value, **kw):
+    return decode_event(value, max_bytes=kw.pop("max_bytes", 10_000), record_timestamp_ms=kw.pop("ts", 123))
+
+
+@pytest.mark.parametrize("value, reason", [
+    (None, R.EMPTY_VALUE),
+    (b"", R.EMPTY_VALUE),
+    (b"x" * 10_001, R.TOO_LARGE),
+    (b"{not json", R.INVALID_JSON),
+    (b"\xff\xfe", R.INVALID_JSON),
+    (b"[1, 2]", R.NOT_AN_OBJECT),
+    (b'"text"', R.NOT_AN_OBJECT),
+    (b'{"features": {"a": 1}}', R.MISSING_MODEL),
+    (b'{"model": 7, "features": {"a": 1}}', R.INVALID_MODEL),
+    (b'{"model": "", "features": {"a": 1}}', R.INVALID_MODEL),
+    (b'{"model": "m", "model_version": 2, "features": {}}', R.INVALID_MODEL_VERSION),
+    (b'{"model": "m", "event_id": 5, "features": {}}', R.INVALID_EVENT_ID),
+    (b'{"model": "m", "timestamp": "yesterday", "features": {}}', R.INVALID_TIMESTAMP),
+    (b'{"model": "m", "timestamp": "2024-01-01T00:00:00", "features": {}}', R.INVALID_TIMESTAMP),
+    (b'{"model": "m", "features": [1, 2]}', R.INVALID_FEATURES),
+    (b'{"model": "m", "prediction": [0.1, 0.9]}', R.INVALID_PREDICTION),
+    (b'{"model": "m", "prediction": {}}', R.INVALID_PREDICTION),
+    (b'{"model": "m"}', R.NO_PAYLOAD),
+])
+def test_each_structural_problem_has_its_reason(value, reason):
+    result = dec(value)
+    assert isinstance(result, DecodeError)
+    assert result.reason == reason and result.detail
+
+
+def test_every_reason_is_tested():
+    listed = {r for _, r in test_each_structural_problem_has_its_reason.pytestmark[0].args[1]}
+    assert listed == set(R.ALL)
+
+
+def test_valid_record_with_defaults_and_record_timestamp():
+    ev = dec(b'{"model": "m", "features": {"a": 1.5, "b": "x", "c": null, "d": true}, "prediction": 0.3}')
+    assert isinstance(ev, InferenceEvent)
+    assert ev.model_version == "unversioned" and ev.timestamp_ms == 123
+    assert ev.features == {"a": 1.5, "b": "x", "c": None, "d": True}
+    assert ev.outputs == {"prediction": 0.3}
+
+
+def test_named_outputs_and_rfc3339_timestamp():
+    ev = dec(b'{"model": "m", "model_version": "v2", "timestamp": "2023-11-14T22:13:20.5+01:00", "prediction": {"p": 0.1, "label": "yes"}}')
+    assert ev.timestamp_ms == 1_700_000_000_500 - 3_600_000
+    assert ev.outputs == {"prediction.p": 0.1, "prediction.label": "yes"}
+    assert ev.features is None
+
+
+def test_nan_and_infinity_literals_are_accepted_for_data_quality():
+    ev = dec(b'{"model": "m", "features": {"a": NaN, "b": Infinity}}')
+    assert isinstance(ev, InferenceEvent)
+    assert ev.features["a"] != ev.features["a"] and ev.features["b"] == float("inf")
+
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12),
+                    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8))
+names = st.text(min_size=1, max_size=8)
+records = st.fixed_dictionaries(
+    {},
+    optional={
+        "model": st.one_of(st.text(max_size=6), st.integers(-5, 5), st.none()),
+        "model_version": st.one_of(st.text(max_size=4), st.integers(-5, 5)),
+        "event_id": st.one_of(st.text(max_size=4), st.integers(-5, 5)),
+        "timestamp": st.one_of(st.integers(0, 2 * 10**12), st.just("2024-05-01T10:00:00Z"), st.just("soon")),
+        "features": st.one_of(st.dictionaries(names, scalars, max_size=4), st.lists(st.integers(-5, 5), max_size=2), st.integers(-5, 5)),
+        "prediction": st.one_of(scalars, st.dictionaries(names, scalars, max_size=3), st.lists(st.integers(-5, 5), max_size=2)),
+    },
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(records)
+def test_decoder_agrees_with_the_schema_model(doc):
+    """What the published schema accepts, the decoder accepts, and vice versa."""
+    raw = orjson.dumps(doc)
+    decoded = decode_event(raw, max_bytes=100_000, record_timestamp_ms=1)
+    try:
+        InferenceRecord.model_validate_json(raw)
+        schema_ok = True
+    except ValidationError:
+        schema_ok = False
+    assert isinstance(decoded, InferenceEvent) == schema_ok, (doc, decoded)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_never_raise(raw):
+    assert isinstance(decode_event(raw, max_bytes=150), (InferenceEvent, DecodeError))
