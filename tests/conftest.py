@@ -57,7 +57,7 @@ class Env:
     def settings(self, **kw):
         base = dict(bootstrap_servers=self.broker.bootstrap_servers, input_topics=self.input, group_id=self.group,
                     alerts_topic=self.alerts, metrics_topic=self.metrics_topic, deadletter_topic=self.deadletter,
-                    session_timeout_ms=3000, metrics_port=free_port(), metrics_host="127.0.0.1",
+                    session_timeout_ms=3000, heartbeat_interval_ms=500, metrics_port=free_port(), metrics_host="127.0.0.1",
                     topic_replication_factor=1, topic_partitions=1, warmup=500, window_events=500,
                     broker_timeout_seconds=10)
         base.update(kw)

@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     poll_timeout_seconds: float = Field(0.5, gt=0, le=60, description="How long one consume call waits for records.")
     broker_timeout_seconds: float = Field(15.0, gt=0, description="How long start-up waits for the broker before reporting it unreachable.")
     session_timeout_ms: int = Field(45_000, ge=1000, description="Consumer group session timeout.")
+    heartbeat_interval_ms: int = Field(3_000, ge=100, description="Consumer group heartbeat interval; must be below session_timeout_ms / 3.")
 
     # --- Input contract ------------------------------------------------------
     max_record_bytes: int = Field(1_000_000, ge=64, description="Larger record values are dead-lettered (reason too_large).")
@@ -103,6 +104,8 @@ class Settings(BaseSettings):
         clash = outputs & set(self.input_topics)
         if clash:
             raise ValueError(f"input_topics must not include an output topic: {sorted(clash)}")
+        if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
+            raise ValueError("heartbeat_interval_ms must be at most a third of session_timeout_ms")
         for key in self.kafka:
             if key in ("bootstrap.servers", "group.id", "enable.auto.commit"):
                 raise ValueError(f"kafka property {key!r} is managed by driftline; use its own setting")

@@ -56,7 +56,7 @@ def run_demo(*, events: int = 12_000, drift_at: int = 7_000, rate: float = 4_000
             f.result(timeout=10)
         port = _port(metrics_port)
         settings = load_settings(bootstrap_servers=broker.bootstrap_servers, metrics_port=port, metrics_host="127.0.0.1",
-                                 session_timeout_ms=6000, topic_replication_factor=1, log_level="WARNING")
+                                 session_timeout_ms=6000, heartbeat_interval_ms=500, topic_replication_factor=1, log_level="WARNING")
         metrics = WorkerMetrics()
         worker = Worker(settings, metrics=metrics, on_alert=on_alert)
         thread = threading.Thread(target=worker.run, kwargs={"install_signal_handlers": False}, daemon=True)

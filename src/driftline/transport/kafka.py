@@ -49,6 +49,7 @@ def make_consumer(settings: Settings) -> Consumer:
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "session.timeout.ms": settings.session_timeout_ms,
+        "heartbeat.interval.ms": settings.heartbeat_interval_ms,
         "enable.partition.eof": False,
     }
     conf.setdefault("client.id", "driftline-worker")
