@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     kafka: dict[str, str] = Field(default_factory=dict, description="librdkafka properties passed through (security.protocol, sasl.*, ssl.*, ...).")
     sasl_password: SecretStr | None = Field(None, description="sasl.password, kept secret.")
     ssl_key_password: SecretStr | None = Field(None, description="ssl.key.password, kept secret.")
-    batch_size: int = Field(1000, ge=1, le=100_000, description="Records consumed per batch.")
+    batch_size: int = Field(5000, ge=1, le=100_000, description="Records consumed per batch.")
     poll_timeout_seconds: float = Field(0.5, gt=0, le=60, description="How long one consume call waits for records.")
     broker_timeout_seconds: float = Field(15.0, gt=0, description="How long start-up waits for the broker before reporting it unreachable.")
     session_timeout_ms: int = Field(45_000, ge=1000, description="Consumer group session timeout.")
@@ -60,7 +60,7 @@ class Settings(BaseSettings):
 
     # --- Detection ---------------------------------------------------------
     warmup: int = Field(2000, ge=50, description="Values per feature that form its warm-up reference (no drift alerts before).")
-    window_events: int = Field(1000, ge=50, description="Records per tumbling window (summaries and windowed tests).")
+    window_events: int = Field(5000, ge=50, description="Records per tumbling window (summaries and windowed tests).")
     window_seconds: float = Field(60.0, ge=0, description="A window also closes after this much event time; 0 = count only.")
     false_alarm_rate: float = Field(2e-7, gt=0, lt=1e-2, description="Design false alarms per event per feature, over all its checks.")
     design_shift: float = Field(0.5, gt=0, le=5, description="Smallest mean shift (reference sd) the detectors are tuned to find quickly.")

@@ -33,4 +33,4 @@ def test_no_detection_during_warmup_and_on_a_stationary_stream():
     rng = np.random.default_rng(3)
     state = _state()
     assert _feed(state, rng.lognormal(size=60_000), 5000) == []
-    assert state.warmed_up and state.moments.n == 60_000
+    assert state.warmed_up and state.moments.n + state.window_moments.n == 60_000

@@ -37,7 +37,7 @@ class MonitorSettings:
         design_shift: float = 0.5,
         block: int = 16,
         warmup: int = 2000,
-        window_events: int = 1000,
+        window_events: int = 5000,
         window_seconds: float | None = 60.0,
         max_features: int = 500,
         max_categories: int = 100,

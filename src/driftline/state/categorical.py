@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable
-
 from driftline.stats.divergence import ChiSquareResult, chi_square_two_sample, jensen_shannon, psi
 
 __all__ = ["CategoricalState", "OVERFLOW"]
@@ -43,23 +41,33 @@ class CategoricalState:
     def _bucket(self, value: str) -> str:
         if value in self.counts or len(self.counts) < self.max_categories:
             return value
-        self.overflowed += 1
         return OVERFLOW
 
-    def update(self, values: Iterable[str]) -> None:
-        counts, window, reference = self.counts, self.window_counts, self.reference
-        for raw in values:
-            value = self._bucket(raw)
-            counts[value] += 1
-            window[value] += 1
-            if self.reference_total < self.warmup:
-                reference[value] += 1
-                self.reference_total += 1
-            else:
-                self.window_scored[value] += 1
-                if value not in reference:
-                    self.window_new += 1
-                    self.total_new += 1
+    def update(self, values: list[str]) -> None:
+        """Count a batch of values (counted per distinct value, in C)."""
+        if not values:
+            return
+        need = self.warmup - self.reference_total
+        if need > 0:
+            head, values = values[:need], values[need:]
+            for value, n in Counter(head).items():
+                value = self._bucket(value)
+                if value == OVERFLOW:
+                    self.overflowed += n
+                self.counts[value] += n
+                self.window_counts[value] += n
+                self.reference[value] += n
+            self.reference_total += len(head)
+        for value, n in Counter(values).items():
+            value = self._bucket(value)
+            if value == OVERFLOW:
+                self.overflowed += n
+            self.counts[value] += n
+            self.window_counts[value] += n
+            self.window_scored[value] += n
+            if value not in self.reference:
+                self.window_new += n
+                self.total_new += n
 
     def window_test(self) -> tuple[ChiSquareResult, float, float] | None:
         """Chi-square, PSI and Jensen-Shannon of this window against the reference.

@@ -68,9 +68,9 @@ class NumericState:
         """
         if values.size == 0:
             return []
-        self.moments.update(values)
+        # Only the window's moments and sketch are updated per value; they are
+        # merged into the cumulative ones when the window closes.
         self.window_moments.update(values)
-        self.sketch.update(values)
         self.window_sketch.update(values)
         start = 0
         if self.grid is None:
@@ -142,6 +142,9 @@ class NumericState:
         return stats
 
     def reset_window(self) -> None:
+        self.moments.merge(self.window_moments)
+        if not self.window_sketch.is_empty():
+            self.sketch.merge(self.window_sketch)
         self.window_moments = Moments()
         self.window_sketch = kll_doubles_sketch(KLL_K)
         self.window_z_sum = 0.0

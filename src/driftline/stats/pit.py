@@ -60,7 +60,11 @@ class QuantileGrid:
         q = self.points
         m = q.size
         lo = np.searchsorted(q, x, side="left")
-        hi = np.searchsorted(q, x, side="right")
+        # Only values equal to a grid point can be tied with an atom.
+        hit = q[np.minimum(lo, m - 1)] == x
+        hi = lo.copy()
+        if hit.any():
+            hi[hit] = np.searchsorted(q, x[hit], side="right")
         # Values between grid points: linear interpolation between the
         # probabilities (j - 0.5)/m and (j + 0.5)/m of the neighbours.
         inner = np.clip(lo, 1, m - 1) if m > 1 else np.zeros_like(lo)

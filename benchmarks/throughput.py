@@ -1,0 +1,148 @@
+"""End-to-end events per second on one core: driftline beside a naive loop.
+
+Both read the same topic of 200,000 inference records (20 numeric and 2
+categorical features) from the embedded broker, in the same run:
+
+* naive: consume, ``orjson.loads``, then river's ``ADWIN`` and ``PageHinkley``
+  (defaults) updated with every numeric value — no sketches, windows,
+  categorical tests, summaries, alerts or commits;
+* driftline: the real worker (decode, dead-letter checks, per-feature
+  sketches and moments, calibrated Page-Hinkley ×2 and ADWIN, categorical
+  windows, data-quality checks, window summaries produced to Kafka, offsets
+  committed after delivery).
+
+The Python process is pinned to one core and the broker to the other.
+Usage: python benchmarks/throughput.py [--records 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+import uuid
+
+import numpy as np
+import orjson
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from rich.console import Console
+from rich.table import Table
+from river import drift
+
+from driftline.config import load_settings
+from driftline.demo.broker import EmbeddedBroker
+from driftline.observability.metrics import WorkerMetrics
+from driftline.transport.worker import Worker
+
+NUMERIC = [f"n{i:02d}" for i in range(20)]
+CATEGORICAL = ["country", "device"]
+
+
+def produce(bootstrap: str, topic: str, n: int) -> None:
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(n, len(NUMERIC)))
+    countries = rng.choice(["de", "fr", "it", "es", "nl"], size=n)
+    devices = rng.choice(["ios", "android", "web"], size=n)
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.size": 1_000_000, "compression.type": "lz4"})
+    for i in range(n):
+        feats = dict(zip(NUMERIC, values[i].tolist()))
+        feats["country"] = str(countries[i])
+        feats["device"] = str(devices[i])
+        doc = {"model": "bench", "model_version": "v1", "event_id": str(i), "timestamp": 1_700_000_000_000 + i, "features": feats}
+        while True:
+            try:
+                p.produce(topic, key=b"bench", value=orjson.dumps(doc))
+                break
+            except BufferError:
+                p.poll(0.1)
+    assert p.flush(60) == 0
+
+
+def naive(bootstrap: str, topic: str, n: int) -> float:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"naive-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest",
+                  "session.timeout.ms": 3000, "heartbeat.interval.ms": 500})
+    c.subscribe([topic])
+    detectors = {f: (drift.ADWIN(), drift.PageHinkley()) for f in NUMERIC}
+    seen = 0
+    start = None
+    while seen < n:
+        for m in c.consume(1000, 1.0):
+            if m.error() is not None:
+                continue
+            if start is None:
+                start = time.perf_counter()
+            doc = orjson.loads(m.value())
+            for name, value in doc["features"].items():
+                d = detectors.get(name)
+                if d is not None:
+                    d[0].update(value)
+                    d[1].update(value)
+            seen += 1
+    elapsed = time.perf_counter() - start
+    c.close()
+    return n / elapsed
+
+
+def driftline_worker(bootstrap: str, topic: str, n: int) -> float:
+    tag = uuid.uuid4().hex[:6]
+    settings = load_settings(bootstrap_servers=bootstrap, input_topics=topic, group_id=f"dl-{tag}", metrics_port=0,
+                             alerts_topic=f"a-{tag}", metrics_topic=f"m-{tag}", deadletter_topic=f"d-{tag}",
+                             topic_replication_factor=1, session_timeout_ms=3000, heartbeat_interval_ms=500,
+                             log_level="WARNING", batch_size=2000)
+    metrics = WorkerMetrics(process_metrics=False)
+    worker = Worker(settings, metrics=metrics)
+    thread = threading.Thread(target=worker.run, kwargs={"install_signal_handlers": False}, daemon=True)
+    thread.start()
+    counter = metrics.records.labels(topic)
+    start = None
+    while True:
+        done = counter._value.get()  # noqa: SLF001 - fast read of our own counter
+        if start is None and done > 0:
+            start = time.perf_counter()
+            first = done
+        if done >= n:
+            break
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - start
+    worker.stop()
+    thread.join(30)
+    return (n - first) / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    console = Console()
+    cpus = sorted(os.sched_getaffinity(0))
+    with EmbeddedBroker() as broker:
+        if len(cpus) >= 2:
+            os.sched_setaffinity(broker._proc.pid, {cpus[-1]})  # noqa: SLF001
+            os.sched_setaffinity(0, {cpus[0]})
+        topic = f"bench-{uuid.uuid4().hex[:6]}"
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+        for f in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
+            f.result(10)
+        t = time.perf_counter()
+        produce(broker.bootstrap_servers, topic, args.records)
+        console.print(f"produced {args.records:,} records in {time.perf_counter() - t:.1f} s")
+        rows = []
+        for r in range(args.rounds):
+            base = naive(broker.bootstrap_servers, topic, args.records)
+            ours = driftline_worker(broker.bootstrap_servers, topic, args.records)
+            rows.append((r + 1, base, ours))
+    table = Table(title=f"End-to-end events/s on one core ({args.records:,} records, 20 numeric + 2 categorical features)")
+    table.add_column("round")
+    table.add_column("naive loop (orjson + river ADWIN & PH per value)", justify="right")
+    table.add_column("driftline worker", justify="right")
+    table.add_column("ratio", justify="right")
+    for r, base, ours in rows:
+        table.add_row(str(r), f"{base:,.0f}", f"{ours:,.0f}", f"{ours / base:.2f}×")
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+import numpy as np
+import orjson
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from driftline.contract.event import SourceRecord
+from driftline.detection.pipeline import Pipeline, PipelineSettings
+from driftline.detection.settings import MonitorSettings
+from driftline.observability.metrics import WorkerMetrics
+
+
+def test_batch_results_become_labelled_samples():
+    registry = CollectorRegistry()
+    metrics = WorkerMetrics(registry, process_metrics=False)
+    p = Pipeline(PipelineSettings(monitor=MonitorSettings.calibrated(false_alarm_rate=2e-7, warmup=200, window_events=200)))
+    rng = np.random.default_rng(0)
+    recs = [SourceRecord("in", 0, i, 1_700_000_000_000 + i, b"m",
+                         orjson.dumps({"model": "m", "features": {"x": float(rng.normal() + (3 if i > 600 else 0)), "c": "a"}}))
+            for i in range(1000)] + [SourceRecord("in", 0, 1000, None, None, b"bad")]
+    result = p.process(recs)
+    metrics.record_batch(result, models=p.model_count, features=p.feature_count)
+    assert registry.get_sample_value("driftline_events_total", {"model": "m", "topic": "in"}) == 1000
+    assert registry.get_sample_value("driftline_dead_letters_total", {"reason": "invalid_json", "topic": "in"}) == 1
+    fired = [a for a in result.alerts if a["feature"] == "x"]
+    assert fired
+    a = fired[0]
+    assert registry.get_sample_value("driftline_alerts_total", {"model": "m", "feature": "x", "kind": "data_drift",
+                                                                "detector": a["detector"], "status": "firing"}) >= 1
+    assert registry.get_sample_value("driftline_feature_missing_ratio", {"model": "m", "model_version": "unversioned", "feature": "c"}) == 0.0
+    assert registry.get_sample_value("driftline_monitored_features") == 2
+    # the exposition parses
+    names = {f.name for f in text_string_to_metric_families(generate_latest(registry).decode())}
+    assert {"driftline_events", "driftline_feature_drift_statistic", "driftline_batch_duration_seconds"} <= names
