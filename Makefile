@@ -1,0 +1,32 @@
+# Two commands on a fresh machine (python3 and make):
+#   make demo   embedded broker + synthetic model server with a drift + a worker
+#   make test   the whole test suite (unit, property and integration tests)
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+
+.PHONY: demo test bench calibration schema clean
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian/Ubuntu install the python3-venv package"; exit 1; }
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[demo,test]'
+	@touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/driftline demo
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/throughput.py
+
+calibration: $(VENV)/.installed
+	$(PY) benchmarks/calibration.py
+
+schema: $(VENV)/.installed
+	$(VENV)/bin/driftline schema > docs/inference-event.schema.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
