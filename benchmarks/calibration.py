@@ -134,8 +134,9 @@ def delays(seed: int) -> dict[tuple[str, str], float | None]:
             out[(name, change)] = (first[name] - CHANGE_AT + 1) if name in first else None
     # Category mix: change in the middle of a window; delay in windows.
     rng = np.random.default_rng(seed + 17)
-    change_at = CHANGE_AT + 500
-    n = change_at + 3000
+    window = settings().window_events
+    change_at = 2 * window + window // 2  # mid-window, after warm-up
+    n = change_at + 3 * window
     cats = np.concatenate([rng.choice(CATEGORIES, size=change_at, p=BEFORE), rng.choice(CATEGORIES, size=n - change_at, p=AFTER)])
     monitor = ModelMonitor(topic="bench", partition=0, model="bench", model_version="v1", settings=settings())
     hit = None
@@ -143,7 +144,6 @@ def delays(seed: int) -> dict[tuple[str, str], float | None]:
         for f in monitor.process(_events({"category": cats[start:start + 1000].tolist()}, min(1000, n - start), start)).findings:
             if hit is None and f.window.last_offset >= change_at:
                 hit = f.window.last_offset
-    window = settings().window_events
     out[("category", "mix 30pp")] = None if hit is None else (hit // window - change_at // window + 1)
     return out
 
