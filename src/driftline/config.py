@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     @classmethod
     def _dot_keys(cls, value: Any) -> Any:
         if isinstance(value, dict):
-            return {str(k).replace("_", ".").lower() if "." not in str(k) else str(k): str(v) for k, v in value.items()}
+            return {_dotted(str(k)): str(v) for k, v in value.items()}
         return value
 
     @field_validator("log_level", mode="before")
@@ -120,10 +120,10 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [init_settings, _DottedKafkaKeys(settings_cls, env_settings)]
         toml = _toml_file.get()
         if toml is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+            sources.append(_DottedKafkaKeys(settings_cls, TomlConfigSettingsSource(settings_cls, toml_file=toml)))
         return tuple(sources)
 
     def kafka_properties(self) -> dict[str, str]:
@@ -134,6 +134,30 @@ class Settings(BaseSettings):
         if self.ssl_key_password is not None:
             props["ssl.key.password"] = self.ssl_key_password.get_secret_value()
         return props
+
+
+def _dotted(key: str) -> str:
+    """librdkafka property name: ``SECURITY_PROTOCOL`` → ``security.protocol``."""
+    return key if "." in key else key.replace("_", ".").lower()
+
+
+class _DottedKafkaKeys(PydanticBaseSettingsSource):
+    """Normalises ``kafka`` keys inside one source, so that sources merge on
+    the same spelling and the usual priority (flags > env > TOML) holds."""
+
+    def __init__(self, settings_cls: type[BaseSettings], inner: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._inner = inner
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._inner.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        data = self._inner()
+        kafka = data.get("kafka")
+        if isinstance(kafka, dict):
+            data = {**data, "kafka": {_dotted(str(k)): v for k, v in kafka.items()}}
+        return data
 
 
 def _setting_name(loc: tuple[Any, ...]) -> str:

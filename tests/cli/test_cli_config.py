@@ -60,3 +60,15 @@ def test_output_topic_clash_is_rejected():
 def test_schema_command_prints_the_contract(capsys):
     assert main(["schema"]) == 0
     assert '"model"' in capsys.readouterr().out
+
+
+def test_kafka_properties_follow_source_priority(tmp_path, monkeypatch):
+    toml = tmp_path / "d.toml"
+    toml.write_text('[kafka]\n"security.protocol" = "SSL"\n"client.rack" = "toml"\nsasl_mechanism = "PLAIN"\n')
+    monkeypatch.setenv("DRIFTLINE_KAFKA__SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("DRIFTLINE_KAFKA__CLIENT_RACK", "env")
+    s = load_settings(config_file=toml, kafka={"security.protocol": "SASL_PLAINTEXT"})
+    props = s.kafka_properties()
+    assert props["security.protocol"] == "SASL_PLAINTEXT"  # flag beats env and TOML
+    assert props["client.rack"] == "env"  # env beats TOML
+    assert props["sasl.mechanism"] == "PLAIN"  # TOML underscores become dots too

@@ -54,6 +54,8 @@ class DecodeError(NamedTuple):
 
 
 _MAX_NAME = 256
+#: Builds the NamedTuple without its Python-level ``__new__`` (hot path).
+_new = tuple.__new__
 
 
 def _loads(value: bytes) -> object:
@@ -155,4 +157,4 @@ def decode_event(value: bytes | None, *, max_bytes: int, record_timestamp_ms: in
 
     if features is None and outputs is None:
         return DecodeError(DeadLetterReason.NO_PAYLOAD, "record has neither 'features' nor 'prediction'")
-    return InferenceEvent(model, version, event_id, timestamp_ms, features, outputs)
+    return _new(InferenceEvent, (model, version, event_id, timestamp_ms, features, outputs))

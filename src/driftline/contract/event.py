@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Union
+from typing import NamedTuple, Union
 
 __all__ = ["FeatureValue", "InferenceEvent", "SourceRecord", "DEFAULT_MODEL_VERSION", "PREDICTION"]
 
@@ -12,8 +11,7 @@ DEFAULT_MODEL_VERSION = "unversioned"
 PREDICTION = "prediction"
 
 
-@dataclass(frozen=True, slots=True)
-class SourceRecord:
+class SourceRecord(NamedTuple):
     """A record as read from Kafka (or a file row), before decoding."""
 
     topic: str
@@ -25,8 +23,7 @@ class SourceRecord:
     headers: tuple[tuple[str, bytes | None], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class InferenceEvent:
+class InferenceEvent(NamedTuple):
     """A decoded inference event.
 
     ``features`` and ``outputs`` map names to raw JSON scalars; the prediction

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -47,8 +47,7 @@ class Check:
     CHI_SQUARE = "chi_square"
 
 
-@dataclass(frozen=True, slots=True)
-class LocatedEvent:
+class LocatedEvent(NamedTuple):
     """A decoded event and where it came from."""
 
     offset: int

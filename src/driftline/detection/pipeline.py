@@ -22,6 +22,9 @@ from driftline.detection.settings import MonitorSettings
 
 __all__ = ["Pipeline", "PipelineSettings", "BatchResult", "DeadLetter"]
 
+#: Builds the NamedTuple without its Python-level ``__new__`` (hot path).
+_new = tuple.__new__
+
 OVERFLOW_MODEL = "model"
 OVERFLOW_FEATURE = "feature"
 
@@ -92,7 +95,7 @@ class Pipeline:
             bucket = routed.get(key)
             if bucket is None:
                 bucket = routed[key] = []
-            bucket.append(LocatedEvent(rec.offset, decoded))
+            bucket.append(_new(LocatedEvent, (rec.offset, decoded)))
             if decoded.timestamp_ms is not None:
                 tp = (rec.topic, rec.partition)
                 if decoded.timestamp_ms > result.event_time_ms.get(tp, -1):

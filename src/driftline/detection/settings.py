@@ -49,12 +49,14 @@ class MonitorSettings:
         """
         share = false_alarm_rate / STATISTICAL_CHECKS
         ph = page_hinkley_params(false_alarm_rate=share, design_shift=design_shift, block=block)
+        spread = page_hinkley_params(false_alarm_rate=share, design_shift=design_shift, block=2 * block)
         delta = adwin_delta(false_alarm_rate=share)
         return cls(
             warmup=warmup,
             window_events=window_events,
             window_seconds=window_seconds,
-            detector=DetectorParams(block=block, ph_delta=ph.delta, ph_threshold=ph.threshold, adwin_delta=delta),
+            detector=DetectorParams(block=block, ph_delta=ph.delta, ph_threshold=ph.threshold,
+                                    spread_delta=spread.delta, spread_threshold=spread.threshold, adwin_delta=delta),
             window_alpha=min(0.01, share * window_events),
             max_features=max_features,
             max_categories=max_categories,

@@ -96,18 +96,20 @@ class NumericState:
         self.window_z_sq += float(np.dot(z, z))
         self.window_scored += int(z.size)
         block = self.params.block
+        pair = 2 * block
         pending = self._pending_z.size
         z_all = np.concatenate((self._pending_z, z)) if pending else z
-        full = (z_all.size // block) * block
+        full = (z_all.size // pair) * pair
         self._pending_z = z_all[full:].copy()
         if full == 0:
             return []
-        scale = 1.0 / math.sqrt(block)
-        blocks = z_all[:full].reshape(-1, block)
-        loc = (blocks.sum(axis=1) * scale).tolist()
-        spr = block_spread_scores(blocks).tolist()
+        scored = z_all[:full]
+        loc = (scored.reshape(-1, block).sum(axis=1) * (1.0 / math.sqrt(block))).tolist()
+        pairs = scored.reshape(-1, pair)
+        pair_loc = (pairs.sum(axis=1) * (1.0 / math.sqrt(pair))).tolist()
+        spr = block_spread_scores(pairs).tolist()
         first_block = self.detectors.blocks
-        found = self.detectors.update(loc, spr)
+        found = self.detectors.update(loc, pair_loc, spr)
         out = []
         for det in found:
             rel = det.block - first_block  # 1-based block index within z_all

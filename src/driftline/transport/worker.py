@@ -38,6 +38,8 @@ DEADLETTER_HEADERS = (
     "driftline.source.partition", "driftline.source.offset", "driftline.source.timestamp",
 )
 _JSON = [("content-type", b"application/json")]
+#: Builds the NamedTuple without its Python-level ``__new__`` (hot path).
+_new = tuple.__new__
 
 
 def pipeline_settings(settings: Settings) -> PipelineSettings:
@@ -162,8 +164,8 @@ class Worker:
                 continue
             ts_type, ts = msg.timestamp()
             topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-            records.append(SourceRecord(topic, partition, offset, ts if ts_type != 0 and ts >= 0 else None,
-                                        msg.key(), msg.value(), tuple(msg.headers() or ())))
+            records.append(_new(SourceRecord, (topic, partition, offset, ts if ts_type != 0 and ts >= 0 else None,
+                                               msg.key(), msg.value(), tuple(msg.headers() or ()))))
             positions[(topic, partition)] = offset
         if not records:
             return None
