@@ -56,6 +56,7 @@ class DecodeError(NamedTuple):
 _MAX_NAME = 256
 #: Builds the NamedTuple without its Python-level ``__new__`` (hot path).
 _new = tuple.__new__
+_orjson_loads = orjson.loads
 
 
 def _loads(value: bytes) -> object:
@@ -108,8 +109,13 @@ def decode_event(value: bytes | None, *, max_bytes: int, record_timestamp_ms: in
     if len(value) > max_bytes:
         return DecodeError(DeadLetterReason.TOO_LARGE, f"record value is {len(value)} bytes, limit is {max_bytes}")
     try:
-        doc = _loads(value)
-    except (ValueError, RecursionError) as exc:
+        doc = _orjson_loads(value)
+    except ValueError:
+        try:
+            doc = _loads(value)
+        except (ValueError, RecursionError) as exc:
+            return DecodeError(DeadLetterReason.INVALID_JSON, f"not valid JSON: {str(exc)[:200]}")
+    except RecursionError as exc:
         return DecodeError(DeadLetterReason.INVALID_JSON, f"not valid JSON: {str(exc)[:200]}")
     if type(doc) is not dict:
         return DecodeError(DeadLetterReason.NOT_AN_OBJECT, f"JSON value is a {type(doc).__name__}, not an object")
@@ -133,6 +139,8 @@ def decode_event(value: bytes | None, *, max_bytes: int, record_timestamp_ms: in
     raw_ts = doc.get("timestamp")
     if raw_ts is None:
         timestamp_ms = record_timestamp_ms
+    elif type(raw_ts) is int and 0 <= raw_ts < 10**15:
+        timestamp_ms = raw_ts
     else:
         timestamp_ms = parse_timestamp(raw_ts)
         if timestamp_ms is None:

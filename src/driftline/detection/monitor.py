@@ -85,13 +85,13 @@ def _columns(chunk: Sequence[LocatedEvent]) -> tuple[dict[tuple[str, str], _Colu
     """
     n_source = {FEATURES: 0, OUTPUTS: 0}
     columns: dict[tuple[str, str], _Column] = {}
-    for source, attr in ((FEATURES, "features"), (OUTPUTS, "outputs")):
+    for source, position in ((FEATURES, _FEATURES_AT), (OUTPUTS, _OUTPUTS_AT)):
         groups: dict[tuple[str, ...], tuple[list[int], list[tuple[object, ...]]]] = {}
         last_keys: tuple[str, ...] | None = None
         last_group = None
         count = 0
         for idx, located in enumerate(chunk):
-            values = getattr(located.event, attr)
+            values = located[1][position]
             if values is None:
                 continue
             count += 1
@@ -117,6 +117,8 @@ def _columns(chunk: Sequence[LocatedEvent]) -> tuple[dict[tuple[str, str], _Colu
     return columns, n_source
 
 
+_FEATURES_AT = InferenceEvent._fields.index("features")
+_OUTPUTS_AT = InferenceEvent._fields.index("outputs")
 _NUMBER_TYPES = frozenset((int, float))
 
 

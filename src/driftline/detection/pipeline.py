@@ -86,20 +86,26 @@ class Pipeline:
         max_bytes = self.settings.max_record_bytes
         # Decode, keeping per-(partition, model) order.
         routed: dict[tuple[str, int, str, str], list[LocatedEvent]] = {}
+        newest: dict[tuple[str, int], int] = result.event_time_ms
+        last_key = None
+        bucket: list[LocatedEvent] = []
+        dead = result.dead_letters
         for rec in records:
-            decoded = decode_event(rec.value, max_bytes=max_bytes, record_timestamp_ms=rec.timestamp_ms)
-            if isinstance(decoded, DecodeError):
-                result.dead_letters.append(DeadLetter(rec, decoded.reason, decoded.detail))
+            topic, partition, offset, ts, _, value, _ = rec
+            decoded = decode_event(value, max_bytes=max_bytes, record_timestamp_ms=ts)
+            if type(decoded) is DecodeError:
+                dead.append(DeadLetter(rec, decoded.reason, decoded.detail))
                 continue
-            key = (rec.topic, rec.partition, decoded.model, decoded.model_version)
-            bucket = routed.get(key)
-            if bucket is None:
-                bucket = routed[key] = []
-            bucket.append(_new(LocatedEvent, (rec.offset, decoded)))
-            if decoded.timestamp_ms is not None:
-                tp = (rec.topic, rec.partition)
-                if decoded.timestamp_ms > result.event_time_ms.get(tp, -1):
-                    result.event_time_ms[tp] = decoded.timestamp_ms
+            key = (topic, partition, decoded[0], decoded[1])
+            if key != last_key:
+                bucket = routed.get(key)  # type: ignore[assignment]
+                if bucket is None:
+                    bucket = routed[key] = []
+                last_key = key
+            bucket.append(_new(LocatedEvent, (offset, decoded)))
+            event_ms = decoded[3]
+            if event_ms is not None and event_ms > newest.get((topic, partition), -1):
+                newest[(topic, partition)] = event_ms
 
         for key, events in routed.items():
             topic, _, model, version = key
