@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections import Counter
+from operator import itemgetter
 import threading
 import time
 from contextlib import ExitStack
@@ -234,8 +236,8 @@ class Worker:
         m = self.metrics
         m.batch_latency.observe(elapsed)
         m.batch_size.observe(len(records))
-        for rec_topic in {r.topic for r in records}:
-            m.records.labels(rec_topic).inc(sum(1 for r in records if r.topic == rec_topic))
+        for rec_topic, count in Counter(map(itemgetter(0), records)).items():
+            m.records.labels(rec_topic).inc(count)
         m.record_batch(result, models=self.pipeline.model_count, features=self.pipeline.feature_count)
         now_ms = time.time() * 1000.0
         for (topic, partition), t in result.event_time_ms.items():
