@@ -51,23 +51,23 @@ class CategoricalState:
         if need > 0:
             head, values = values[:need], values[need:]
             for value, n in Counter(head).items():
-                value = self._bucket(value)
-                if value == OVERFLOW:
-                    self.overflowed += n
-                self.counts[value] += n
-                self.window_counts[value] += n
-                self.reference[value] += n
+                self.reference[self._count(value, n)] += n
             self.reference_total += len(head)
         for value, n in Counter(values).items():
-            value = self._bucket(value)
-            if value == OVERFLOW:
-                self.overflowed += n
-            self.counts[value] += n
-            self.window_counts[value] += n
+            value = self._count(value, n)
             self.window_scored[value] += n
             if value not in self.reference:
                 self.window_new += n
                 self.total_new += n
+
+    def _count(self, value: str, n: int) -> str:
+        """Add ``n`` of ``value`` to the totals; return the bucket it went to."""
+        bucket = self._bucket(value)
+        if bucket == OVERFLOW:
+            self.overflowed += n
+        self.counts[bucket] += n
+        self.window_counts[bucket] += n
+        return bucket
 
     def window_test(self) -> tuple[ChiSquareResult, float, float] | None:
         """Chi-square, PSI and Jensen-Shannon of this window against the reference.
