@@ -57,7 +57,7 @@ AFTER = [0.1, 0.6, 0.15, 0.1, 0.05]  # 'a' −30 pp, 'b' +30 pp
 NULL_RATE = 0.01
 
 
-BLOCK = 16
+BLOCK = 32
 
 
 def settings() -> MonitorSettings:
@@ -157,7 +157,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=4, help="stationary runs (seeds)")
     parser.add_argument("--seeds", type=int, default=100, help="seeds for the delay runs")
     parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--block", type=int, default=16, help="detector block (setting detector_block)")
+    parser.add_argument("--block", type=int, default=32, help="detector block (setting detector_block)")
     args = parser.parse_args()
     global BLOCK
     BLOCK = args.block

@@ -61,7 +61,7 @@ def produce(bootstrap: str, topic: str, n: int) -> None:
     assert p.flush(60) == 0
 
 
-def naive(bootstrap: str, topic: str, n: int) -> float:
+def naive(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"naive-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest",
                   "session.timeout.ms": 3000, "heartbeat.interval.ms": 500})
     c.subscribe([topic])
@@ -88,12 +88,15 @@ def naive(bootstrap: str, topic: str, n: int) -> float:
     return n / elapsed, n / cpu
 
 
-def driftline_worker(bootstrap: str, topic: str, n: int) -> float:
+DETECTOR_BLOCK = 32
+
+
+def driftline_worker(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
     tag = uuid.uuid4().hex[:6]
     settings = load_settings(bootstrap_servers=bootstrap, input_topics=topic, group_id=f"dl-{tag}", metrics_port=0,
                              alerts_topic=f"a-{tag}", metrics_topic=f"m-{tag}", deadletter_topic=f"d-{tag}",
                              topic_replication_factor=1, session_timeout_ms=3000, heartbeat_interval_ms=500,
-                             log_level="WARNING", batch_size=2000)
+                             log_level="WARNING", detector_block=DETECTOR_BLOCK)
     metrics = WorkerMetrics(process_metrics=False)
     marks: dict[str, float] = {}
     done = threading.Event()
@@ -130,7 +133,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--detector-block", type=int, default=32, help="setting detector_block of the worker")
     args = parser.parse_args()
+    global DETECTOR_BLOCK
+    DETECTOR_BLOCK = args.detector_block
     console = Console()
     cpus = sorted(os.sched_getaffinity(0))
     with EmbeddedBroker() as broker:

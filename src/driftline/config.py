@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     window_seconds: float = Field(60.0, ge=0, description="A window also closes after this much event time; 0 = count only.")
     false_alarm_rate: float = Field(2e-7, gt=0, lt=1e-2, description="Design false alarms per event per feature, over all its checks.")
     design_shift: float = Field(0.5, gt=0, le=5, description="Smallest mean shift (reference sd) the detectors are tuned to find quickly.")
-    detector_block: int = Field(16, ge=2, le=1024, description="Values per detector block (Python calls per value = 3 / block).")
+    detector_block: int = Field(32, ge=2, le=1024, description="Values per detector block (Python calls per value = 2 / block).")
     cooldown_seconds: float = Field(300.0, ge=0, description="An alert key fires at most once per this span of event time.")
     resolve_after_seconds: float = Field(600.0, ge=0, description="A firing key resolves after this much quiet event time.")
     max_models: int = Field(100, ge=1, description="Model versions one worker monitors; more are counted as overflow.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from driftline.state.detectors import DetectorParams
@@ -14,6 +15,9 @@ __all__ = ["MonitorSettings", "STATISTICAL_CHECKS"]
 #: (missing rate for numeric features; category mix and missing rate for
 #: categorical ones, which have no block detectors).
 STATISTICAL_CHECKS = 4
+
+#: Values after warm-up before Page-Hinkley may fire (its running mean settles).
+PH_MIN_VALUES = 480
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +39,7 @@ class MonitorSettings:
         *,
         false_alarm_rate: float,
         design_shift: float = 0.5,
-        block: int = 16,
+        block: int = 32,
         warmup: int = 2000,
         window_events: int = 5000,
         window_seconds: float | None = 60.0,
@@ -56,7 +60,9 @@ class MonitorSettings:
             window_events=window_events,
             window_seconds=window_seconds,
             detector=DetectorParams(block=block, ph_delta=ph.delta, ph_threshold=ph.threshold,
-                                    spread_delta=spread.delta, spread_threshold=spread.threshold, adwin_delta=delta),
+                                    spread_delta=spread.delta, spread_threshold=spread.threshold, adwin_delta=delta,
+                                    # Page-Hinkley starts testing after ~480 values whatever the block size
+                                    ph_min_instances=max(10, math.ceil(PH_MIN_VALUES / block))),
             window_alpha=min(0.01, share * window_events),
             max_features=max_features,
             max_categories=max_categories,
