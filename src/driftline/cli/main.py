@@ -1,4 +1,4 @@
-"""``driftline`` command line: ``run``, ``demo``, ``schema``, ``version``."""
+"""``driftline`` command line: ``run``, ``demo``, ``replay``, ``schema``."""
 
 from __future__ import annotations
 
@@ -66,6 +66,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(events=args.events, drift_at=args.drift_at, rate=args.rate, metrics_port=args.metrics_port)
 
 
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from driftline.cli.replay import replay
+
+    return replay(_settings_from(args), args)
+
+
 def _cmd_schema(args: argparse.Namespace) -> int:
     from driftline.contract.schema import json_schema
 
@@ -89,6 +95,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=4_000.0, help="events per second sent (0 = as fast as possible)")
     demo.add_argument("--metrics-port", type=int, default=9188, help="port of the worker's /metrics (a free one if busy)")
     demo.set_defaults(func=_cmd_demo)
+
+    rep = sub.add_parser("replay", help="run the monitor over a file (JSONL, CSV, Parquet) without Kafka",
+                         description="The same detection code as the live worker, over a file; prints the alerts.")
+    rep.add_argument("file", help="JSONL of input-contract records, or a CSV / Parquet table of feature columns")
+    rep.add_argument("--format", choices=("jsonl", "csv", "parquet"), default=None, help="default: from the file name")
+    rep.add_argument("--topic", default=None, help="topic name recorded in alert windows (default: the file name)")
+    rep.add_argument("--partition", type=int, default=0, help="partition recorded in alert windows")
+    rep.add_argument("--model", default=None, help="model name for tables without a 'model' column")
+    rep.add_argument("--model-version", default=None, help="model version for tables without a 'model_version' column")
+    rep.add_argument("--prediction-column", default="prediction", help="the output column of a table")
+    rep.add_argument("--alerts-out", default=None, help="write the alerts here (JSONL)")
+    rep.add_argument("--summaries-out", default=None, help="write the window summaries here (JSONL)")
+    rep.add_argument("--json", action="store_true", help="print alerts as JSON lines on stdout")
+    _add_setting_flags(rep)
+    rep.set_defaults(func=_cmd_replay)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the input contract")
     schema.set_defaults(func=_cmd_schema)
