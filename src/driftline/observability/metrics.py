@@ -18,7 +18,7 @@ __all__ = ["WorkerMetrics", "DRIFT_STATISTICS"]
 
 #: Window-summary drift statistics exported as gauges.
 DRIFT_STATISTICS = ("page_hinkley", "page_hinkley_spread", "mean_shift_sd", "spread_ratio",
-                    "chi_square", "psi", "jensen_shannon")
+                    "ks", "wasserstein_sd", "chi_square", "psi", "jensen_shannon")
 
 
 class WorkerMetrics:

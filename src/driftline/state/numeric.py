@@ -8,6 +8,7 @@ import numpy as np
 from datasketches import kll_doubles_sketch
 
 from driftline.state.detectors import BlockDetectors, Detection, DetectorParams
+from driftline.stats.distance import numeric_distances
 from driftline.stats.moments import Moments
 from driftline.stats.pit import QuantileGrid, block_spread_scores
 
@@ -127,12 +128,13 @@ class NumericState:
         sketch = self.window_sketch if window else self.sketch
         if sketch.is_empty():
             return None
-        qs = sketch.get_quantiles(list(SUMMARY_QUANTILES))
+        qs = sketch.get_quantiles(list(SUMMARY_QUANTILES), True)  # inclusive: the inverted CDF
         return {f"p{round(q * 100):02d}": float(v) for q, v in zip(SUMMARY_QUANTILES, qs)}
 
     def window_drift(self) -> dict[str, float | None]:
         """Drift statistics for the closing window."""
         stats: dict[str, float | None] = dict(self.detectors.statistics())
+        stats.update(self.window_distances())
         n = self.window_scored
         if n:
             mean_z = self.window_z_sum / n
@@ -142,6 +144,19 @@ class NumericState:
             stats["mean_shift_sd"] = None
             stats["spread_ratio"] = None
         return stats
+
+    def window_distances(self) -> dict[str, float | None]:
+        """KS, PSI and Wasserstein of this window's values against the reference."""
+        if self.grid is None or self.window_sketch.is_empty():
+            return {"ks": None, "psi": None, "wasserstein_sd": None}
+        q = self.grid.points
+        m = q.size
+        # The sketch wants distinct split points; atoms repeat in the grid.
+        distinct = np.unique(q)
+        cdf = np.asarray(self.window_sketch.get_cdf(distinct.tolist(), True))[np.searchsorted(distinct, q)]
+        quantiles = np.asarray(self.window_sketch.get_quantiles(((np.arange(m) + 0.5) / m).tolist(), True))
+        d = numeric_distances(self.grid, self.reference_moments.sd, cdf, quantiles)
+        return {"ks": d.ks, "psi": d.psi, "wasserstein_sd": d.wasserstein_sd}
 
     def reset_window(self) -> None:
         self.moments.merge(self.window_moments)
