@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import orjson
 
-from driftline.contract.event import DEFAULT_MODEL_VERSION, PREDICTION, InferenceEvent
+from driftline.contract.event import DEFAULT_MODEL_VERSION, PREDICTION, InferenceEvent, build
 
 __all__ = ["DecodeError", "DeadLetterReason", "decode_event", "parse_timestamp"]
 
@@ -54,18 +54,7 @@ class DecodeError(NamedTuple):
 
 
 _MAX_NAME = 256
-#: Builds the NamedTuple without its Python-level ``__new__`` (hot path).
-_new = tuple.__new__
 _orjson_loads = orjson.loads
-
-
-def _loads(value: bytes) -> object:
-    try:
-        return orjson.loads(value)
-    except orjson.JSONDecodeError:
-        # Python's json module (and so many model servers) writes NaN and
-        # Infinity literals; they are a data-quality finding, not a dead letter.
-        return json.loads(value)
 
 
 def parse_timestamp(raw: object) -> int | None:
@@ -111,12 +100,13 @@ def decode_event(value: bytes | None, *, max_bytes: int, record_timestamp_ms: in
     try:
         doc = _orjson_loads(value)
     except ValueError:
+        # Python's json module (and so many model servers) writes NaN and
+        # Infinity literals, which orjson rejects; they are a data-quality
+        # finding, not a dead letter.
         try:
-            doc = _loads(value)
+            doc = json.loads(value)
         except (ValueError, RecursionError) as exc:
             return DecodeError(DeadLetterReason.INVALID_JSON, f"not valid JSON: {str(exc)[:200]}")
-    except RecursionError as exc:
-        return DecodeError(DeadLetterReason.INVALID_JSON, f"not valid JSON: {str(exc)[:200]}")
     if type(doc) is not dict:
         return DecodeError(DeadLetterReason.NOT_AN_OBJECT, f"JSON value is a {type(doc).__name__}, not an object")
 
@@ -165,4 +155,4 @@ def decode_event(value: bytes | None, *, max_bytes: int, record_timestamp_ms: in
 
     if features is None and outputs is None:
         return DecodeError(DeadLetterReason.NO_PAYLOAD, "record has neither 'features' nor 'prediction'")
-    return _new(InferenceEvent, (model, version, event_id, timestamp_ms, features, outputs))
+    return build(InferenceEvent, (model, version, event_id, timestamp_ms, features, outputs))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Union
 
-__all__ = ["FeatureValue", "InferenceEvent", "SourceRecord", "DEFAULT_MODEL_VERSION", "PREDICTION"]
+__all__ = ["FeatureValue", "InferenceEvent", "SourceRecord", "DEFAULT_MODEL_VERSION", "PREDICTION", "build"]
 
 FeatureValue = Union[float, int, str, bool, None]
 DEFAULT_MODEL_VERSION = "unversioned"
@@ -39,3 +39,8 @@ class InferenceEvent(NamedTuple):
     timestamp_ms: int | None
     features: dict[str, object] | None
     outputs: dict[str, object] | None
+
+
+#: ``build(SourceRecord, (topic, ...))`` makes one of these tuples without the
+#: Python-level ``__new__`` NamedTuple generates: used on per-record hot paths.
+build = tuple.__new__

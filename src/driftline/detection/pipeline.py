@@ -15,15 +15,12 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
 from driftline.contract.decode import DecodeError, decode_event
-from driftline.contract.event import SourceRecord
+from driftline.contract.event import SourceRecord, build
 from driftline.detection.alerts import AlertBook
 from driftline.detection.monitor import LocatedEvent, ModelMonitor
 from driftline.detection.settings import MonitorSettings
 
 __all__ = ["Pipeline", "PipelineSettings", "BatchResult", "DeadLetter"]
-
-#: Builds the NamedTuple without its Python-level ``__new__`` (hot path).
-_new = tuple.__new__
 
 OVERFLOW_MODEL = "model"
 OVERFLOW_FEATURE = "feature"
@@ -102,7 +99,7 @@ class Pipeline:
                 if bucket is None:
                     bucket = routed[key] = []
                 last_key = key
-            bucket.append(_new(LocatedEvent, (offset, decoded)))
+            bucket.append(build(LocatedEvent, (offset, decoded)))
             event_ms = decoded[3]
             if event_ms is not None and event_ms > newest.get((topic, partition), -1):
                 newest[(topic, partition)] = event_ms

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import logging
 import signal
-from collections import Counter
-from operator import itemgetter
 import threading
 import time
+from collections import Counter
 from contextlib import ExitStack
+from operator import itemgetter
 from typing import Callable
 
 import orjson
 from confluent_kafka import KafkaError, Message, TopicPartition
 
 from driftline.config import Settings
-from driftline.contract.event import SourceRecord
+from driftline.contract.event import SourceRecord, build
 from driftline.detection.pipeline import BatchResult, Pipeline, PipelineSettings
 from driftline.detection.settings import MonitorSettings
 from driftline.errors import DeliveryError, KafkaFailure
@@ -40,9 +40,6 @@ DEADLETTER_HEADERS = (
     "driftline.source.partition", "driftline.source.offset", "driftline.source.timestamp",
 )
 _JSON = [("content-type", b"application/json")]
-#: Builds the NamedTuple without its Python-level ``__new__`` (hot path).
-_new = tuple.__new__
-
 
 def pipeline_settings(settings: Settings) -> PipelineSettings:
     monitor = MonitorSettings.calibrated(
@@ -166,8 +163,8 @@ class Worker:
                 continue
             ts_type, ts = msg.timestamp()
             topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-            records.append(_new(SourceRecord, (topic, partition, offset, ts if ts_type != 0 and ts >= 0 else None,
-                                               msg.key(), msg.value(), tuple(msg.headers() or ()))))
+            records.append(build(SourceRecord, (topic, partition, offset, ts if ts_type != 0 and ts >= 0 else None,
+                                                msg.key(), msg.value(), tuple(msg.headers() or ()))))
             positions[(topic, partition)] = offset
         if not records:
             return None
