@@ -86,9 +86,10 @@ class Settings(BaseSettings):
 
     @field_validator("kafka", mode="before")
     @classmethod
-    def _dot_keys(cls, value: Any) -> Any:
+    def _text_values(cls, value: Any) -> Any:
+        # Keys are already librdkafka names (see _DottedKafkaKeys); TOML may give numbers.
         if isinstance(value, dict):
-            return {_dotted(str(k)): str(v) for k, v in value.items()}
+            return {str(k): str(v) for k, v in value.items()}
         return value
 
     @field_validator("log_level", mode="before")
@@ -120,7 +121,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, _DottedKafkaKeys(settings_cls, env_settings)]
+        sources: list[PydanticBaseSettingsSource] = [
+            _DottedKafkaKeys(settings_cls, init_settings), _DottedKafkaKeys(settings_cls, env_settings)]
         toml = _toml_file.get()
         if toml is not None:
             sources.append(_DottedKafkaKeys(settings_cls, TomlConfigSettingsSource(settings_cls, toml_file=toml)))
@@ -142,8 +144,9 @@ def _dotted(key: str) -> str:
 
 
 class _DottedKafkaKeys(PydanticBaseSettingsSource):
-    """Normalises ``kafka`` keys inside one source, so that sources merge on
-    the same spelling and the usual priority (flags > env > TOML) holds."""
+    """Normalises ``kafka`` keys inside each source, before the sources are
+    merged, so they merge on one spelling and the usual priority
+    (flags > env > TOML) holds."""
 
     def __init__(self, settings_cls: type[BaseSettings], inner: PydanticBaseSettingsSource) -> None:
         super().__init__(settings_cls)
