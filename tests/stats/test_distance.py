@@ -17,7 +17,7 @@ def _distances(ref, win):
     grid = QuantileGrid.from_sorted_sample(np.sort(ref))
     sketch = _window(win)
     m = grid.size
-    distinct = np.unique(grid.points)
+    distinct = grid.distinct
     cdf = np.asarray(sketch.get_cdf(distinct.tolist(), True))[np.searchsorted(distinct, grid.points)]
     qs = np.asarray(sketch.get_quantiles(((np.arange(m) + 0.5) / m).tolist(), True))
     return numeric_distances(grid, float(np.std(ref, ddof=1)), cdf, qs)

@@ -152,7 +152,7 @@ class NumericState:
         q = self.grid.points
         m = q.size
         # The sketch wants distinct split points; atoms repeat in the grid.
-        distinct = np.unique(q)
+        distinct = self.grid.distinct
         cdf = np.asarray(self.window_sketch.get_cdf(distinct.tolist(), True))[np.searchsorted(distinct, q)]
         quantiles = np.asarray(self.window_sketch.get_quantiles(((np.arange(m) + 0.5) / m).tolist(), True))
         d = numeric_distances(self.grid, self.reference_moments.sd, cdf, quantiles)

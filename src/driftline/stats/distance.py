@@ -37,8 +37,7 @@ def numeric_distances(grid: QuantileGrid, reference_sd: float, window_cdf_at_gri
     the window quantile at probability ``(j + 0.5) / size``."""
     q = grid.points
     m = q.size
-    # Reference CDF at its own points, ties included: P(X ≤ q_j).
-    ref_cdf = np.searchsorted(q, q, side="right") / m
+    ref_cdf = grid.cdf
     ks = float(np.max(np.abs(ref_cdf - window_cdf_at_grid)))
 
     # PSI on reference deciles: bin edges at grid quantiles 0.1 … 0.9.

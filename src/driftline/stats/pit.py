@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -34,6 +34,15 @@ class QuantileGrid:
     """
 
     points: np.ndarray
+    #: P(X ≤ points[j]) under the reference, ties included (derived once).
+    cdf: np.ndarray = field(init=False, repr=False, compare=False)
+    #: The distinct grid points, for look-ups that need unique split points.
+    distinct: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        q = self.points
+        object.__setattr__(self, "cdf", np.searchsorted(q, q, side="right") / q.size)
+        object.__setattr__(self, "distinct", np.unique(q))
 
     @classmethod
     def from_sorted_sample(cls, sample: np.ndarray, size: int = 1024) -> "QuantileGrid":
