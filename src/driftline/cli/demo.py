@@ -14,7 +14,8 @@ from rich.table import Table
 
 from driftline.config import load_settings
 from driftline.demo.broker import EmbeddedBroker, free_port
-from driftline.demo.traffic import DRIFTING_FEATURES, TrafficSpec, events
+from driftline.demo.traffic import DRIFTING_FEATURES, TrafficSpec
+from driftline.demo.traffic import events as traffic
 from driftline.observability.logging import configure_logging
 from driftline.observability.metrics import WorkerMetrics
 from driftline.transport.worker import Worker
@@ -69,7 +70,7 @@ def run_demo(*, events: int = 12_000, drift_at: int = 7_000, rate: float = 4_000
         producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 10}, logger=_kafka_log)
         spec = TrafficSpec(total=events, drift_at=drift_at)
         started = time.monotonic()
-        for i, (key, value) in enumerate(events_of(spec)):
+        for i, (key, value) in enumerate(traffic(spec)):
             producer.produce("ml.inferences", key=key, value=value)
             if i % 500 == 0:
                 producer.poll(0)
@@ -110,10 +111,6 @@ def run_demo(*, events: int = 12_000, drift_at: int = 7_000, rate: float = 4_000
     console.print("[green]demo passed: the drift was found and nothing else alerted[/]" if ok
                   else "[red]demo did not behave as expected[/]")
     return 0 if ok else 1
-
-
-def events_of(spec: TrafficSpec):
-    return events(spec)
 
 
 def _sum(metrics: WorkerMetrics, name: str) -> float:

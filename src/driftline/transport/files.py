@@ -81,8 +81,9 @@ def _table_records(path: Path, kind: str, topic: str, partition: int, model: str
     for batch in table.to_batches(max_chunksize=10_000):
         rows = batch.to_pylist()
         for row in rows:
+            row_model = row.get("model")
             doc: dict[str, object] = {
-                "model": row.get("model", model) if row.get("model") is not None else model,
+                "model": row_model if row_model is not None else model,
                 "features": {f: _scalar(row[f]) for f in features},
             }
             version = row.get("model_version") or model_version
