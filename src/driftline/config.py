@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     alerts_topic: str = Field("driftline.alerts", min_length=1, description="Where alert events are published.")
     metrics_topic: str = Field("driftline.metrics", min_length=1, description="Where window summaries are published.")
     deadletter_topic: str = Field("driftline.deadletter", min_length=1, description="Where undecodable records go, with reason headers.")
+    references_topic: str = Field("driftline.references", min_length=1, description="Compacted topic of reference profiles, keyed model/model_version; read at start and followed for hot reload.")
     create_topics: bool = Field(True, description="Create missing output topics at start-up.")
     topic_partitions: int = Field(3, ge=1, description="Partitions of output topics created by the worker.")
     topic_replication_factor: int = Field(-1, description="Replication factor of created topics; -1 = the broker's default.")
@@ -62,7 +63,7 @@ class Settings(BaseSettings):
     warmup: int = Field(2000, ge=50, description="Values per feature that form its warm-up reference (no drift alerts before).")
     window_events: int = Field(5000, ge=50, description="Records per tumbling window (summaries and windowed tests).")
     window_seconds: float = Field(60.0, ge=0, description="A window also closes after this much event time; 0 = count only.")
-    false_alarm_rate: float = Field(2e-7, gt=0, lt=1e-2, description="Design false alarms per event per feature, over all its checks.")
+    false_alarm_rate: float = Field(2e-7, gt=0, lt=1e-2, description="Design false alarms per event per model version, split over its features and their checks.")
     design_shift: float = Field(0.5, gt=0, le=5, description="Smallest mean shift (reference sd) the detectors are tuned to find quickly.")
     detector_block: int = Field(32, ge=2, le=1024, description="Values per detector block (Python calls per value = 2 / block).")
     cooldown_seconds: float = Field(300.0, ge=0, description="An alert key fires at most once per this span of event time.")
@@ -70,6 +71,13 @@ class Settings(BaseSettings):
     max_models: int = Field(100, ge=1, description="Model versions one worker monitors; more are counted as overflow.")
     max_features_per_model: int = Field(500, ge=1, description="Features (and outputs) per model version; more are counted as overflow.")
     max_categories: int = Field(100, ge=2, description="Tracked categories per categorical feature; more go to '__other__'.")
+    reference_files: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Reference profile files loaded at start (comma-separated in the environment); profiles on references_topic replace them.")
+    numeric_window_test: Literal["psi", "ks", "wasserstein_sd", "off"] = Field("psi", description="Windowed statistic that alerts for numeric features (when also significant by KS).")
+    categorical_window_test: Literal["chi_square", "psi", "jensen_shannon", "off"] = Field("chi_square", description="Windowed statistic that alerts for categorical features (when also significant by chi-square).")
+    psi_threshold: float = Field(0.2, gt=0, description="PSI above which a window alerts (0.1 moderate, 0.2 significant shift).")
+    ks_threshold: float = Field(0.1, gt=0, le=1, description="KS statistic above which a window alerts.")
+    wasserstein_threshold: float = Field(0.1, gt=0, description="Wasserstein-1 distance (in reference sd) above which a window alerts.")
+    jensen_shannon_threshold: float = Field(0.01, gt=0, le=1, description="Jensen-Shannon divergence (bits) above which a window alerts; 0.01 bits is a JS distance of 0.083 (natural log).")
 
     # --- Observability -----------------------------------------------------
     metrics_host: str = Field("0.0.0.0", description="Address of the /metrics, /healthz and /readyz endpoint.")
@@ -77,7 +85,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_format: Literal["text", "json"] = Field("text", description="'json' for one JSON object per log line.")
 
-    @field_validator("input_topics", mode="before")
+    @field_validator("input_topics", "reference_files", mode="before")
     @classmethod
     def _split_topics(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -99,9 +107,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> "Settings":
-        outputs = {self.alerts_topic, self.metrics_topic, self.deadletter_topic}
-        if len(outputs) != 3:
-            raise ValueError("alerts_topic, metrics_topic and deadletter_topic must differ")
+        outputs = {self.alerts_topic, self.metrics_topic, self.deadletter_topic, self.references_topic}
+        if len(outputs) != 4:
+            raise ValueError("alerts_topic, metrics_topic, deadletter_topic and references_topic must differ")
         clash = outputs & set(self.input_topics)
         if clash:
             raise ValueError(f"input_topics must not include an output topic: {sorted(clash)}")

@@ -2,6 +2,7 @@
 
     DriftlineError                 root of everything driftline raises
     ├── ConfigError                a setting is invalid; the message names it
+    ├── ProfileError               a reference profile cannot be read or merged
     ├── BrokerUnreachableError     no Kafka broker answered at start-up
     └── KafkaFailure               Kafka refused something the worker needs
         └── DeliveryError          output records could not be delivered
@@ -13,7 +14,7 @@ with a reason (see :mod:`driftline.contract.decode`).
 
 from __future__ import annotations
 
-__all__ = ["DriftlineError", "ConfigError", "BrokerUnreachableError", "KafkaFailure", "DeliveryError"]
+__all__ = ["DriftlineError", "ConfigError", "ProfileError", "BrokerUnreachableError", "KafkaFailure", "DeliveryError"]
 
 
 class DriftlineError(Exception):
@@ -22,6 +23,10 @@ class DriftlineError(Exception):
 
 class ConfigError(DriftlineError):
     """A configuration setting is invalid; the message names the setting."""
+
+
+class ProfileError(DriftlineError):
+    """A reference profile is malformed, of an unknown format, or cannot be merged."""
 
 
 class BrokerUnreachableError(DriftlineError):

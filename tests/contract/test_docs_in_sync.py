@@ -130,7 +130,7 @@ def _finding() -> Finding:
 
 def test_every_alert_field_is_documented():
     book = AlertBook(cooldown_seconds=1, resolve_after_seconds=1)
-    firing = book.observe(_finding(), 2_000)
+    (firing,) = book.observe(_finding(), 2_000)
     (resolved,) = book.tick(10_000)
     assert firing["status"] == FIRING and resolved["status"] == RESOLVED
     fields = set(render(_finding(), FIRING)) | set(resolved) | set(firing["window"])

@@ -1,4 +1,4 @@
-"""``driftline`` command line: ``run``, ``demo``, ``replay``, ``schema``."""
+"""``driftline`` command line: ``run``, ``demo``, ``replay``, ``reference``, ``schema``."""
 
 from __future__ import annotations
 
@@ -72,6 +72,12 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return replay(_settings_from(args), args)
 
 
+def _cmd_reference(args: argparse.Namespace) -> int:
+    from driftline.cli import reference
+
+    return int(getattr(reference, args.reference_command)(_settings_from(args), args))
+
+
 def _cmd_schema(args: argparse.Namespace) -> int:
     from driftline.contract.schema import json_schema
 
@@ -110,6 +116,28 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--json", action="store_true", help="print alerts as JSON lines on stdout")
     _add_setting_flags(rep)
     rep.set_defaults(func=_cmd_replay)
+
+    ref = sub.add_parser("reference", help="build, merge and show reference profiles",
+                         description="Reference profiles: what a model version's features looked like on known-good data.")
+    ref_sub = ref.add_subparsers(dest="reference_command", required=True)
+    build = ref_sub.add_parser("build", help="profile a training or evaluation set (JSONL, CSV, Parquet)",
+                               description="Profile one or more files (shards are profiled one by one and merged); "
+                                           "write the profile and/or publish it to the references topic.")
+    build.add_argument("files", nargs="+", help="JSONL of input-contract records, or CSV / Parquet tables of feature columns")
+    build.add_argument("--format", choices=("jsonl", "csv", "parquet"), default=None, help="default: from each file name")
+    build.add_argument("--model", default=None, help="model to profile (and the model of tables without a 'model' column)")
+    build.add_argument("--model-version", default=None, help="model version to profile (and of tables without that column)")
+    build.add_argument("--prediction-column", default="prediction", help="the output column of a table")
+    merge = ref_sub.add_parser("merge", help="merge profiles of one model version (e.g. built from shards)")
+    merge.add_argument("files", nargs="+", help="profile files")
+    show = ref_sub.add_parser("show", help="print profiles as tables")
+    show.add_argument("files", nargs="+", help="profile files")
+    for p in (build, merge):
+        p.add_argument("--output", "-o", default=None, help="profile file to write (a directory: one file per model version)")
+        p.add_argument("--publish", action="store_true", help="publish to the compacted references topic, keyed model/model_version")
+    for p in (build, merge, show):
+        _add_setting_flags(p)
+        p.set_defaults(func=_cmd_reference)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the input contract")
     schema.set_defaults(func=_cmd_schema)

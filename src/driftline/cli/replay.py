@@ -14,6 +14,7 @@ from rich.console import Console
 from driftline.config import Settings
 from driftline.detection.pipeline import BatchResult, Pipeline
 from driftline.transport.files import read_records
+from driftline.transport.references import load_profile_files
 from driftline.transport.worker import pipeline_settings
 
 __all__ = ["replay"]
@@ -22,6 +23,8 @@ __all__ = ["replay"]
 def replay(settings: Settings, args: argparse.Namespace) -> int:
     """Run every record of the file through the pipeline; print and write what it finds."""
     pipeline = Pipeline(pipeline_settings(settings))
+    for profile in load_profile_files(settings.reference_files):
+        pipeline.set_reference(profile)
     console = Console(stderr=True)
     alerts_out = _open(args.alerts_out)
     summaries_out = _open(args.summaries_out)

@@ -8,7 +8,10 @@ replay of the same records produces the same alerts as the live stream.
 
 ``alert_id`` is derived from the key, the window (topic, partition, offsets)
 and the status: re-processing the same records after a crash yields the same
-id, which is how a consumer recognises a duplicate.
+id, which is how a consumer recognises a duplicate.  Nothing in an alert but
+``detected_at`` depends on how the stream was cut into batches: a key that
+has been quiet long enough is resolved before its next finding is judged,
+whether or not a :meth:`AlertBook.tick` ran in between.
 """
 
 from __future__ import annotations
@@ -58,16 +61,33 @@ class AlertBook:
         """Findings behind the keys currently firing."""
         return [s.firing for s in self._keys.values() if s.firing is not None]
 
-    def observe(self, finding: Finding, now_ms: float) -> dict[str, object] | None:
-        """Register a finding; return a firing alert, or ``None`` if suppressed."""
+    def observe(self, finding: Finding, now_ms: float) -> list[dict[str, object]]:
+        """Register a finding; return what it causes: a firing alert (perhaps
+        after the resolution of the key's previous one), or nothing if the key
+        is in cooldown."""
+        out: list[dict[str, object]] = []
         state = self._keys.get(finding.key)
+        if state is not None and state.firing is not None and now_ms - state.last_seen_ms >= self.resolve_after_ms:
+            out.append(self._resolve(state))
         if state is not None and now_ms - state.fired_at_ms < self.cooldown_ms:
             state.last_seen_ms = max(state.last_seen_ms, now_ms)
             state.suppressed += 1
             self.suppressed_total += 1
-            return None
+            return out
         self._keys[finding.key] = _KeyState(finding, now_ms, now_ms)
-        return render(finding, FIRING)
+        out.append(render(finding, FIRING))
+        return out
+
+    def _resolve(self, state: _KeyState) -> dict[str, object]:
+        assert state.firing is not None
+        alert = render(state.firing, RESOLVED)
+        alert["firing_alert_id"] = alert_id(state.firing, FIRING)
+        alert["quiet_seconds"] = self.resolve_after_ms / 1000.0
+        alert["resolved_event_time"] = rfc3339(int(state.last_seen_ms + self.resolve_after_ms))
+        alert["summary"] = f"Resolved: no further findings for {state.firing.key} " \
+                           f"in {self.resolve_after_ms / 1000.0:.0f} s of event time."
+        state.firing = None
+        return alert
 
     def tick(self, now_ms: float) -> list[dict[str, object]]:
         """Resolve keys quiet for ``resolve_after``; forget keys past cooldown."""
@@ -75,13 +95,7 @@ class AlertBook:
         for key in list(self._keys):
             state = self._keys[key]
             if state.firing is not None and now_ms - state.last_seen_ms >= self.resolve_after_ms:
-                alert = render(state.firing, RESOLVED)
-                alert["firing_alert_id"] = alert_id(state.firing, FIRING)
-                alert["quiet_seconds"] = (now_ms - state.last_seen_ms) / 1000.0
-                alert["summary"] = f"Resolved: no further findings for {state.firing.key} " \
-                                   f"in {self.resolve_after_ms / 1000.0:.0f} s of event time."
-                resolved.append(alert)
-                state.firing = None
+                resolved.append(self._resolve(state))
             if state.firing is None and now_ms - state.fired_at_ms >= self.cooldown_ms:
                 del self._keys[key]
         return resolved

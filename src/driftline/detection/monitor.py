@@ -5,8 +5,11 @@ window summaries.  No I/O happens here: the Kafka worker and file replay feed
 the same :meth:`ModelMonitor.process` with events in offset order.
 
 Per feature it keeps a :class:`~driftline.state.numeric.NumericState` or a
-:class:`~driftline.state.categorical.CategoricalState` (decided by the first
-value seen) plus data-quality counters.  Events are processed in chunks that
+:class:`~driftline.state.categorical.CategoricalState` (decided by the
+reference profile, else by the first value seen) plus data-quality counters.
+The reference is a :class:`~driftline.reference.profile.ReferenceProfile` when
+one is given (from the start or hot-swapped with :meth:`ModelMonitor.use_reference`),
+else each feature's first ``warmup`` values.  Events are processed in chunks that
 never cross a tumbling window (``window_events`` records or ``window_seconds``
 of event time, whichever comes first); at each window's end the windowed
 checks run and one summary per feature is emitted.
@@ -17,23 +20,24 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from driftline.contract.event import PREDICTION, InferenceEvent
+from driftline.contract.columns import FEATURES, OUTPUTS, Column, LocatedEvent, columns
+from driftline.contract.event import InferenceEvent
 from driftline.detection.findings import Finding, Kind, Severity, WindowSpan
 from driftline.detection.settings import MonitorSettings
+from driftline.reference.profile import CATEGORICAL, NUMERIC, ReferenceProfile
 from driftline.state.categorical import CategoricalState
 from driftline.state.detectors import ADWIN, PAGE_HINKLEY, PAGE_HINKLEY_SPREAD
 from driftline.state.numeric import NumericState
 from driftline.stats.divergence import chi_square_critical, chi_square_two_sample
 
-__all__ = ["ModelMonitor", "LocatedEvent", "MonitorOutput", "Check"]
+__all__ = ["ModelMonitor", "LocatedEvent", "MonitorOutput", "Check", "WARMUP"]
 
-FEATURES = "features"
-OUTPUTS = "prediction"
-
+#: The ``reference`` of alerts and summaries of features compared with their warm-up.
+WARMUP = "warmup"
 
 class Check:
     """Names of the data-quality checks (the ``detector`` of a data-quality alert)."""
@@ -45,17 +49,7 @@ class Check:
     VANISHED_FEATURE = "vanished_feature"
     MISSING_RATE = "missing_rate"
     CHI_SQUARE = "chi_square"
-
-
-class LocatedEvent(NamedTuple):
-    """A decoded event and where it came from."""
-
-    offset: int
-    event: InferenceEvent
-
-    @property
-    def time_ms(self) -> int | None:
-        return self.event.timestamp_ms
+    NOT_IN_REFERENCE = "not_in_reference"
 
 
 @dataclass(slots=True)
@@ -68,57 +62,6 @@ class MonitorOutput:
     overflow_features: int = 0
 
 
-class _Column:
-    __slots__ = ("rows", "values")
-
-    def __init__(self, rows: list[int], values: list[object]) -> None:
-        self.rows = rows
-        self.values = values
-
-
-def _columns(chunk: Sequence[LocatedEvent]) -> tuple[dict[tuple[str, str], _Column], dict[str, int]]:
-    """Transpose a chunk of events into one column per (source, feature).
-
-    Events are grouped by their exact key tuple (model servers nearly always
-    send the same keys in the same order), so the transposition runs in C
-    (``zip(*rows)``) instead of a Python loop per value.
-    """
-    n_source = {FEATURES: 0, OUTPUTS: 0}
-    columns: dict[tuple[str, str], _Column] = {}
-    for source, position in ((FEATURES, _FEATURES_AT), (OUTPUTS, _OUTPUTS_AT)):
-        groups: dict[tuple[str, ...], tuple[list[int], list[tuple[object, ...]]]] = {}
-        last_keys: tuple[str, ...] | None = None
-        last_group = None
-        count = 0
-        for idx, located in enumerate(chunk):
-            values = located[1][position]
-            if values is None:
-                continue
-            count += 1
-            keys = tuple(values)
-            if keys != last_keys:
-                last_group = groups.get(keys)
-                if last_group is None:
-                    last_group = groups[keys] = ([], [])
-                last_keys = keys
-            last_group[0].append(idx)
-            last_group[1].append(tuple(values.values()))
-        n_source[source] = count
-        for keys, (rows, tuples) in groups.items():
-            transposed = list(zip(*tuples)) if keys else []
-            for name, col_values in zip(keys, transposed):
-                col = columns.get((source, name))
-                if col is None:
-                    columns[(source, name)] = _Column(rows, list(col_values))
-                else:
-                    merged = sorted(zip(col.rows + rows, col.values + list(col_values)), key=lambda rv: rv[0])
-                    col.rows = [r for r, _ in merged]
-                    col.values = [v for _, v in merged]
-    return columns, n_source
-
-
-_FEATURES_AT = InferenceEvent._fields.index("features")
-_OUTPUTS_AT = InferenceEvent._fields.index("outputs")
 _NUMBER_TYPES = frozenset((int, float))
 
 
@@ -128,7 +71,7 @@ class _Feature:
     __slots__ = (
         "name", "source", "kind", "numeric", "categorical", "seed",
         "records", "present", "non_finite", "type_mismatch", "invalid",
-        "ref_records", "ref_missing", "scored_records", "scored_missing",
+        "ref_records", "ref_missing", "scored_records", "scored_missing", "reference", "profiled",
     )
 
     def __init__(self, name: str, source: str, seed: int) -> None:
@@ -141,6 +84,9 @@ class _Feature:
         self._reset_window()
         self.ref_records = 0
         self.ref_missing = 0
+        self.reference = WARMUP
+        #: the missing-rate and value references come from a profile
+        self.profiled = False
 
     def _reset_window(self) -> None:
         self.records = 0        # records of this feature's source in the window
@@ -159,7 +105,8 @@ class _Feature:
 class ModelMonitor:
     """Detection state for one (topic, partition, model, model_version)."""
 
-    def __init__(self, *, topic: str, partition: int, model: str, model_version: str, settings: MonitorSettings) -> None:
+    def __init__(self, *, topic: str, partition: int, model: str, model_version: str, settings: MonitorSettings,
+                 reference: ReferenceProfile | None = None) -> None:
         self.topic = topic
         self.partition = partition
         self.model = model
@@ -175,6 +122,72 @@ class ModelMonitor:
         self._window_last_time: int | None = None
         self._overflow_features = 0
         self._present_in_chunk: dict[tuple[str, str], int] = {}
+        #: features sharing the model's false-alarm budget (grows as features appear)
+        self.family = 1
+        self.profile: ReferenceProfile | None = None
+        self.reference_name = WARMUP
+        if reference is not None:
+            self.use_reference(reference)
+
+    # -------------------------------------------------------------- reference
+    def use_reference(self, profile: ReferenceProfile | None) -> None:
+        """Compare with ``profile`` from now on (``None``: back to warm-up references).
+
+        Features of the profile are monitored from the next event on, even
+        before the stream sends them (so a feature the producer never sends
+        shows up as vanished).  A feature the profile lacks, or has no valid
+        value for, keeps (or restarts) a warm-up reference.  Detectors restart
+        against the new reference; open windows carry on.
+        """
+        if profile is not None and (profile.model, profile.model_version) != (self.model, self.model_version):
+            raise ValueError(f"profile of {profile.key} given to the monitor of {self.model}/{self.model_version}")
+        previous = self.profile
+        self.profile = profile
+        self.reference_name = profile.name if profile is not None else WARMUP
+        if profile is not None:
+            self.family = max(self.family, min(len(profile.features), self.settings.max_features))
+            for (source, name) in profile.features:
+                if (source, name) not in self.features and len(self.features) < self.settings.max_features:
+                    self.features[(source, name)] = _Feature(name, source, self._seed(name))
+        for feature in self.features.values():
+            had_profile = previous is not None and feature.profiled
+            if not self._apply_profile(feature) and had_profile:
+                self._restart_warmup(feature)
+
+    def _apply_profile(self, feature: _Feature) -> bool:
+        """Point ``feature`` at the profile's reference; False if the profile has none for it."""
+        fp = self.profile.features.get((feature.source, feature.name)) if self.profile is not None else None
+        if fp is None or fp.count == 0:
+            return False
+        s = self.settings
+        if feature.kind != fp.kind:
+            feature.kind = fp.kind
+            feature.numeric = feature.categorical = None
+        if fp.kind == NUMERIC:
+            if feature.numeric is None:
+                feature.numeric = NumericState(s.detector_for(self.family), warmup=s.warmup, seed=feature.seed)
+            assert fp.sketch is not None
+            feature.numeric.use_reference(fp.sketch, fp.moments, s.detector_for(self.family))
+        elif fp.kind == CATEGORICAL:
+            if feature.categorical is None:
+                feature.categorical = CategoricalState(max_categories=s.max_categories, warmup=s.warmup)
+            feature.categorical.use_reference(fp.categories or {})
+        feature.ref_records, feature.ref_missing = fp.records, fp.missing
+        feature.scored_records = feature.scored_missing = 0
+        feature.profiled = True
+        feature.reference = self.reference_name
+        return True
+
+    def _restart_warmup(self, feature: _Feature) -> None:
+        feature.numeric = feature.categorical = None
+        feature.kind = None
+        feature.ref_records = feature.ref_missing = 0
+        feature.scored_records = feature.scored_missing = 0
+        feature.profiled = False
+        feature.reference = WARMUP
+
+    def _seed(self, name: str) -> int:
+        return int.from_bytes(hashlib.blake2b(f"{self.model}/{self.model_version}/{name}".encode(), digest_size=8).digest(), "big")
 
     # ------------------------------------------------------------------ intake
     def process(self, events: Sequence[LocatedEvent]) -> MonitorOutput:
@@ -218,10 +231,16 @@ class ModelMonitor:
             return feature
         if len(self.features) >= self.settings.max_features:
             return None
-        seed = int.from_bytes(hashlib.blake2b(f"{self.model}/{self.model_version}/{name}".encode(), digest_size=8).digest(), "big")
-        feature = _Feature(name, source, seed)
+        feature = _Feature(name, source, self._seed(name))
         self.features[key] = feature
-        if self.source_records[source] > self.settings.warmup:
+        if self.profile is not None:
+            self._count(out, name, Check.NOT_IN_REFERENCE, 1)
+            out.findings.append(self._finding(
+                feature, Kind.DATA_QUALITY, Check.NOT_IN_REFERENCE, Severity.WARNING, 1.0, 0.0, row,
+                f"{self._noun(feature).capitalize()} is not in the reference {self.reference_name}; it is compared "
+                f"with its own first {self.settings.warmup} values instead. Rebuild the profile if the schema changed.",
+            ))
+        elif self.source_records[source] > self.settings.warmup:
             out.findings.append(self._finding(
                 feature, Kind.DATA_QUALITY, Check.NEW_FEATURE, Severity.WARNING, 1.0, 0.0, row,
                 f"New {self._noun(feature)} appeared after warm-up ({self.source_records[source]} records without it); "
@@ -234,7 +253,10 @@ class ModelMonitor:
         if not chunk:
             return
         self._present_in_chunk = {}
-        columns, n_source = _columns(chunk)
+        cols, n_source = columns(chunk)
+        unseen = sum(1 for key in cols if key not in self.features)
+        if unseen:
+            self.family = max(self.family, min(len(self.features) + unseen, self.settings.max_features))
         last = chunk[-1]
         self._window_records += len(chunk)
         self.records += len(chunk)
@@ -242,7 +264,7 @@ class ModelMonitor:
         if last.time_ms is not None:
             self._window_last_time = last.time_ms
 
-        for (source, name), col in columns.items():
+        for (source, name), col in cols.items():
             feature = self._feature(source, name, out, chunk[col.rows[0]])
             if feature is None:
                 self._overflow_features += 1
@@ -255,7 +277,7 @@ class ModelMonitor:
                 continue
             feature.records += n
             missing_here = n - self._present_in_chunk.get((feature.source, feature.name), 0)
-            if feature.ref_records < self.settings.warmup:
+            if not feature.profiled and feature.ref_records < self.settings.warmup:
                 feature.ref_records += n
                 feature.ref_missing += missing_here
             else:
@@ -264,7 +286,7 @@ class ModelMonitor:
         for source, n in n_source.items():
             self.source_records[source] += n
 
-    def _update_feature(self, feature: _Feature, col: _Column, chunk: Sequence[LocatedEvent], out: MonitorOutput) -> None:
+    def _update_feature(self, feature: _Feature, col: Column, chunk: Sequence[LocatedEvent], out: MonitorOutput) -> None:
         values = col.values
         rows = col.rows
         kinds = set(map(type, values))
@@ -275,7 +297,8 @@ class ModelMonitor:
                 return
             if type(first) in _NUMBER_TYPES:
                 feature.kind = "numeric"
-                feature.numeric = NumericState(self.settings.detector, warmup=self.settings.warmup, seed=feature.seed)
+                feature.numeric = NumericState(self.settings.detector_for(self.family), warmup=self.settings.warmup,
+                                               seed=feature.seed)
             else:
                 feature.kind = "categorical"
                 feature.categorical = CategoricalState(max_categories=self.settings.max_categories, warmup=self.settings.warmup)
@@ -312,9 +335,10 @@ class ModelMonitor:
                 first_bad = num_rows[int(np.argmin(finite))]
                 self._count(out, feature.name, Check.NON_FINITE, bad)
                 out.findings.append(self._finding(
-                    feature, Kind.DATA_QUALITY, Check.NON_FINITE, Severity.WARNING, float(bad), 0.0, chunk[first_bad],
-                    f"{self._noun(feature).capitalize()} has {bad} NaN or infinite value(s) in this batch; "
-                    f"find the producer step that emits them (they are counted as missing).",
+                    feature, Kind.DATA_QUALITY, Check.NON_FINITE, Severity.WARNING, 1.0, 0.0, chunk[first_bad],
+                    f"{self._noun(feature).capitalize()} received NaN or infinite values (the first at offset "
+                    f"{chunk[first_bad].offset}); find the producer step that emits them (they are counted as missing, "
+                    f"and the window summaries count them under non_finite).",
                 ))
                 num_rows = [r for r, ok in zip(num_rows, finite.tolist()) if ok]
                 num_vals = num_vals[finite]
@@ -372,7 +396,7 @@ class ModelMonitor:
             model=self.model, model_version=self.model_version, feature=feature.name, kind=kind,
             detector=detector, severity=severity, statistic=statistic, threshold=threshold,
             summary=f"[{where}] {summary}", window=self._span(row), event_time_ms=row.time_ms,
-            details=dict(details),
+            reference=feature.reference, details=dict(details),
         )
 
     def _count(self, out: MonitorOutput, feature: str, check: str, n: int) -> None:
@@ -449,6 +473,7 @@ class ModelMonitor:
         span = self._span(last_row)
         records = feature.records
         missing = max(records - feature.present, 0)
+        alpha = s.window_alpha(self.family, self._window_records)
         summary: dict[str, object] = {
             "type": "window_summary",
             "model": self.model,
@@ -457,7 +482,7 @@ class ModelMonitor:
             "source": feature.source,
             "feature_type": feature.kind or "unknown",
             "window": span.to_dict(),
-            "reference": "warmup",
+            "reference": feature.reference,
             "records": records,
             "count": feature.present,
             "missing": missing,
@@ -465,17 +490,19 @@ class ModelMonitor:
             "non_finite": feature.non_finite,
             "type_mismatches": feature.type_mismatch,
             "invalid_values": feature.invalid,
+            "alpha": alpha,
         }
-        # Missing rate and vanished features, against the warm-up missing rate.
-        ref_complete = feature.ref_records >= s.warmup
-        if ref_complete and feature.scored_records >= s.min_window_values:
+        ref_name = "the reference" if feature.profiled else "warm-up"
+        # Missing rate and vanished features, against the reference missing rate.
+        ref_complete = feature.profiled or feature.ref_records >= s.warmup
+        if ref_complete and feature.ref_records and feature.scored_records >= s.min_window_values:
             if feature.present == 0 and feature.ref_missing < feature.ref_records:
                 self._count(out, feature.name, Check.VANISHED_FEATURE, 1)
                 found.append(self._finding(
                     feature, Kind.DATA_QUALITY, Check.VANISHED_FEATURE, Severity.CRITICAL,
                     1.0, 0.0, last_row,
                     f"{self._noun(feature).capitalize()} is missing from all {records} records of this window "
-                    f"(it was present in {1 - feature.ref_missing / feature.ref_records:.0%} during warm-up); "
+                    f"(it was present in {1 - feature.ref_missing / feature.ref_records:.0%} of {ref_name}); "
                     f"check whether the producer stopped sending it.",
                 ))
             elif feature.scored_missing > 0:
@@ -485,15 +512,15 @@ class ModelMonitor:
                 ref_ratio = feature.ref_missing / feature.ref_records
                 cur_ratio = feature.scored_missing / feature.scored_records
                 summary["missing_p_value"] = test.p_value
-                if cur_ratio > ref_ratio and test.p_value < s.window_alpha:
+                if cur_ratio > ref_ratio and test.p_value < alpha:
                     self._count(out, feature.name, Check.MISSING_RATE, 1)
-                    threshold = chi_square_critical(s.window_alpha, 1)
+                    threshold = chi_square_critical(alpha, 1)
                     found.append(self._finding(
                         feature, Kind.DATA_QUALITY, Check.MISSING_RATE,
                         Severity.CRITICAL if cur_ratio >= 0.5 else Severity.WARNING,
                         test.statistic, threshold, last_row,
                         f"{self._noun(feature).capitalize()} is missing in {cur_ratio:.1%} of records "
-                        f"(warm-up: {ref_ratio:.1%}; chi-square {test.statistic:.1f} > {threshold:.1f}); "
+                        f"({ref_name}: {ref_ratio:.1%}; chi-square {test.statistic:.1f} > {threshold:.1f}); "
                         f"check the producer for dropped fields.",
                         missing_ratio=cur_ratio, reference_missing_ratio=ref_ratio, p_value=test.p_value,
                     ))
@@ -502,7 +529,10 @@ class ModelMonitor:
             summary["warmed_up"] = num.warmed_up
             summary.update({k: v for k, v in num.window_moments.to_dict().items() if k != "count"})
             summary["quantiles"] = num.quantiles(window=True)
-            summary["drift"] = num.window_drift()
+            drift = num.window_drift()
+            summary["drift"] = drift
+            if num.warmed_up and num.window_moments.n >= s.min_window_values:
+                self._numeric_window_test(feature, drift, alpha, last_row, found)
         elif feature.categorical is not None:
             cat = feature.categorical
             scored = sum(cat.window_scored.values())
@@ -511,24 +541,68 @@ class ModelMonitor:
             summary["distinct"] = len(cat.window_counts)
             summary["new_category_ratio"] = (cat.window_new / scored) if scored else None
             tested = cat.window_test() if scored >= s.min_window_values else None
-            drift: dict[str, object] = {}
+            cat_drift: dict[str, object] = {}
             if tested is not None:
                 chi, psi_value, js = tested
-                drift = {"chi_square": chi.statistic, "df": chi.df, "p_value": chi.p_value,
-                         "psi": psi_value, "jensen_shannon": js}
-                if chi.df > 0 and chi.p_value < s.window_alpha:
-                    threshold = chi_square_critical(s.window_alpha, chi.df)
-                    moved = _most_changed(cat.reference, cat.window_scored)
-                    found.append(self._finding(
-                        feature, self._drift_kind(feature), Check.CHI_SQUARE,
-                        Severity.CRITICAL if psi_value >= 0.25 else Severity.WARNING,
-                        chi.statistic, threshold, last_row,
-                        f"Category mix of {self._noun(feature)} changed (chi-square {chi.statistic:.1f} > {threshold:.1f}, "
-                        f"PSI {psi_value:.2f}, JS {js:.3f}); {moved}.",
-                        p_value=chi.p_value, psi=psi_value, jensen_shannon=js,
-                    ))
-            summary["drift"] = drift
+                cat_drift = {"chi_square": chi.statistic, "df": chi.df, "p_value": chi.p_value,
+                             "psi": psi_value, "jensen_shannon": js}
+                self._categorical_window_test(feature, chi, psi_value, js, alpha, last_row, found)
+            summary["drift"] = cat_drift
         return summary
+
+    def _numeric_window_test(self, feature: _Feature, drift: dict[str, float | None], alpha: float,
+                             last_row: LocatedEvent, found: list[Finding]) -> None:
+        """Alert when the configured distance crosses its threshold *and* the KS test is significant.
+
+        The significance gate (at the model's family-wise level) keeps small
+        windows from alerting on noise; the threshold keeps large windows from
+        alerting on differences too small to matter.
+        """
+        test = self.settings.numeric_test
+        value, p_value = drift.get(test) if test != "off" else None, drift.get("ks_p_value")
+        threshold = self.settings.thresholds.get(test, math.inf)
+        if value is None or p_value is None or value <= threshold or p_value >= alpha:
+            return
+        shift = drift.get("mean_shift_sd")
+        found.append(self._finding(
+            feature, self._drift_kind(feature), test, Severity.CRITICAL if value >= 2 * threshold else Severity.WARNING,
+            float(value), threshold, last_row,
+            f"Distribution of {self._noun(feature)} moved from {feature.reference if feature.profiled else 'its warm-up'} "
+            f"over this window: {_STAT_NAMES[test]} {value:.3f} > {threshold:g} (KS {drift.get('ks') or 0.0:.3f}, "
+            f"p = {p_value:.2g} < {alpha:.2g}"
+            + (f"; mean {shift:+.2f} reference sd" if isinstance(shift, float) else "")
+            + f"); check the upstream data for {feature.name}.",
+            ks=drift.get("ks"), ks_p_value=p_value, psi=drift.get("psi"), wasserstein_sd=drift.get("wasserstein_sd"),
+            alpha=alpha,
+        ))
+
+    def _categorical_window_test(self, feature: _Feature, chi, psi_value: float, js: float, alpha: float,
+                                 last_row: LocatedEvent, found: list[Finding]) -> None:
+        test = self.settings.categorical_test
+        if test == "off" or chi.df == 0 or chi.p_value >= alpha:
+            return
+        if test == "chi_square":
+            statistic, threshold = chi.statistic, chi_square_critical(alpha, chi.df)
+            critical = psi_value >= 0.25
+        else:
+            statistic = psi_value if test == "psi" else js
+            threshold = self.settings.thresholds[test]
+            if statistic <= threshold:
+                return
+            critical = statistic >= 2 * threshold
+        assert feature.categorical is not None
+        moved = _most_changed(feature.categorical.reference, feature.categorical.window_scored)
+        found.append(self._finding(
+            feature, self._drift_kind(feature), test, Severity.CRITICAL if critical else Severity.WARNING,
+            statistic, threshold, last_row,
+            f"Category mix of {self._noun(feature)} changed ({_STAT_NAMES[test]} {statistic:.3g} > {threshold:.3g}; "
+            f"chi-square p = {chi.p_value:.2g} < {alpha:.2g}, PSI {psi_value:.2f}, JS {js:.3f}); {moved}.",
+            p_value=chi.p_value, chi_square=chi.statistic, psi=psi_value, jensen_shannon=js, alpha=alpha,
+        ))
+
+
+_STAT_NAMES = {"psi": "PSI", "ks": "KS", "wasserstein_sd": "Wasserstein (reference sd)",
+               "jensen_shannon": "Jensen-Shannon", "chi_square": "chi-square"}
 
 
 def _time_only(time_ms: int | None) -> InferenceEvent:

@@ -4,7 +4,9 @@ The pipeline is the whole detection core behind one call, with no I/O: the
 Kafka worker hands it each consumed batch and publishes what comes back; a file
 replay can do the same.  It decodes records, routes events to the monitor of
 their (topic, partition, model, model_version), applies the caps that bound
-memory and metric cardinality, and runs the alert lifecycle.
+memory and metric cardinality, and runs the alert lifecycle.  Reference
+profiles are handed to it with :meth:`Pipeline.set_reference` (at start and
+whenever a new one arrives): monitors of that model version switch to it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from driftline.contract.event import SourceRecord, build
 from driftline.detection.alerts import AlertBook
 from driftline.detection.monitor import LocatedEvent, ModelMonitor
 from driftline.detection.settings import MonitorSettings
+from driftline.reference.profile import ReferenceProfile
 
 __all__ = ["Pipeline", "PipelineSettings", "BatchResult", "DeadLetter"]
 
@@ -69,6 +72,29 @@ class Pipeline:
                                 resolve_after_seconds=settings.resolve_after_seconds)
         self._models: set[tuple[str, str]] = set()
         self._watermark_ms: float | None = None
+        #: (model, model_version) -> the profile its monitors compare with
+        self.references: dict[tuple[str, str], ReferenceProfile] = {}
+
+    def set_reference(self, profile: ReferenceProfile) -> bool:
+        """Use ``profile`` for its model version from the next record on; False if it is already in use."""
+        key = (profile.model, profile.model_version)
+        current = self.references.get(key)
+        if current is not None and current.id == profile.id:
+            return False
+        self.references[key] = profile
+        for (_, _, model, version), monitor in self.monitors.items():
+            if (model, version) == key:
+                monitor.use_reference(profile)
+        return True
+
+    def remove_reference(self, model: str, model_version: str) -> bool:
+        """Go back to warm-up references for a model version; False if it had no profile."""
+        if self.references.pop((model, model_version), None) is None:
+            return False
+        for (_, _, m, v), monitor in self.monitors.items():
+            if (m, v) == (model, model_version):
+                monitor.use_reference(None)
+        return True
 
     @property
     def model_count(self) -> int:
@@ -120,11 +146,10 @@ class Pipeline:
             for finding in out.findings:
                 now = finding.event_time_ms if finding.event_time_ms is not None else self._clock() * 1000.0
                 self._advance(now)
-                alert = self.alerts.observe(finding, now)
-                if alert is None:
+                caused = self.alerts.observe(finding, now)
+                if not caused or caused[-1]["status"] != "firing":
                     result.suppressed_findings += 1
-                else:
-                    result.alerts.append(alert)
+                result.alerts.extend(caused)
 
         for t in result.event_time_ms.values():
             self._advance(t)
@@ -146,7 +171,7 @@ class Pipeline:
                 return None
             self._models.add((model, version))
         monitor = ModelMonitor(topic=topic, partition=partition, model=model, model_version=version,
-                               settings=self.settings.monitor)
+                               settings=self.settings.monitor, reference=self.references.get((model, version)))
         self.monitors[key] = monitor
         return monitor
 

@@ -1,23 +1,54 @@
-"""Detection settings derived from a false-alarm budget."""
+"""Detection settings derived from a per-model false-alarm budget.
+
+The budget (false alarms per event, for the whole model version) is split
+evenly over the model's features and, within a feature, over its statistical
+checks (Bonferroni).  A detector's threshold grows with the logarithm of one
+over its share (see :mod:`driftline.stats.calibration`), so a model with 200
+features keeps the false-alarm rate of a model with one, and pays for it with
+a detection delay that grows only with ``log(features)``.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 from driftline.state.detectors import DetectorParams
 from driftline.stats.calibration import adwin_delta, page_hinkley_params
 
-__all__ = ["MonitorSettings", "STATISTICAL_CHECKS"]
+__all__ = ["MonitorSettings", "STATISTICAL_CHECKS", "WINDOW_THRESHOLDS", "NUMERIC_WINDOW_TESTS",
+           "CATEGORICAL_WINDOW_TESTS"]
 
-#: Statistical checks per feature that share its false-alarm budget:
-#: Page-Hinkley on location, on spread, ADWIN, and the windowed test
-#: (missing rate for numeric features; category mix and missing rate for
-#: categorical ones, which have no block detectors).
-STATISTICAL_CHECKS = 4
+#: Statistical checks per feature that share its part of the budget:
+#: Page-Hinkley on location, on spread, ADWIN, the windowed distribution test
+#: and the missing-rate test (categorical features have only the last two, and
+#: keep the same share for each).
+STATISTICAL_CHECKS = 5
 
 #: Values after warm-up before Page-Hinkley may fire (its running mean settles).
 PH_MIN_VALUES = 480
+
+#: Windowed statistics that can raise an alert, and their default thresholds:
+#: the values users know from batch drift tools (PSI 0.1 = moderate,
+#: 0.2 = significant shift; Wasserstein in reference sd 0.1 as in Evidently's
+#: large-sample default; Jensen-Shannon *divergence* 0.01 bits, which is a
+#: JS distance of 0.083 in natural-log units, near Evidently's 0.1; KS 0.1).
+WINDOW_THRESHOLDS = {"psi": 0.2, "ks": 0.1, "wasserstein_sd": 0.1, "jensen_shannon": 0.01}
+NUMERIC_WINDOW_TESTS = ("psi", "ks", "wasserstein_sd", "off")
+CATEGORICAL_WINDOW_TESTS = ("chi_square", "psi", "jensen_shannon", "off")
+
+
+@lru_cache(maxsize=256)
+def _detector_params(false_alarm_rate: float, design_shift: float, block: int, features: int) -> DetectorParams:
+    share = false_alarm_rate / (features * STATISTICAL_CHECKS)
+    ph = page_hinkley_params(false_alarm_rate=share, design_shift=design_shift, block=block)
+    spread = page_hinkley_params(false_alarm_rate=share, design_shift=design_shift, block=2 * block)
+    return DetectorParams(block=block, ph_delta=ph.delta, ph_threshold=ph.threshold,
+                          spread_delta=spread.delta, spread_threshold=spread.threshold,
+                          adwin_delta=adwin_delta(false_alarm_rate=share),
+                          # Page-Hinkley starts testing after ~480 values whatever the block size
+                          ph_min_instances=max(10, math.ceil(PH_MIN_VALUES / block)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +58,24 @@ class MonitorSettings:
     warmup: int
     window_events: int
     window_seconds: float | None
-    detector: DetectorParams
-    window_alpha: float
+    #: design false alarms per event for one model version, all features and checks together
+    false_alarm_rate: float
+    design_shift: float
+    block: int
     max_features: int
     max_categories: int
+    #: windowed statistic that alerts for numeric / categorical features
+    numeric_test: str = "psi"
+    categorical_test: str = "chi_square"
+    thresholds: dict[str, float] = field(default_factory=lambda: dict(WINDOW_THRESHOLDS))
     min_window_values: int = 20
+
+    def __post_init__(self) -> None:
+        if self.numeric_test not in NUMERIC_WINDOW_TESTS:
+            raise ValueError(f"numeric window test must be one of {NUMERIC_WINDOW_TESTS}, not {self.numeric_test!r}")
+        if self.categorical_test not in CATEGORICAL_WINDOW_TESTS:
+            raise ValueError(f"categorical window test must be one of {CATEGORICAL_WINDOW_TESTS}, "
+                             f"not {self.categorical_test!r}")
 
     @classmethod
     def calibrated(
@@ -45,26 +89,31 @@ class MonitorSettings:
         window_seconds: float | None = 60.0,
         max_features: int = 500,
         max_categories: int = 100,
+        numeric_test: str = "psi",
+        categorical_test: str = "chi_square",
+        thresholds: dict[str, float] | None = None,
     ) -> "MonitorSettings":
-        """Split a per-feature false-alarm rate (per event) over the checks.
+        return cls(warmup=warmup, window_events=window_events, window_seconds=window_seconds,
+                   false_alarm_rate=false_alarm_rate, design_shift=design_shift, block=block,
+                   max_features=max_features, max_categories=max_categories,
+                   numeric_test=numeric_test, categorical_test=categorical_test,
+                   thresholds={**WINDOW_THRESHOLDS, **(thresholds or {})})
 
-        Each check gets an equal share; see :mod:`driftline.stats.calibration`
-        for how a share becomes detector parameters.
+    def detector_for(self, features: int) -> DetectorParams:
+        """Detector parameters when the budget is shared by ``features`` features."""
+        return _detector_params(self.false_alarm_rate, self.design_shift, self.block, max(1, features))
+
+    @property
+    def detector(self) -> DetectorParams:
+        """Detector parameters of a one-feature model."""
+        return self.detector_for(1)
+
+    def window_alpha(self, features: int, records: int) -> float:
+        """Significance level of one windowed test over ``records`` events.
+
+        The per-event share of one check, times the events the window covers:
+        windows closed early by time get a proportionally smaller level, so
+        the budget per event holds however windows are cut.
         """
-        share = false_alarm_rate / STATISTICAL_CHECKS
-        ph = page_hinkley_params(false_alarm_rate=share, design_shift=design_shift, block=block)
-        spread = page_hinkley_params(false_alarm_rate=share, design_shift=design_shift, block=2 * block)
-        delta = adwin_delta(false_alarm_rate=share)
-        return cls(
-            warmup=warmup,
-            window_events=window_events,
-            window_seconds=window_seconds,
-            detector=DetectorParams(block=block, ph_delta=ph.delta, ph_threshold=ph.threshold,
-                                    spread_delta=spread.delta, spread_threshold=spread.threshold, adwin_delta=delta,
-                                    # Page-Hinkley starts testing after ~480 values whatever the block size
-                                    ph_min_instances=max(10, math.ceil(PH_MIN_VALUES / block))),
-            window_alpha=min(0.01, share * window_events),
-            max_features=max_features,
-            max_categories=max_categories,
-        )
-
+        share = self.false_alarm_rate / (max(1, features) * STATISTICAL_CHECKS)
+        return min(0.01, share * max(1, records))

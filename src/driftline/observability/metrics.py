@@ -18,7 +18,7 @@ __all__ = ["WorkerMetrics", "DRIFT_STATISTICS"]
 
 #: Window-summary drift statistics exported as gauges.
 DRIFT_STATISTICS = ("page_hinkley", "page_hinkley_spread", "mean_shift_sd", "spread_ratio",
-                    "ks", "wasserstein_sd", "chi_square", "psi", "jensen_shannon")
+                    "ks", "ks_p_value", "wasserstein_sd", "chi_square", "p_value", "psi", "jensen_shannon")
 
 
 class WorkerMetrics:
@@ -51,7 +51,21 @@ class WorkerMetrics:
         self.models = Gauge("driftline_monitored_models", "Model versions monitored by this worker.", registry=r)
         self.features = Gauge("driftline_monitored_features", "Features monitored by this worker (over all partitions).", registry=r)
         self.overflow = Counter("driftline_overflow_total", "Events or features dropped by a cap.", ["what"], registry=r)
+        self.reference = Gauge("driftline_reference_info", "1 for the reference each model version is compared with "
+                               "(profile@<id>; absent = warm-up).", ["model", "model_version", "reference"], registry=r)
+        self.reference_updates = Counter("driftline_reference_updates_total", "Records read from the references topic, "
+                                         "by outcome (applied, withdrawn, rejected).", ["outcome"], registry=r)
+        self._references: dict[tuple[str, str], str] = {}
         self.delivery_failures = Counter("driftline_delivery_failures_total", "Output records Kafka failed to deliver.", ["topic"], registry=r)
+
+    def reference_in_use(self, model: str, model_version: str, reference: str | None) -> None:
+        """Point ``driftline_reference_info`` of a model version at its reference (None: warm-up)."""
+        old = self._references.pop((model, model_version), None)
+        if old is not None:
+            self.reference.remove(model, model_version, old)
+        if reference is not None:
+            self._references[(model, model_version)] = reference
+            self.reference.labels(model, model_version, reference).set(1)
 
     def record_batch(self, result: BatchResult, *, models: int, features: int) -> None:
         """Update counters and gauges from one processed batch."""

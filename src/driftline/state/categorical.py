@@ -20,7 +20,7 @@ class CategoricalState:
     """
 
     __slots__ = ("max_categories", "warmup", "counts", "window_counts", "reference",
-                 "reference_total", "window_scored", "window_new", "total_new", "overflowed")
+                 "reference_total", "window_scored", "window_new", "total_new", "overflowed", "fixed_reference")
 
     def __init__(self, *, max_categories: int, warmup: int) -> None:
         self.max_categories = max_categories
@@ -33,10 +33,33 @@ class CategoricalState:
         self.window_new = 0
         self.total_new = 0
         self.overflowed = 0
+        self.fixed_reference = False
 
     @property
     def warmed_up(self) -> bool:
-        return self.reference_total >= self.warmup
+        return self.fixed_reference or self.reference_total >= self.warmup
+
+    def use_reference(self, counts: dict[str, int]) -> None:
+        """Compare with a fixed category mix (a profile's) from now on.
+
+        The reference's most frequent names become the tracked categories (up
+        to the cap; the rest are counted as ``__other__`` on both sides).
+        """
+        if not any(counts.values()):
+            raise ValueError("a reference mix needs at least one value")
+        ranked = sorted((k for k in counts if k != OVERFLOW), key=lambda k: (-counts[k], k))
+        kept = ranked[: self.max_categories - 1]
+        reference: Counter[str] = Counter({k: counts[k] for k in kept if counts[k] > 0})
+        folded = counts.get(OVERFLOW, 0) + sum(counts[k] for k in ranked[self.max_categories - 1:])
+        if folded:
+            reference[OVERFLOW] = folded
+        self.reference = reference
+        self.reference_total = sum(reference.values())
+        self.fixed_reference = True
+        for name in reference:
+            self.counts.setdefault(name, 0)
+        self.window_scored = Counter()
+        self.window_new = 0
 
     def _bucket(self, value: str) -> str:
         if value in self.counts or len(self.counts) < self.max_categories:
@@ -47,7 +70,7 @@ class CategoricalState:
         """Count a batch of values (counted per distinct value, in C)."""
         if not values:
             return
-        need = self.warmup - self.reference_total
+        need = 0 if self.fixed_reference else self.warmup - self.reference_total
         if need > 0:
             head, values = values[:need], values[need:]
             for value, n in Counter(head).items():

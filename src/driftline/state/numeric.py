@@ -8,7 +8,7 @@ import numpy as np
 from datasketches import kll_doubles_sketch
 
 from driftline.state.detectors import BlockDetectors, Detection, DetectorParams
-from driftline.stats.distance import numeric_distances
+from driftline.stats.distance import ks_two_sample_p_value, numeric_distances
 from driftline.stats.moments import Moments
 from driftline.stats.pit import QuantileGrid, block_spread_scores
 
@@ -34,6 +34,7 @@ class NumericState:
         "params", "warmup", "moments", "sketch", "window_moments", "window_sketch",
         "_warmup_values", "_warmup_count", "grid", "reference_moments", "detectors",
         "_rng", "_pending_z", "window_z_sum", "window_z_sq", "window_scored",
+        "reference_count", "reference_rank_error",
     )
 
     def __init__(self, params: DetectorParams, *, warmup: int, seed: int) -> None:
@@ -53,6 +54,9 @@ class NumericState:
         self.window_z_sum = 0.0
         self.window_z_sq = 0.0
         self.window_scored = 0
+        #: values behind the reference, and the rank error of its CDF (sketch and grid)
+        self.reference_count = 0
+        self.reference_rank_error = 0.0
 
     @property
     def warmed_up(self) -> bool:
@@ -89,6 +93,33 @@ class NumericState:
     def _set_reference(self, sample: np.ndarray) -> None:
         self.grid = QuantileGrid.from_sorted_sample(np.sort(sample), GRID_SIZE)
         self.reference_moments = Moments.of(sample)
+        self.reference_count = int(sample.size)
+        self.reference_rank_error = 0.0 if sample.size <= GRID_SIZE else 1.0 / GRID_SIZE
+
+    def use_reference(self, sketch: kll_doubles_sketch, moments: Moments, params: DetectorParams | None = None) -> None:
+        """Compare with a fixed reference (a profile's sketch) from now on.
+
+        Warm-up ends (or never starts); the detectors restart against the new
+        reference.  The current window's raw values are kept, so its
+        distances are computed against the new reference when it closes.
+        """
+        if sketch.is_empty():
+            raise ValueError("a reference sketch needs at least one value")
+        if params is not None:
+            self.params = params
+        probs = ((np.arange(GRID_SIZE) + 0.5) / GRID_SIZE).tolist()
+        self.grid = QuantileGrid(np.asarray(sketch.get_quantiles(probs, True), dtype=np.float64))
+        self.reference_moments = Moments(moments.n, moments.mean, moments.m2, moments.min, moments.max)
+        self.reference_count = int(sketch.n)
+        self.reference_rank_error = ((sketch.normalized_rank_error(False) if sketch.is_estimation_mode() else 0.0)
+                                     + 1.0 / GRID_SIZE)
+        self._warmup_values = []
+        self._warmup_count = self.warmup
+        self.detectors = BlockDetectors(self.params)
+        self._pending_z = np.empty(0)
+        self.window_z_sum = 0.0
+        self.window_z_sq = 0.0
+        self.window_scored = 0
 
     def _score(self, values: np.ndarray, *, offset: int) -> list[tuple[int, Detection, tuple[float, float]]]:
         assert self.grid is not None
@@ -148,7 +179,7 @@ class NumericState:
     def window_distances(self) -> dict[str, float | None]:
         """KS, PSI and Wasserstein of this window's values against the reference."""
         if self.grid is None or self.window_sketch.is_empty():
-            return {"ks": None, "psi": None, "wasserstein_sd": None}
+            return {"ks": None, "ks_p_value": None, "psi": None, "wasserstein_sd": None}
         q = self.grid.points
         m = q.size
         # The sketch wants distinct split points; atoms repeat in the grid.
@@ -156,7 +187,10 @@ class NumericState:
         cdf = np.asarray(self.window_sketch.get_cdf(distinct.tolist(), True))[np.searchsorted(distinct, q)]
         quantiles = np.asarray(self.window_sketch.get_quantiles(((np.arange(m) + 0.5) / m).tolist(), True))
         d = numeric_distances(self.grid, self.reference_moments.sd, cdf, quantiles)
-        return {"ks": d.ks, "psi": d.psi, "wasserstein_sd": d.wasserstein_sd}
+        window = self.window_sketch
+        slack = self.reference_rank_error + (window.normalized_rank_error(False) if window.is_estimation_mode() else 0.0)
+        p_value = ks_two_sample_p_value(d.ks, int(window.n), self.reference_count, slack=slack)
+        return {"ks": d.ks, "ks_p_value": p_value, "psi": d.psi, "wasserstein_sd": d.wasserstein_sd}
 
     def reset_window(self) -> None:
         self.moments.merge(self.window_moments)

@@ -25,6 +25,9 @@ OUTPUT_TOPIC_CONFIGS = {
     "alerts": {"cleanup.policy": "delete", "retention.ms": str(7 * 24 * 3600 * 1000)},
     "metrics": {"cleanup.policy": "delete", "retention.ms": str(7 * 24 * 3600 * 1000)},
     "deadletter": {"cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000)},
+    # Latest profile per model/model_version, kept forever; profiles of
+    # models with hundreds of features exceed Kafka's 1 MB default.
+    "references": {"cleanup.policy": "compact", "max.message.bytes": str(16 * 1024 * 1024)},
 }
 
 
@@ -56,13 +59,15 @@ def make_consumer(settings: Settings) -> Consumer:
     return _client(Consumer, conf, "consumer")
 
 
-def make_producer(settings: Settings, *, client_id: str = "driftline-worker") -> Producer:
+def make_producer(settings: Settings, *, client_id: str = "driftline-worker",
+                  extra: dict[str, object] | None = None) -> Producer:
     conf: dict[str, object] = {
         **settings.kafka_properties(),
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
         "compression.type": "lz4",
+        **(extra or {}),
     }
     conf.setdefault("client.id", client_id)
     return _client(Producer, conf, "producer")
@@ -84,15 +89,21 @@ def check_broker(admin: AdminClient, settings: Settings) -> set[str]:
 
 
 def ensure_topics(admin: AdminClient, settings: Settings, existing: set[str]) -> list[str]:
-    """Create the missing output topics; return the names created."""
+    """Create the missing output topics (and the references topic); return the names created."""
     wanted = {
         settings.alerts_topic: OUTPUT_TOPIC_CONFIGS["alerts"],
         settings.metrics_topic: OUTPUT_TOPIC_CONFIGS["metrics"],
         settings.deadletter_topic: OUTPUT_TOPIC_CONFIGS["deadletter"],
     }
     missing = [name for name in wanted if name not in existing]
-    return create_topics(admin, missing, wanted, settings.topic_partitions, settings.topic_replication_factor,
-                         settings.broker_timeout_seconds)
+    created = create_topics(admin, missing, wanted, settings.topic_partitions, settings.topic_replication_factor,
+                            settings.broker_timeout_seconds)
+    if settings.references_topic not in existing:
+        # One partition: a handful of small, rarely written records, read whole by every worker.
+        created += create_topics(admin, [settings.references_topic],
+                                 {settings.references_topic: OUTPUT_TOPIC_CONFIGS["references"]},
+                                 1, settings.topic_replication_factor, settings.broker_timeout_seconds)
+    return created
 
 
 def create_topics(admin: AdminClient, names: Iterable[str], configs: dict[str, dict[str, str]],

@@ -29,6 +29,7 @@ from driftline.errors import DeliveryError, KafkaFailure
 from driftline.observability.metrics import WorkerMetrics
 from driftline.observability.server import MetricsServer
 from driftline.transport import kafka
+from driftline.transport.references import ReferenceFeed, ReferenceUpdate, load_profile_files
 
 __all__ = ["Worker", "pipeline_settings", "DEADLETTER_HEADERS"]
 
@@ -51,6 +52,11 @@ def pipeline_settings(settings: Settings) -> PipelineSettings:
         window_seconds=settings.window_seconds or None,
         max_features=settings.max_features_per_model,
         max_categories=settings.max_categories,
+        numeric_test=settings.numeric_window_test,
+        categorical_test=settings.categorical_window_test,
+        thresholds={"psi": settings.psi_threshold, "ks": settings.ks_threshold,
+                    "wasserstein_sd": settings.wasserstein_threshold,
+                    "jensen_shannon": settings.jensen_shannon_threshold},
     )
     return PipelineSettings(
         monitor=monitor,
@@ -69,6 +75,10 @@ class Worker:
         self.settings = settings
         self.metrics = metrics if metrics is not None else WorkerMetrics()
         self.pipeline = Pipeline(pipeline_settings(settings))
+        for profile in load_profile_files(settings.reference_files):
+            self.pipeline.set_reference(profile)
+            self.metrics.reference_in_use(profile.model, profile.model_version, profile.name)
+        self._references: ReferenceFeed | None = None
         self.on_alert = on_alert
         self._stop = threading.Event()
         self._assigned: set[tuple[str, int]] = set()
@@ -99,9 +109,14 @@ class Worker:
                 created = kafka.ensure_topics(admin, s, existing)
                 if created:
                     log.info("created output topics", extra={"ctx": {"topics": created}})
+                existing |= set(created)
             for topic in s.input_topics:
                 if topic not in existing:
                     log.warning("input topic does not exist yet; waiting for it", extra={"ctx": {"topic": topic}})
+
+            self._references = ReferenceFeed(s)
+            stack.callback(self._references.close)
+            self._apply_references(self._references.start(existing))
 
             producer = kafka.make_producer(s)
             stack.callback(producer.flush, 10.0)
@@ -150,8 +165,30 @@ class Worker:
         log.info("partitions revoked", extra={"ctx": {"partitions": _names(partitions)}})
 
     # ------------------------------------------------------------ the loop
+    def _apply_references(self, updates: list[ReferenceUpdate]) -> None:
+        for update in updates:
+            if update.error is not None:
+                self.metrics.reference_updates.labels("rejected").inc()
+                log.warning("reference profile rejected", extra={"ctx": {"key": update.key, "error": update.error}})
+                continue
+            if update.profile is None:
+                model, _, version = update.key.partition("/")
+                if self.pipeline.remove_reference(model, version):
+                    self.metrics.reference_updates.labels("withdrawn").inc()
+                    self.metrics.reference_in_use(model, version, None)
+                    log.info("reference profile withdrawn; back to warm-up", extra={"ctx": {"key": update.key}})
+                continue
+            p = update.profile
+            if self.pipeline.set_reference(p):
+                self.metrics.reference_updates.labels("applied").inc()
+                self.metrics.reference_in_use(p.model, p.model_version, p.name)
+                log.info("reference profile in use", extra={"ctx": {"key": p.key, "reference": p.name,
+                                                                     "features": len(p.features)}})
+
     def poll_once(self) -> BatchResult | None:
         s = self.settings
+        if self._references is not None:
+            self._apply_references(self._references.poll())
         messages = self._consumer.consume(s.batch_size, s.poll_timeout_seconds)
         self._last_broker_ok = time.monotonic()
         records: list[SourceRecord] = []

@@ -1,0 +1,154 @@
+"""Reference profiles in and out of Kafka, and from files.
+
+Profiles live on a compacted topic (``driftline.references``) keyed by
+``model/model_version``: the latest record per key is the profile in force, a
+tombstone (null value) withdraws it.  Every worker reads the whole topic at
+start, before its first batch, then follows it between batches, so a new
+profile takes effect without a restart (hot reload).  A record that is not a
+valid profile is reported and skipped; it never stops the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from pathlib import Path
+from typing import NamedTuple
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from driftline.config import Settings
+from driftline.errors import ConfigError, DeliveryError, ProfileError
+from driftline.reference.profile import ReferenceProfile
+from driftline.transport import kafka
+
+__all__ = ["ReferenceFeed", "ReferenceUpdate", "publish_profiles", "load_profile_files", "MAX_PROFILE_BYTES"]
+
+log = logging.getLogger("driftline.references")
+
+MAX_PROFILE_BYTES = 16 * 1024 * 1024
+
+
+class ReferenceUpdate(NamedTuple):
+    """One record of the references topic: a profile, a withdrawal (``profile`` None), or an ``error``."""
+
+    key: str
+    profile: ReferenceProfile | None
+    error: str | None = None
+
+
+def load_profile_files(paths: list[str]) -> list[ReferenceProfile]:
+    """Read profile files, or raise :class:`ConfigError` naming the setting and the file."""
+    profiles = []
+    for name in paths:
+        path = Path(name)
+        if not path.is_file():
+            raise ConfigError(f"invalid setting reference_files (env DRIFTLINE_REFERENCE_FILES, flag --reference-files): "
+                              f"{name!r} does not exist")
+        try:
+            profiles.append(ReferenceProfile.from_bytes(path.read_bytes()))
+        except ProfileError as exc:
+            raise ConfigError(f"invalid setting reference_files: {name!r} is not a usable profile: {exc}") from None
+    return profiles
+
+
+def publish_profiles(settings: Settings, profiles: list[ReferenceProfile]) -> None:
+    """Write profiles to the references topic (created compacted if missing)."""
+    admin = kafka.make_admin(settings)
+    existing = kafka.check_broker(admin, settings)
+    if settings.references_topic not in existing:
+        kafka.create_topics(admin, [settings.references_topic],
+                            {settings.references_topic: kafka.OUTPUT_TOPIC_CONFIGS["references"]},
+                            1, settings.topic_replication_factor, settings.broker_timeout_seconds)
+    producer = kafka.make_producer(settings, client_id="driftline-reference",
+                                   extra={"message.max.bytes": MAX_PROFILE_BYTES, "compression.type": "zstd"})
+    errors: list[str] = []
+
+    def delivered(err, msg) -> None:
+        if err is not None:
+            errors.append(f"{msg.key()!r}: {err.str()}")
+
+    for profile in profiles:
+        data = profile.to_bytes()
+        if len(data) > MAX_PROFILE_BYTES:
+            raise ProfileError(f"profile {profile.key} is {len(data):,} bytes, over the {MAX_PROFILE_BYTES:,}-byte limit")
+        producer.produce(settings.references_topic, key=profile.key.encode(), value=data, on_delivery=delivered)
+    remaining = producer.flush(max(30.0, settings.broker_timeout_seconds))
+    if remaining or errors:
+        raise DeliveryError(f"{remaining} profile(s) undelivered to {settings.references_topic!r}: {errors[:3]}")
+
+
+class ReferenceFeed:
+    """Follows the references topic from its beginning (no consumer group, nothing committed)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        conf: dict[str, object] = {
+            **settings.kafka_properties(),
+            # assign() only: the group id is never joined or committed to
+            "group.id": f"{settings.group_id}.references.{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "client.id": "driftline-references",
+        }
+        self._consumer: Consumer = kafka._client(Consumer, conf, "references consumer")
+        self._assigned = False
+
+    def start(self, existing_topics: set[str]) -> list[ReferenceUpdate]:
+        """Assign every partition of the topic from the beginning and read what is there."""
+        topic = self.settings.references_topic
+        if topic not in existing_topics:
+            log.info("no references topic yet; models use warm-up references", extra={"ctx": {"topic": topic}})
+            return []
+        metadata = self._consumer.list_topics(topic, timeout=self.settings.broker_timeout_seconds)
+        partitions = sorted(metadata.topics[topic].partitions)
+        self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        self._assigned = True
+        # Read until every partition reported its end once (or the broker timeout passes).
+        pending = set(partitions)
+        updates: list[ReferenceUpdate] = []
+        deadline = time.monotonic() + self.settings.broker_timeout_seconds
+        while pending and time.monotonic() < deadline:
+            for msg in self._consumer.consume(500, 0.5):
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        pending.discard(msg.partition())
+                    else:
+                        log.warning("references consumer error", extra={"ctx": {"error": err.str()}})
+                    continue
+                updates.append(_update(msg.key(), msg.value()))
+        if pending:
+            log.warning("references topic not read to its end at start-up; the rest applies as it arrives",
+                        extra={"ctx": {"partitions": sorted(pending)}})
+        return updates
+
+    def poll(self) -> list[ReferenceUpdate]:
+        """New records since the last call (does not wait)."""
+        if not self._assigned:
+            return []
+        updates = []
+        for msg in self._consumer.consume(100, 0):
+            err = msg.error()
+            if err is None:
+                updates.append(_update(msg.key(), msg.value()))
+            elif err.code() != KafkaError._PARTITION_EOF:
+                log.warning("references consumer error", extra={"ctx": {"error": err.str()}})
+        return updates
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def _update(key: bytes | None, value: bytes | None) -> ReferenceUpdate:
+    name = key.decode("utf-8", "replace") if key is not None else ""
+    if value is None:
+        return ReferenceUpdate(name, None)
+    try:
+        profile = ReferenceProfile.from_bytes(value)
+    except ProfileError as exc:
+        return ReferenceUpdate(name, None, str(exc))
+    if name != profile.key:
+        return ReferenceUpdate(name, None, f"record key {name!r} does not match the profile's model/version {profile.key!r}")
+    return ReferenceUpdate(name, profile)
