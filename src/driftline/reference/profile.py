@@ -122,6 +122,11 @@ class FeatureProfile:
             doc["moments"] = {"n": m.n, "mean": m.mean, "m2": m.m2,
                               "min": m.min if m.n else None, "max": m.max if m.n else None,
                               "sd": m.sd if m.n else None}
+            if not self.sketch.is_empty():
+                # KLL sorts its first level on the first query, which changes its
+                # bytes; serialise the sorted form so the id never depends on
+                # whether the sketch was read before.
+                self.sketch.get_quantiles([0.5])
             doc["kll"] = base64.b64encode(self.sketch.serialize()).decode("ascii")
         else:
             cats = self.categories or {}

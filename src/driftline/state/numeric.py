@@ -8,7 +8,7 @@ import numpy as np
 from datasketches import kll_doubles_sketch
 
 from driftline.state.detectors import BlockDetectors, Detection, DetectorParams
-from driftline.stats.distance import ks_two_sample_p_value, numeric_distances
+from driftline.stats.distance import WindowCounts, ks_two_sample_p_value, numeric_distances
 from driftline.stats.moments import Moments
 from driftline.stats.pit import QuantileGrid, block_spread_scores
 
@@ -33,8 +33,8 @@ class NumericState:
     __slots__ = (
         "params", "warmup", "moments", "sketch", "window_moments", "window_sketch",
         "_warmup_values", "_warmup_count", "grid", "reference_moments", "detectors",
-        "_rng", "_pending_z", "window_z_sum", "window_z_sq", "window_scored",
-        "reference_count", "reference_rank_error",
+        "_rng", "_pending_z", "_recent_z", "window_z_sum", "window_z_sq", "window_scored",
+        "reference_count", "reference_rank_error", "window_counts",
     )
 
     def __init__(self, params: DetectorParams, *, warmup: int, seed: int) -> None:
@@ -51,12 +51,15 @@ class NumericState:
         self.detectors = BlockDetectors(params)
         self._rng = np.random.default_rng(seed)
         self._pending_z = np.empty(0)
+        self._recent_z = np.empty(0)
         self.window_z_sum = 0.0
         self.window_z_sq = 0.0
         self.window_scored = 0
         #: values behind the reference, and the rank error of its CDF (sketch and grid)
         self.reference_count = 0
         self.reference_rank_error = 0.0
+        #: this window's scored values counted against the reference grid
+        self.window_counts: WindowCounts | None = None
 
     @property
     def warmed_up(self) -> bool:
@@ -95,6 +98,7 @@ class NumericState:
         self.reference_moments = Moments.of(sample)
         self.reference_count = int(sample.size)
         self.reference_rank_error = 0.0 if sample.size <= GRID_SIZE else 1.0 / GRID_SIZE
+        self.window_counts = WindowCounts(self.grid.size)
 
     def use_reference(self, sketch: kll_doubles_sketch, moments: Moments, params: DetectorParams | None = None) -> None:
         """Compare with a fixed reference (a profile's sketch) from now on.
@@ -107,23 +111,30 @@ class NumericState:
             raise ValueError("a reference sketch needs at least one value")
         if params is not None:
             self.params = params
-        probs = ((np.arange(GRID_SIZE) + 0.5) / GRID_SIZE).tolist()
+        n = int(sketch.n)
+        exact = not sketch.is_estimation_mode() and n <= GRID_SIZE
+        size = n if exact else GRID_SIZE  # an exact small sketch gives back its sorted values
+        probs = ((np.arange(size) + 0.5) / size).tolist()
         self.grid = QuantileGrid(np.asarray(sketch.get_quantiles(probs, True), dtype=np.float64))
         self.reference_moments = Moments(moments.n, moments.mean, moments.m2, moments.min, moments.max)
-        self.reference_count = int(sketch.n)
-        self.reference_rank_error = ((sketch.normalized_rank_error(False) if sketch.is_estimation_mode() else 0.0)
-                                     + 1.0 / GRID_SIZE)
+        self.reference_count = n
+        self.reference_rank_error = 0.0 if exact else (
+            (sketch.normalized_rank_error(False) if sketch.is_estimation_mode() else 0.0) + 1.0 / GRID_SIZE)
         self._warmup_values = []
         self._warmup_count = self.warmup
         self.detectors = BlockDetectors(self.params)
         self._pending_z = np.empty(0)
+        self._recent_z = np.empty(0)
         self.window_z_sum = 0.0
         self.window_z_sq = 0.0
         self.window_scored = 0
+        self.window_counts = WindowCounts(self.grid.size)
 
     def _score(self, values: np.ndarray, *, offset: int) -> list[tuple[int, Detection, tuple[float, float]]]:
         assert self.grid is not None
         _, z = self.grid.normal_scores(values, self._rng.random(values.size))
+        assert self.window_counts is not None
+        self.window_counts.add(self.grid, values)
         self.window_z_sum += float(z.sum())
         self.window_z_sq += float(np.dot(z, z))
         self.window_scored += int(z.size)
@@ -142,17 +153,22 @@ class NumericState:
         spr = block_spread_scores(pairs).tolist()
         first_block = self.detectors.blocks
         found = self.detectors.update(loc, pair_loc, spr)
+        # The effect is read from the scores of the last blocks, which may
+        # reach into earlier batches: keep them, so the batching never shows.
+        keep = RECENT_BLOCKS * block
+        kept = self._recent_z.size
+        history = np.concatenate((self._recent_z, scored if found else scored[-keep:]))
+        self._recent_z = history[-keep:].copy()
         out = []
         for det in found:
             rel = det.block - first_block  # 1-based block index within z_all
             # Index (in ``values``) of the last value of the detecting block.
-            out.append((offset + rel * block - 1 - pending, det, self._recent_effect(z_all, rel)))
+            out.append((offset + rel * block - 1 - pending, det, self._recent_effect(history, kept + rel * block)))
         return out
 
-    def _recent_effect(self, z_all: np.ndarray, rel: int) -> tuple[float, float]:
-        """Mean shift (reference sd) and spread ratio over the last blocks before a detection."""
-        block = self.params.block
-        seg = z_all[max(0, rel - RECENT_BLOCKS) * block: rel * block]
+    def _recent_effect(self, history: np.ndarray, end: int) -> tuple[float, float]:
+        """Mean shift (reference sd) and spread ratio over the blocks up to ``end`` in ``history``."""
+        seg = history[max(0, end - RECENT_BLOCKS * self.params.block): end]
         return float(seg.mean()), float(seg.std())
 
     def quantiles(self, *, window: bool) -> dict[str, float] | None:
@@ -177,19 +193,12 @@ class NumericState:
         return stats
 
     def window_distances(self) -> dict[str, float | None]:
-        """KS, PSI and Wasserstein of this window's values against the reference."""
-        if self.grid is None or self.window_sketch.is_empty():
+        """KS (with its p-value), PSI and Wasserstein of this window's scored values against the reference."""
+        counts = self.window_counts
+        if self.grid is None or counts is None or counts.n == 0:
             return {"ks": None, "ks_p_value": None, "psi": None, "wasserstein_sd": None}
-        q = self.grid.points
-        m = q.size
-        # The sketch wants distinct split points; atoms repeat in the grid.
-        distinct = self.grid.distinct
-        cdf = np.asarray(self.window_sketch.get_cdf(distinct.tolist(), True))[np.searchsorted(distinct, q)]
-        quantiles = np.asarray(self.window_sketch.get_quantiles(((np.arange(m) + 0.5) / m).tolist(), True))
-        d = numeric_distances(self.grid, self.reference_moments.sd, cdf, quantiles)
-        window = self.window_sketch
-        slack = self.reference_rank_error + (window.normalized_rank_error(False) if window.is_estimation_mode() else 0.0)
-        p_value = ks_two_sample_p_value(d.ks, int(window.n), self.reference_count, slack=slack)
+        d = numeric_distances(self.grid, self.reference_moments.sd, counts)
+        p_value = ks_two_sample_p_value(d.ks, counts.n, self.reference_count, slack=self.reference_rank_error)
         return {"ks": d.ks, "ks_p_value": p_value, "psi": d.psi, "wasserstein_sd": d.wasserstein_sd}
 
     def reset_window(self) -> None:
@@ -201,3 +210,5 @@ class NumericState:
         self.window_z_sum = 0.0
         self.window_z_sq = 0.0
         self.window_scored = 0
+        if self.grid is not None:
+            self.window_counts = WindowCounts(self.grid.size)

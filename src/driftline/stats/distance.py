@@ -1,10 +1,13 @@
 """Distances between a reference quantile grid and a window, for numeric features.
 
 The reference is a :class:`~driftline.stats.pit.QuantileGrid` (exact when the
-reference had at most ``grid.size`` values, else its quantiles); the window is
-described by its CDF at the grid points and its quantiles at the grid
-probabilities (both read from a KLL sketch by the caller).  Errors are bounded by
-the grid resolution (1/size) plus the sketch's rank error.
+reference had at most ``grid.size`` values, else its quantiles).  The window
+is described by exact counts: how many of its values fall at or below each
+grid point, and how far its values reach beyond the grid's two ends.  Those
+counts are cheap to keep per window (two ``searchsorted`` and ``bincount`` per
+batch), deterministic (unlike a randomised sketch, so a replay gives the same
+numbers as the live stream) and make KS and PSI exact at the grid points;
+Wasserstein is exact up to the grid's resolution.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import numpy as np
 
 from driftline.stats.pit import QuantileGrid
 
-__all__ = ["NumericDistances", "numeric_distances", "PSI_BINS", "kolmogorov_sf", "ks_two_sample_p_value"]
+__all__ = ["NumericDistances", "WindowCounts", "numeric_distances", "PSI_BINS", "kolmogorov_sf",
+           "ks_two_sample_p_value"]
 
 PSI_BINS = 10
 
@@ -31,28 +35,71 @@ class NumericDistances(NamedTuple):
     wasserstein_sd: float
 
 
-def numeric_distances(grid: QuantileGrid, reference_sd: float, window_cdf_at_grid: np.ndarray,
-                      window_quantiles: np.ndarray, *, smoothing: float = 1e-4) -> NumericDistances:
-    """``window_cdf_at_grid[j]`` = P_window(X ≤ grid[j]); ``window_quantiles[j]`` =
-    the window quantile at probability ``(j + 0.5) / size``."""
+class WindowCounts:
+    """A window's values counted against a reference grid (they add up over batches).
+
+    >>> grid = QuantileGrid(np.array([1.0, 2.0, 3.0]))
+    >>> w = WindowCounts(grid.size); w.add(grid, np.array([0.5, 2.0, 2.5, 9.0]))
+    >>> w.cdf().tolist(), w.cdf(strict=True).tolist(), w.above_excess, w.below_excess
+    ([0.25, 0.5, 0.75], [0.25, 0.25, 0.75], 6.0, 0.5)
+    """
+
+    __slots__ = ("_le", "_lt", "n", "above_excess", "below_excess")
+
+    def __init__(self, size: int) -> None:
+        # _le[j]: values in (grid[j-1], grid[j]]; _lt[j]: values in [grid[j-1], grid[j]); one extra cell above
+        self._le = np.zeros(size + 1, dtype=np.int32)
+        self._lt = np.zeros(size + 1, dtype=np.int32)
+        self.n = 0
+        #: sums of (x - grid[-1]) over values above the grid, and of (grid[0] - x) below it
+        self.above_excess = 0.0
+        self.below_excess = 0.0
+
+    def add(self, grid: QuantileGrid, values: np.ndarray) -> None:
+        q = grid.points
+        self._le += np.bincount(np.searchsorted(q, values, side="left"), minlength=q.size + 1)
+        self._lt += np.bincount(np.searchsorted(q, values, side="right"), minlength=q.size + 1)
+        self.n += int(values.size)
+        hi, lo = q[-1], q[0]
+        self.above_excess += float(np.sum(values[values > hi] - hi))
+        self.below_excess += float(np.sum(lo - values[values < lo]))
+
+    def cdf(self, *, strict: bool = False) -> np.ndarray:
+        """P_window(X ≤ grid[j]) for every grid point (``strict``: X < grid[j])."""
+        return np.cumsum((self._lt if strict else self._le)[:-1]) / max(self.n, 1)
+
+
+def numeric_distances(grid: QuantileGrid, reference_sd: float, window: WindowCounts, *,
+                      smoothing: float = 1e-4) -> NumericDistances:
+    """KS, PSI and Wasserstein-1 of a counted window against the reference grid."""
     q = grid.points
     m = q.size
     ref_cdf = grid.cdf
-    ks = float(np.max(np.abs(ref_cdf - window_cdf_at_grid)))
+    win_cdf = window.cdf()
+    ks = float(np.max(np.abs(ref_cdf - win_cdf)))
 
     # PSI on reference deciles: bin edges at grid quantiles 0.1 … 0.9.
     edge_idx = [min(m - 1, int(round(k * m / PSI_BINS)) - 1) for k in range(1, PSI_BINS)]
     ref_edges = np.concatenate(([0.0], ref_cdf[edge_idx], [1.0]))
-    win_edges = np.concatenate(([0.0], window_cdf_at_grid[edge_idx], [1.0]))
+    win_edges = np.concatenate(([0.0], win_cdf[edge_idx], [1.0]))
     r = np.clip(np.diff(ref_edges), 0.0, None) + smoothing
     w = np.clip(np.diff(win_edges), 0.0, None) + smoothing
     r /= r.sum()
     w /= w.sum()
     psi = float(np.sum((w - r) * np.log(w / r)))
 
+    # W1 = ∫ |F_window − F_reference| dx.  Between two grid points the
+    # reference CDF is flat and the window's rises from P(X ≤ q_j) to
+    # P(X < q_j+1): the trapezoid of the two.  Beyond the grid's ends the
+    # reference CDF is 0 or 1, and the window's excess mass is summed exactly.
+    if m > 1:
+        inside_cdf = 0.5 * (win_cdf[:-1] + window.cdf(strict=True)[1:])
+        inside = float(np.sum(np.abs(inside_cdf - ref_cdf[:-1]) * np.diff(q)))
+    else:
+        inside = 0.0
+    beyond = (window.above_excess + window.below_excess) / max(window.n, 1)
     scale = reference_sd if reference_sd > 0 and math.isfinite(reference_sd) else 1.0
-    wasserstein = float(np.mean(np.abs(window_quantiles - q))) / scale
-    return NumericDistances(ks, psi, wasserstein)
+    return NumericDistances(ks, psi, (inside + beyond) / scale)
 
 
 def kolmogorov_sf(x: float) -> float:

@@ -1,0 +1,206 @@
+"""Monitors against reference profiles: file references, hot swaps, windowed tests, family-wise budget."""
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
+from driftline.contract.event import InferenceEvent
+from driftline.detection.findings import Kind
+from driftline.detection.monitor import WARMUP, Check, LocatedEvent, ModelMonitor
+from driftline.detection.settings import MonitorSettings
+from driftline.reference.builder import ProfileBuilder
+
+T0 = 1_700_000_000_000
+DRIFT = {"page_hinkley", "page_hinkley_spread", "adwin", "psi", "ks", "wasserstein_sd", "chi_square", "jensen_shannon"}
+
+
+def settings(**kw):
+    return MonitorSettings.calibrated(false_alarm_rate=kw.pop("false_alarm_rate", 2e-7), warmup=kw.pop("warmup", 2000),
+                                      window_events=kw.pop("window_events", 5000), window_seconds=None, **kw)
+
+
+def profile_of(columns, model="m", version="v1"):
+    n = len(next(iter(columns.values())))
+    b = ProfileBuilder()
+    b.add([InferenceEvent(model, version, None, None, {k: v[i] for k, v in columns.items()}, None) for i in range(n)])
+    (p,) = b.result()
+    return p
+
+
+def events_of(columns, start=0):
+    n = len(next(iter(columns.values())))
+    names = list(columns)
+    cols = [list(columns[k]) for k in names]
+    return [LocatedEvent(start + i, InferenceEvent("m", "v1", None, T0 + (start + i) * 10, dict(zip(names, vals)), None))
+            for i, vals in enumerate(zip(*cols))]
+
+
+def run(mon, events, chunk=1000):
+    findings, summaries = [], []
+    for i in range(0, len(events), chunk):
+        out = mon.process(events[i:i + chunk])
+        findings += out.findings
+        summaries += out.summaries
+    return findings, summaries
+
+
+def normal(rng, n, shift=0.0):
+    return (rng.normal(size=n) + shift).tolist()
+
+
+def test_drift_present_from_the_first_record_is_caught_with_a_file_reference_and_missed_with_warmup():
+    rng = np.random.default_rng(11)
+    reference = profile_of({"x": normal(rng, 20_000), "y": normal(rng, 20_000)})
+    # production is shifted by 0.6 sd from the very first record; y is unchanged
+    live = events_of({"x": normal(rng, 20_000, 0.6), "y": normal(rng, 20_000)})
+
+    with_profile, summaries = run(ModelMonitor(topic="in", partition=0, model="m", model_version="v1",
+                                               settings=settings(), reference=reference), live)
+    drift = [f for f in with_profile if f.detector in DRIFT]
+    assert drift and {f.feature for f in drift} == {"x"}
+    assert {f.reference for f in drift} == {reference.name}
+    # The windowed test compares with the reference and fires at the end of the first window; the
+    # incremental detectors look for changes *within* the stream, and there is none here.
+    assert min(f.window.last_offset for f in drift) == 4999
+    assert {f.detector for f in drift} == {"psi"}
+    assert all(s["reference"] == reference.name for s in summaries)
+
+    warm, warm_summaries = run(ModelMonitor(topic="in", partition=0, model="m", model_version="v1",
+                                            settings=settings()), live)
+    assert not [f for f in warm if f.detector in DRIFT]  # the shifted warm-up hides it
+    assert {s["reference"] for s in warm_summaries} == {WARMUP}
+
+
+def test_stationary_stream_against_its_own_distribution_is_quiet():
+    rng = np.random.default_rng(12)
+    cats = ["a", "b", "c"]
+    reference = profile_of({"x": rng.lognormal(size=50_000).tolist(), "c": rng.choice(cats, 50_000).tolist()})
+    live = events_of({"x": rng.lognormal(size=60_000).tolist(), "c": rng.choice(cats, 60_000).tolist()})
+    findings, summaries = run(ModelMonitor(topic="in", partition=0, model="m", model_version="v1",
+                                           settings=settings(), reference=reference), live)
+    assert findings == []
+    x = [s for s in summaries if s["feature"] == "x"]
+    assert len(x) == 12 and max(s["drift"]["psi"] for s in x) < 0.02
+    assert min(s["drift"]["ks_p_value"] for s in x) > 1e-4
+
+
+def test_hot_swap_renames_the_reference_and_restarts_the_detectors():
+    rng = np.random.default_rng(13)
+    old = profile_of({"x": normal(rng, 10_000)})
+    new = profile_of({"x": normal(rng, 10_000, 3.0)})  # e.g. a retrained model's data
+    mon = ModelMonitor(topic="in", partition=0, model="m", model_version="v1", settings=settings(), reference=old)
+    quiet, _ = run(mon, events_of({"x": normal(rng, 5000)}))
+    assert quiet == []
+    mon.use_reference(new)
+    found, summaries = run(mon, events_of({"x": normal(rng, 5000)}, start=5000))
+    assert found and {f.reference for f in found} == {new.name} and {f.feature for f in found} == {"x"}
+    assert summaries[-1]["reference"] == new.name
+    mon.use_reference(None)  # withdrawn: back to a fresh warm-up
+    _, summaries = run(mon, events_of({"x": normal(rng, 5000)}, start=10_000))
+    assert summaries[-1]["reference"] == WARMUP and summaries[-1]["warmed_up"] is True
+
+
+def test_features_outside_the_profile_and_profile_features_never_sent():
+    rng = np.random.default_rng(14)
+    reference = profile_of({"x": normal(rng, 5000), "gone": normal(rng, 5000)})
+    mon = ModelMonitor(topic="in", partition=0, model="m", model_version="v1", settings=settings(), reference=reference)
+    findings, summaries = run(mon, events_of({"x": normal(rng, 5000), "extra": normal(rng, 5000)}))
+    checks = {(f.feature, f.detector, f.reference) for f in findings}
+    assert ("extra", Check.NOT_IN_REFERENCE, WARMUP) in checks
+    assert ("gone", Check.VANISHED_FEATURE, reference.name) in checks
+    extra = [s for s in summaries if s["feature"] == "extra"]
+    assert extra[-1]["reference"] == WARMUP
+
+
+def test_missing_rate_is_compared_with_the_profile():
+    rng = np.random.default_rng(15)
+    ref = normal(rng, 10_000)
+    reference = profile_of({"x": [None if i % 100 == 0 else v for i, v in enumerate(ref)]})  # 1 % missing
+    live = [None if rng.random() < 0.2 else v for v in normal(rng, 5000)]  # 20 % missing
+    findings, _ = run(ModelMonitor(topic="in", partition=0, model="m", model_version="v1", settings=settings(),
+                                   reference=reference), events_of({"x": live}))
+    (missing,) = [f for f in findings if f.detector == Check.MISSING_RATE]
+    assert missing.details["reference_missing_ratio"] == pytest.approx(0.01)
+    assert missing.reference == reference.name
+
+
+@pytest.mark.parametrize("test, detector", [("chi_square", "chi_square"), ("psi", "psi"),
+                                            ("jensen_shannon", "jensen_shannon"), ("off", None)])
+def test_categorical_window_test_is_configurable(test, detector):
+    rng = np.random.default_rng(16)
+    reference = profile_of({"c": rng.choice(["a", "b", "c"], 20_000, p=[0.5, 0.3, 0.2]).tolist()})
+    live = events_of({"c": rng.choice(["a", "b", "c"], 5000, p=[0.2, 0.6, 0.2]).tolist()})
+    findings, _ = run(ModelMonitor(topic="in", partition=0, model="m", model_version="v1",
+                                   settings=settings(categorical_test=test), reference=reference), live)
+    assert [f.detector for f in findings] == ([detector] if detector else [])
+    if detector:
+        assert findings[0].kind == Kind.DATA_DRIFT and findings[0].details["p_value"] < findings[0].details["alpha"]
+
+
+@pytest.mark.parametrize("test", ["psi", "ks", "wasserstein_sd"])
+def test_numeric_window_test_alerts_on_its_statistic(test):
+    rng = np.random.default_rng(17)
+    reference = profile_of({"x": normal(rng, 20_000)})
+    live = events_of({"x": normal(rng, 5000, 1.0)})
+    findings, summaries = run(ModelMonitor(topic="in", partition=0, model="m", model_version="v1",
+                                           settings=settings(numeric_test=test), reference=reference), live)
+    (window,) = [f for f in findings if f.detector == test]
+    assert window.statistic == summaries[-1]["drift"][test] > window.threshold
+    assert window.details["ks_p_value"] < window.details["alpha"]
+
+
+def test_small_windows_cannot_alert_on_noise_alone():
+    """PSI over 30 values is noisy (its mean is about 9/30); the KS gate keeps it quiet."""
+    rng = np.random.default_rng(18)
+    reference = profile_of({"x": normal(rng, 20_000)})
+    findings, summaries = run(ModelMonitor(topic="in", partition=0, model="m", model_version="v1",
+                                           settings=settings(window_events=30), reference=reference),
+                              events_of({"x": normal(rng, 6000)}))
+    psis = [s["drift"]["psi"] for s in summaries]
+    assert max(psis) > 0.2  # the statistic alone would have alerted
+    assert not [f for f in findings if f.detector == "psi"]
+
+
+def test_window_statistics_agree_with_scipy_and_numpy():
+    rng = np.random.default_rng(19)
+    ref_x, live_x = rng.normal(size=300), rng.normal(size=150) + 0.4  # below the sketches' k: exact
+    ref_c = rng.choice(["a", "b", "c", "d"], 300, p=[0.4, 0.3, 0.2, 0.1])
+    live_c = rng.choice(["a", "b", "c", "d"], 150, p=[0.25, 0.25, 0.25, 0.25])
+    reference = profile_of({"x": ref_x.tolist(), "c": ref_c.tolist()})
+    _, summaries = run(ModelMonitor(topic="in", partition=0, model="m", model_version="v1",
+                                    settings=settings(window_events=150), reference=reference),
+                       events_of({"x": live_x.tolist(), "c": live_c.tolist()}))
+    x = next(s for s in summaries if s["feature"] == "x")["drift"]
+    c = next(s for s in summaries if s["feature"] == "c")["drift"]
+    ks = stats.ks_2samp(ref_x, live_x)
+    assert x["ks"] == pytest.approx(ks.statistic, abs=1 / 150 + 1e-9)
+    assert x["ks_p_value"] == pytest.approx(stats.kstwobign.sf(np.sqrt(300 * 150 / 450) * x["ks"]), rel=1e-6)
+    assert x["ks_p_value"] == pytest.approx(ks.pvalue, rel=0.5)  # asymptotic vs exact distribution
+    assert x["wasserstein_sd"] == pytest.approx(stats.wasserstein_distance(ref_x, live_x) / np.std(ref_x, ddof=1), abs=0.02)
+    edges = np.sort(ref_x)[np.arange(1, 10) * 30 - 1]  # the reference deciles (inverted CDF)
+    r = np.diff(np.r_[0, np.searchsorted(np.sort(ref_x), edges, side="right"), 300]) / 300 + 1e-4
+    w = np.diff(np.r_[0, np.searchsorted(np.sort(live_x), edges, side="right"), 150]) / 150 + 1e-4
+    r, w = r / r.sum(), w / w.sum()
+    assert x["psi"] == pytest.approx(float(np.sum((w - r) * np.log(w / r))), rel=1e-6)
+
+    names = ["a", "b", "c", "d"]
+    table = np.array([[np.sum(ref_c == n) for n in names], [np.sum(live_c == n) for n in names]])
+    chi2, p, df, _ = stats.chi2_contingency(table, correction=False)
+    assert (c["chi_square"], c["p_value"], c["df"]) == (pytest.approx(chi2), pytest.approx(p), df)
+    assert c["jensen_shannon"] == pytest.approx(jensenshannon(table[0], table[1], base=2) ** 2, rel=1e-9)
+
+
+def test_the_budget_is_split_over_a_models_features():
+    s = settings()
+    one, many = s.detector_for(1), s.detector_for(200)
+    assert many.ph_threshold > one.ph_threshold and many.adwin_delta < one.adwin_delta
+    # thresholds grow with log(features): 200 features cost far less than 200x
+    assert many.ph_threshold / one.ph_threshold < 1.5
+    assert s.window_alpha(200, 5000) == pytest.approx(s.window_alpha(1, 5000) / 200)
+    rng = np.random.default_rng(20)
+    cols = {f"f{i}": normal(rng, 600) for i in range(200)}
+    mon = ModelMonitor(topic="in", partition=0, model="m", model_version="v1", settings=s)
+    run(mon, events_of(cols))
+    assert mon.family == 200
+    assert mon.features[("features", "f0")].numeric.params == many
