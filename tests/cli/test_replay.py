@@ -14,6 +14,7 @@ from confluent_kafka.admin import NewTopic
 
 from conftest import wait_for
 from driftline.cli.main import main
+from driftline.reference.profile import ReferenceProfile
 
 T0 = 1_700_000_000_000
 
@@ -66,14 +67,19 @@ def test_replay_gives_the_same_alerts_as_the_live_stream(kenv, tmp_path, capsys)
     for f in kenv.admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
         f.result(10)
     data = list(lines(6000, 3000, seed=11))
+    # Compare with a reference profile built from the first 2,000 records, as a user would from a training set.
+    train = tmp_path / "train.jsonl"
+    train.write_bytes(b"\n".join(lines(2000, 10**9, seed=12)) + b"\n")
+    profile = tmp_path / "profile.json"
+    assert main(["reference", "build", str(train), "-o", str(profile)]) == 0
     kenv.input = topic
-    worker = kenv.start_worker(input_topics=topic)
+    worker = kenv.start_worker(input_topics=topic, reference_files=str(profile))
     kenv.produce([(b"m", v) for v in data], topic=topic)
     wait_for(lambda: sum(s.value for f in worker.metrics.registry.collect() for s in f.samples
                          if s.name == "driftline_records_total") >= len(data), 60, "live processing")
     path = tmp_path / "same.jsonl"
     path.write_bytes(b"\n".join(data) + b"\n")
-    replayed = replay_alerts(path, capsys, "--topic", topic, "--partition", "0")
+    replayed = replay_alerts(path, capsys, "--topic", topic, "--partition", "0", "--reference-files", str(profile))
     # read one more than replay produced: a live extra would show up
     live = [orjson.loads(m.value()) for m in kenv.read_all(kenv.alerts, len(replayed) + 1, timeout=8)]
 
@@ -81,3 +87,9 @@ def test_replay_gives_the_same_alerts_as_the_live_stream(kenv, tmp_path, capsys)
         return (a["alert_id"], a["status"], a["feature"], a["detector"], a["window"]["last_offset"], round(a["statistic"], 9))
 
     assert live and sorted(map(key, live)) == sorted(map(key, replayed))
+    assert {a["reference"] for a in live} == {a["reference"] for a in replayed} == {
+        ReferenceProfile.from_bytes(profile.read_bytes()).name}
+    # the whole alert, not just its key, is the same (but for the wall-clock detected_at)
+    strip = lambda alerts: sorted(orjson.dumps({k: v for k, v in a.items() if k != "detected_at"},  # noqa: E731
+                                               option=orjson.OPT_SORT_KEYS) for a in alerts)
+    assert strip(live) == strip(replayed)

@@ -30,7 +30,8 @@ def build(settings: Settings, args: argparse.Namespace) -> int:
         profiles, rejected = _profile_file(name, settings, args)
         if rejected:
             reasons = ", ".join(f"{n} {reason}" for reason, n in rejected.most_common())
-            console.print(f"[yellow]{name}: {sum(rejected.values()):,} record(s) not profiled ({reasons})[/]")
+            console.print(f"[yellow]{name}: {sum(rejected.values()):,} record(s) not profiled ({reasons})[/]",
+                          soft_wrap=True)
         for profile in profiles:
             profile.origin = [Path(name).name]
             key = (profile.model, profile.model_version)
@@ -103,7 +104,8 @@ def _write(settings: Settings, args: argparse.Namespace, profiles: list[Referenc
         for profile in profiles:
             path = target / _file_name(profile) if target.is_dir() else target
             path.write_bytes(profile.to_bytes())
-            console.print(f"wrote {profile.name} for {profile.key} to {path} ({path.stat().st_size:,} bytes)")
+            console.print(f"wrote {profile.name} for {profile.key} to {path} ({path.stat().st_size:,} bytes)",
+                          soft_wrap=True)
     if args.publish:
         from driftline.transport.references import publish_profiles
 
@@ -116,7 +118,7 @@ def _write(settings: Settings, args: argparse.Namespace, profiles: list[Referenc
 
 
 def _file_name(profile: ReferenceProfile) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{profile.model}@{profile.model_version}") + ".profile.json"
+    return re.sub(r"[^A-Za-z0-9@._-]+", "_", f"{profile.model}@{profile.model_version}") + ".profile.json"
 
 
 def profile_table(profile: ReferenceProfile) -> Table:
@@ -124,7 +126,9 @@ def profile_table(profile: ReferenceProfile) -> Table:
     table = Table(title=f"{profile.key} — {profile.name} — {profile.records:,} records", title_justify="left")
     for column in ("source", "feature", "type", "count", "missing", "mean / top category", "sd / categories",
                    "p05", "p50", "p95"):
-        table.add_column(column, justify="left" if column in ("source", "feature", "type") else "right")
+        text = column in ("source", "feature", "type")
+        table.add_column(column, justify="left" if text else "right", no_wrap=column == "feature",
+                         min_width=7 if text else None)
     for (source, name), f in sorted(profile.features.items()):
         missing = f"{f.missing_ratio:.1%}" if f.missing_ratio is not None else "-"
         if f.kind == NUMERIC and f.sketch is not None and not f.sketch.is_empty():

@@ -1,0 +1,122 @@
+"""``driftline reference build | merge | show`` from files."""
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+import pytest
+
+from driftline.cli.main import main
+from driftline.reference.profile import ReferenceProfile
+
+
+def table(n, seed, shift=0.0):
+    rng = np.random.default_rng(seed)
+    return pa.table({"amount": rng.lognormal(size=n) + shift, "age": rng.integers(18, 90, n),
+                     "channel": rng.choice(["web", "app", "store"], n), "prediction": rng.random(n)})
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_build_from_a_table(tmp_path, capsys, fmt):
+    t = table(5000, 1)
+    path = tmp_path / f"train.{fmt}"
+    (pq.write_table if fmt == "parquet" else pa_csv.write_csv)(t, path)
+    out = tmp_path / "p.json"
+    assert main(["reference", "build", str(path), "--model", "fraud", "--model-version", "v3", "-o", str(out)]) == 0
+    p = ReferenceProfile.from_bytes(out.read_bytes())
+    assert (p.model, p.model_version, p.records) == ("fraud", "v3", 5000)
+    amount = p.features[("features", "amount")]
+    assert (amount.kind, amount.count) == ("numeric", 5000)
+    assert amount.moments.mean == pytest.approx(float(np.mean(t["amount"])))
+    assert p.features[("features", "age")].kind == "numeric"
+    assert set(p.features[("features", "channel")].categories) == {"web", "app", "store"}
+    assert p.features[("prediction", "prediction")].count == 5000
+    assert p.name in capsys.readouterr().err
+
+
+def test_shards_build_the_profile_of_the_whole(tmp_path):
+    t = table(9000, 2)
+    paths = []
+    for i, part in enumerate([t.slice(0, 3000), t.slice(3000, 3000), t.slice(6000, 3000)]):
+        paths.append(tmp_path / f"part{i}.parquet")
+        pq.write_table(part, paths[-1])
+    pq.write_table(t, tmp_path / "whole.parquet")
+    common = ["--model", "m", "--model-version", "v1"]
+    assert main(["reference", "build", *map(str, paths), *common, "-o", str(tmp_path / "shards.json")]) == 0
+    assert main(["reference", "build", str(tmp_path / "whole.parquet"), *common, "-o", str(tmp_path / "whole.json")]) == 0
+    shards = ReferenceProfile.from_bytes((tmp_path / "shards.json").read_bytes())
+    whole = ReferenceProfile.from_bytes((tmp_path / "whole.json").read_bytes())
+    for key, f in whole.features.items():
+        g = shards.features[key]
+        assert (g.records, g.count, g.categories) == (f.records, f.count, f.categories)
+        assert g.moments.mean == pytest.approx(f.moments.mean) and g.moments.sd == pytest.approx(f.moments.sd)
+    # merging profile files gives the same again
+    one = tmp_path / "one.json"
+    parts = []
+    for i, p in enumerate(paths):
+        parts.append(tmp_path / f"p{i}.json")
+        assert main(["reference", "build", str(p), *common, "-o", str(parts[-1])]) == 0
+    assert main(["reference", "merge", *map(str, parts), "-o", str(one)]) == 0
+    merged = ReferenceProfile.from_bytes(one.read_bytes())
+    assert merged.features[("features", "channel")].categories == whole.features[("features", "channel")].categories
+    assert merged.records == whole.records == 9000
+
+
+def test_jsonl_with_several_models_needs_a_choice_or_a_directory(tmp_path, capsys):
+    path = tmp_path / "events.jsonl"
+    lines = [orjson.dumps({"model": m, "model_version": "v1", "features": {"x": float(i)}, "prediction": 0.5})
+             for i in range(100) for m in ("a", "b")] + [b"{not json"]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    assert main(["reference", "build", str(path), "-o", str(tmp_path / "p.json")]) == 2
+    assert "2 model versions (a/v1, b/v1)" in capsys.readouterr().err
+    assert main(["reference", "build", str(path), "--model", "b", "-o", str(tmp_path / "b.json")]) == 0
+    err = capsys.readouterr().err
+    assert "1 record(s) not profiled (1 invalid_json)" in err
+    assert ReferenceProfile.from_bytes((tmp_path / "b.json").read_bytes()).records == 100
+    out_dir = tmp_path / "all"
+    out_dir.mkdir()
+    assert main(["reference", "build", str(path), "-o", str(out_dir)]) == 0
+    assert sorted(p.name for p in out_dir.iterdir()) == ["a@v1.profile.json", "b@v1.profile.json"]
+
+
+def test_clear_errors(tmp_path, capsys):
+    assert main(["reference", "build", str(tmp_path / "missing.parquet"), "-o", "x.json"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    t = tmp_path / "t.parquet"
+    pq.write_table(table(10, 3), t)
+    assert main(["reference", "build", str(t), "--model", "m"]) == 2
+    assert "--output" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b'{"format": "something-else"}')
+    assert main(["reference", "show", str(bad)]) == 1
+    assert "unsupported reference profile format" in capsys.readouterr().err
+    assert main(["replay", str(t), "--model", "m", "--reference-files", str(bad)]) == 2
+    assert "reference_files" in capsys.readouterr().err
+
+
+def test_show_prints_every_feature(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "160")
+    t = tmp_path / "t.parquet"
+    pq.write_table(table(500, 4), t)
+    assert main(["reference", "build", str(t), "--model", "m", "-o", str(tmp_path / "p.json")]) == 0
+    capsys.readouterr()
+    assert main(["reference", "show", str(tmp_path / "p.json")]) == 0
+    out = capsys.readouterr().out
+    for name in ("amount", "age", "channel", "prediction"):
+        assert name in out
+
+
+def test_replay_with_a_file_reference_catches_drift_present_from_the_start(tmp_path, capsys):
+    pq.write_table(table(20_000, 5), tmp_path / "train.parquet")
+    pq.write_table(table(10_000, 6, shift=1.0), tmp_path / "prod.parquet")  # amount shifted from row 0
+    profile = tmp_path / "p.json"
+    assert main(["reference", "build", str(tmp_path / "train.parquet"), "--model", "m", "-o", str(profile)]) == 0
+    name = ReferenceProfile.from_bytes(profile.read_bytes()).name
+    capsys.readouterr()
+    common = ["replay", str(tmp_path / "prod.parquet"), "--model", "m", "--json", "--window-seconds", "0"]
+    assert main([*common, "--reference-files", str(profile)]) == 0
+    alerts = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert alerts and {a["feature"] for a in alerts} == {"amount"} and {a["reference"] for a in alerts} == {name}
+    assert main(common) == 0
+    assert [orjson.loads(line) for line in capsys.readouterr().out.splitlines()] == []
