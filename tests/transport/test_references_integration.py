@@ -93,8 +93,7 @@ def test_profile_on_the_topic_at_start_is_used_from_the_first_record(kenv, tmp_p
     assert summaries and {s["reference"] for s in summaries} == {profile.name}
 
     # a tombstone withdraws it: back to warm-up
-    p = Producer({"bootstrap.servers": kenv.broker.bootstrap_servers})
-    p.produce(kenv.references, key=b"fraud/v3", value=None)
-    p.flush(10)
+    assert main(["reference", "withdraw", "--model", "fraud", "--model-version", "v3",
+                 "--bootstrap-servers", kenv.broker.bootstrap_servers, "--references-topic", kenv.references]) == 0
     wait_for(lambda: sample(worker, "driftline_reference_updates_total", outcome="withdrawn") >= 1, 30, "withdrawn")
     assert sample(worker, "driftline_reference_info", model="fraud", model_version="v3", reference=profile.name) == 0.0

@@ -132,10 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("files", nargs="+", help="profile files")
     show = ref_sub.add_parser("show", help="print profiles as tables")
     show.add_argument("files", nargs="+", help="profile files")
+    withdraw = ref_sub.add_parser("withdraw", help="withdraw a model version's profile (tombstone on the references topic)")
+    withdraw.add_argument("--model", required=True, help="model name")
+    withdraw.add_argument("--model-version", required=True, help="model version")
     for p in (build, merge):
         p.add_argument("--output", "-o", default=None, help="profile file to write (a directory: one file per model version)")
         p.add_argument("--publish", action="store_true", help="publish to the compacted references topic, keyed model/model_version")
-    for p in (build, merge, show):
+    for p in (build, merge, show, withdraw):
         _add_setting_flags(p)
         p.set_defaults(func=_cmd_reference)
 

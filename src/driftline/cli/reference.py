@@ -17,7 +17,7 @@ from driftline.reference.builder import ProfileBuilder
 from driftline.reference.profile import NUMERIC, ReferenceProfile
 from driftline.transport.files import read_records
 
-__all__ = ["build", "merge", "show", "profile_table"]
+__all__ = ["build", "merge", "show", "withdraw", "profile_table"]
 
 _BATCH = 10_000
 
@@ -60,6 +60,16 @@ def show(settings: Settings, args: argparse.Namespace) -> int:
     console = Console()
     for name in args.files:
         console.print(profile_table(_read_profile(name)))
+    return 0
+
+
+def withdraw(settings: Settings, args: argparse.Namespace) -> int:
+    """Tombstone a model version's profile on the references topic."""
+    from driftline.transport.references import withdraw_profile
+
+    withdraw_profile(settings, args.model, args.model_version)
+    Console(stderr=True).print(f"withdrew the profile of {args.model}/{args.model_version} from "
+                               f"{settings.references_topic!r}; workers fall back to warm-up references", soft_wrap=True)
     return 0
 
 

@@ -23,7 +23,8 @@ from driftline.errors import ConfigError, DeliveryError, ProfileError
 from driftline.reference.profile import ReferenceProfile
 from driftline.transport import kafka
 
-__all__ = ["ReferenceFeed", "ReferenceUpdate", "publish_profiles", "load_profile_files", "MAX_PROFILE_BYTES"]
+__all__ = ["ReferenceFeed", "ReferenceUpdate", "publish_profiles", "withdraw_profile", "load_profile_files",
+           "MAX_PROFILE_BYTES"]
 
 log = logging.getLogger("driftline.references")
 
@@ -53,8 +54,23 @@ def load_profile_files(paths: list[str]) -> list[ReferenceProfile]:
     return profiles
 
 
+def withdraw_profile(settings: Settings, model: str, model_version: str) -> None:
+    """Write a tombstone for ``model/model_version``: workers go back to warm-up references."""
+    _send(settings, [(f"{model}/{model_version}".encode(), None)])
+
+
 def publish_profiles(settings: Settings, profiles: list[ReferenceProfile]) -> None:
     """Write profiles to the references topic (created compacted if missing)."""
+    records = []
+    for profile in profiles:
+        data = profile.to_bytes()
+        if len(data) > MAX_PROFILE_BYTES:
+            raise ProfileError(f"profile {profile.key} is {len(data):,} bytes, over the {MAX_PROFILE_BYTES:,}-byte limit")
+        records.append((profile.key.encode(), data))
+    _send(settings, records)
+
+
+def _send(settings: Settings, records: list[tuple[bytes, bytes | None]]) -> None:
     admin = kafka.make_admin(settings)
     existing = kafka.check_broker(admin, settings)
     if settings.references_topic not in existing:
@@ -69,14 +85,11 @@ def publish_profiles(settings: Settings, profiles: list[ReferenceProfile]) -> No
         if err is not None:
             errors.append(f"{msg.key()!r}: {err.str()}")
 
-    for profile in profiles:
-        data = profile.to_bytes()
-        if len(data) > MAX_PROFILE_BYTES:
-            raise ProfileError(f"profile {profile.key} is {len(data):,} bytes, over the {MAX_PROFILE_BYTES:,}-byte limit")
-        producer.produce(settings.references_topic, key=profile.key.encode(), value=data, on_delivery=delivered)
+    for key, value in records:
+        producer.produce(settings.references_topic, key=key, value=value, on_delivery=delivered)
     remaining = producer.flush(max(30.0, settings.broker_timeout_seconds))
     if remaining or errors:
-        raise DeliveryError(f"{remaining} profile(s) undelivered to {settings.references_topic!r}: {errors[:3]}")
+        raise DeliveryError(f"{remaining} record(s) undelivered to {settings.references_topic!r}: {errors[:3]}")
 
 
 class ReferenceFeed:
