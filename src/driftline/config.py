@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     metrics_topic: str = Field("driftline.metrics", min_length=1, description="Where window summaries are published.")
     deadletter_topic: str = Field("driftline.deadletter", min_length=1, description="Where undecodable records go, with reason headers.")
     references_topic: str = Field("driftline.references", min_length=1, description="Compacted topic of reference profiles, keyed model/model_version; read at start and followed for hot reload.")
-    create_topics: bool = Field(True, description="Create missing output topics at start-up.")
+    create_topics: bool = Field(True, description="Create missing output topics (and the compacted references topic) at start-up.")
     topic_partitions: int = Field(3, ge=1, description="Partitions of output topics created by the worker.")
     topic_replication_factor: int = Field(-1, description="Replication factor of created topics; -1 = the broker's default.")
     kafka: dict[str, str] = Field(default_factory=dict, description="librdkafka properties passed through (security.protocol, sasl.*, ssl.*, ...).")

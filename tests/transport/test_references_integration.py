@@ -97,3 +97,14 @@ def test_profile_on_the_topic_at_start_is_used_from_the_first_record(kenv, tmp_p
                  "--bootstrap-servers", kenv.broker.bootstrap_servers, "--references-topic", kenv.references]) == 0
     wait_for(lambda: sample(worker, "driftline_reference_updates_total", outcome="withdrawn") >= 1, 30, "withdrawn")
     assert sample(worker, "driftline_reference_info", model="fraud", model_version="v3", reference=profile.name) == 0.0
+
+
+def test_a_references_topic_created_after_start_is_followed(kenv, tmp_path, monkeypatch):
+    from driftline.transport import references
+
+    monkeypatch.setattr(references, "LOOK_AGAIN_SECONDS", 0.2)
+    worker = kenv.start_worker(create_topics=False)
+    assert worker._references is not None and not worker._references._assigned
+    profile = build_profile(tmp_path, kenv, 0.0, publish=True)  # creates the topic
+    wait_for(lambda: sample(worker, "driftline_reference_updates_total", outcome="applied") >= 1, 30, "profile applied")
+    assert worker.pipeline.references[("fraud", "v3")].id == profile.id

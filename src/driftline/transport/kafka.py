@@ -15,7 +15,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from driftline.config import Settings
 from driftline.errors import BrokerUnreachableError, ConfigError, KafkaFailure
 
-__all__ = ["make_admin", "make_consumer", "make_producer", "check_broker", "ensure_topics", "OUTPUT_TOPIC_CONFIGS"]
+__all__ = ["make_admin", "make_consumer", "make_producer", "make_reader", "check_broker", "ensure_topics", "OUTPUT_TOPIC_CONFIGS"]
 
 log = logging.getLogger("driftline.kafka")
 
@@ -71,6 +71,18 @@ def make_producer(settings: Settings, *, client_id: str = "driftline-worker",
     }
     conf.setdefault("client.id", client_id)
     return _client(Producer, conf, "producer")
+
+
+def make_reader(settings: Settings, *, group_id: str, client_id: str) -> Consumer:
+    """A consumer for ``assign()`` reads (no group membership, nothing committed)."""
+    conf: dict[str, object] = {
+        **settings.kafka_properties(),
+        "group.id": group_id,  # required by the client; never joined with assign()
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        "client.id": client_id,
+    }
+    return _client(Consumer, conf, "reader")
 
 
 def check_broker(admin: AdminClient, settings: Settings) -> set[str]:

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import NamedTuple
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from driftline.config import Settings
 from driftline.errors import ConfigError, DeliveryError, ProfileError
@@ -29,6 +29,8 @@ __all__ = ["ReferenceFeed", "ReferenceUpdate", "publish_profiles", "withdraw_pro
 log = logging.getLogger("driftline.references")
 
 MAX_PROFILE_BYTES = 16 * 1024 * 1024
+#: How often a worker looks for a references topic that did not exist at start.
+LOOK_AGAIN_SECONDS = 30.0
 
 
 class ReferenceUpdate(NamedTuple):
@@ -97,27 +99,20 @@ class ReferenceFeed:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        conf: dict[str, object] = {
-            **settings.kafka_properties(),
-            # assign() only: the group id is never joined or committed to
-            "group.id": f"{settings.group_id}.references.{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "client.id": "driftline-references",
-        }
-        self._consumer: Consumer = kafka._client(Consumer, conf, "references consumer")
+        self._consumer: Consumer = kafka.make_reader(settings, group_id=f"{settings.group_id}.references.{uuid.uuid4().hex[:8]}",
+                                                     client_id="driftline-references")
         self._assigned = False
+        self._next_look = 0.0
 
     def start(self, existing_topics: set[str]) -> list[ReferenceUpdate]:
         """Assign every partition of the topic from the beginning and read what is there."""
         topic = self.settings.references_topic
         if topic not in existing_topics:
-            log.info("no references topic yet; models use warm-up references", extra={"ctx": {"topic": topic}})
+            log.info("no references topic yet; models use warm-up references until it appears",
+                     extra={"ctx": {"topic": topic}})
+            self._next_look = time.monotonic() + LOOK_AGAIN_SECONDS
             return []
-        metadata = self._consumer.list_topics(topic, timeout=self.settings.broker_timeout_seconds)
-        partitions = sorted(metadata.topics[topic].partitions)
-        self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        self._assigned = True
+        partitions = self._assign()
         # Read until every partition reported its end once (or the broker timeout passes).
         pending = set(partitions)
         updates: list[ReferenceUpdate] = []
@@ -137,10 +132,30 @@ class ReferenceFeed:
                         extra={"ctx": {"partitions": sorted(pending)}})
         return updates
 
+    def _assign(self) -> list[int]:
+        topic = self.settings.references_topic
+        metadata = self._consumer.list_topics(topic, timeout=self.settings.broker_timeout_seconds)
+        partitions = sorted(metadata.topics[topic].partitions)
+        self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        self._assigned = True
+        return partitions
+
     def poll(self) -> list[ReferenceUpdate]:
         """New records since the last call (does not wait)."""
         if not self._assigned:
-            return []
+            if time.monotonic() < self._next_look:
+                return []
+            # The topic did not exist at start: look for it now and then.
+            self._next_look = time.monotonic() + LOOK_AGAIN_SECONDS
+            try:
+                metadata = self._consumer.list_topics(self.settings.references_topic, timeout=1.0)
+                topic = metadata.topics.get(self.settings.references_topic)
+                if topic is None or topic.error is not None or not topic.partitions:
+                    return []
+            except KafkaException:
+                return []
+            self._assign()
+            log.info("references topic appeared; following it", extra={"ctx": {"topic": self.settings.references_topic}})
         updates = []
         for msg in self._consumer.consume(100, 0):
             err = msg.error()
