@@ -61,7 +61,7 @@ class Settings(BaseSettings):
 
     # --- Detection ---------------------------------------------------------
     warmup: int = Field(2000, ge=50, description="Values per feature that form its warm-up reference (no drift alerts before).")
-    window_events: int = Field(5000, ge=50, description="Records per tumbling window (summaries and windowed tests).")
+    window_events: int = Field(5000, ge=0, description="Records per tumbling window (summaries and windowed tests); 0 = by event time only.")
     window_seconds: float = Field(60.0, ge=0, description="A window also closes after this much event time; 0 = count only.")
     false_alarm_rate: float = Field(2e-7, gt=0, lt=1e-2, description="Design false alarms per event per model version, split over its features and their checks.")
     design_shift: float = Field(0.5, gt=0, le=5, description="Smallest mean shift (reference sd) the detectors are tuned to find quickly.")
@@ -113,6 +113,10 @@ class Settings(BaseSettings):
         clash = outputs & set(self.input_topics)
         if clash:
             raise ValueError(f"input_topics must not include an output topic: {sorted(clash)}")
+        if self.window_events == 0 and not self.window_seconds:
+            raise ValueError("window_events and window_seconds cannot both be 0: windows would never close")
+        if 0 < self.window_events < 50:
+            raise ValueError("window_events must be 0 (by event time only) or at least 50")
         if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
             raise ValueError("heartbeat_interval_ms must be at most a third of session_timeout_ms")
         for key in self.kafka:

@@ -204,3 +204,11 @@ def test_the_budget_is_split_over_a_models_features():
     run(mon, events_of(cols))
     assert mon.family == 200
     assert mon.features[("features", "f0")].numeric.params == many
+
+
+def test_windows_by_event_time_only():
+    rng = np.random.default_rng(22)
+    s = MonitorSettings.calibrated(false_alarm_rate=2e-7, warmup=500, window_events=0, window_seconds=10.0)
+    mon = ModelMonitor(topic="in", partition=0, model="m", model_version="v1", settings=s)
+    _, summaries = run(mon, events_of({"x": normal(rng, 7000)}))  # 10 ms apart: 1,000 events per window
+    assert [x["records"] for x in summaries] == [1000] * 6

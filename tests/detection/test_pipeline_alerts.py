@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import orjson
 
 from driftline.contract.event import SourceRecord
@@ -10,7 +11,8 @@ T0 = 1_700_000_000_000
 
 
 def pipeline(**kw):
-    monitor = MonitorSettings.calibrated(false_alarm_rate=2e-7, warmup=500, window_events=500)
+    monitor = MonitorSettings.calibrated(false_alarm_rate=2e-7, warmup=500, window_events=kw.get("window_events", 500),
+                                         window_seconds=kw.get("window_seconds", 60.0))
     return Pipeline(PipelineSettings(monitor=monitor, cooldown_seconds=kw.get("cooldown", 30.0),
                                      resolve_after_seconds=kw.get("resolve", 20.0), max_models=kw.get("max_models", 100)))
 
@@ -83,7 +85,8 @@ def _comparable(alerts):
                   for a in alerts)
 
 
-def test_alerts_do_not_depend_on_how_the_stream_is_cut_into_batches():
+@pytest.mark.parametrize("windows", [{"window_events": 500}, {"window_events": 0, "window_seconds": 3.0}])
+def test_alerts_do_not_depend_on_how_the_stream_is_cut_into_batches(windows):
     """The same records in one batch, in batches of 137 and of 1,000 give the same alerts (replay = live)."""
     rng = np.random.default_rng(21)
     recs = []
@@ -93,7 +96,8 @@ def test_alerts_do_not_depend_on_how_the_stream_is_cut_into_batches():
         doc = {"model": "m", "features": {"x": x, "c": "ab"[int(rng.random() < (0.8 if i >= 10_000 else 0.5))]},
                "timestamp": T0 + i * 10}
         recs.append(SourceRecord("in", 0, i, None, b"m", orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)))
-    results = [_comparable(run(pipeline(cooldown=15.0, resolve=10.0), recs, chunk)[0]) for chunk in (len(recs), 137, 1000)]
+    results = [_comparable(run(pipeline(cooldown=15.0, resolve=10.0, **windows), recs, chunk)[0])
+               for chunk in (len(recs), 137, 1000)]
     statuses = [orjson.loads(a)["status"] for a in results[0]]
     assert statuses.count(FIRING) >= 3 and statuses.count(RESOLVED) >= 1
     assert results[0] == results[1] == results[2]

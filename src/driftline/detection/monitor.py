@@ -11,7 +11,7 @@ The reference is a :class:`~driftline.reference.profile.ReferenceProfile` when
 one is given (from the start or hot-swapped with :meth:`ModelMonitor.use_reference`),
 else each feature's first ``warmup`` values.  Events are processed in chunks that
 never cross a tumbling window (``window_events`` records or ``window_seconds``
-of event time, whichever comes first); at each window's end the windowed
+of event time, whichever comes first; either may be 0 = not used); at each window's end the windowed
 checks run and one summary per feature is emitted.
 """
 
@@ -63,6 +63,8 @@ class MonitorOutput:
 
 
 _NUMBER_TYPES = frozenset((int, float))
+#: ``window_events`` 0: windows are cut by event time only
+_UNLIMITED = 1 << 62
 
 
 class _Feature:
@@ -202,21 +204,21 @@ class ModelMonitor:
                 first = events[start]
                 self._window_first_offset = first.offset
                 self._window_first_time = first.time_ms
-            end = min(n, start + settings.window_events - self._window_records)
-            close = end - start == settings.window_events - self._window_records
+            room = (settings.window_events or _UNLIMITED) - self._window_records
+            end = min(n, start + room)
+            close = end - start == room
             if settings.window_seconds and self._window_first_time is not None:
                 limit = self._window_first_time + settings.window_seconds * 1000.0
                 for i in range(start, end):
                     t = events[i].time_ms
                     if t is not None and t >= limit:
-                        if i == start and self._window_records > 0:
-                            # the window timed out before this event: close it first
-                            self._close_window(out)
-                            self._window_first_offset = events[i].offset
-                            self._window_first_time = t
-                            continue
                         end, close = i, True
                         break
+                if end == start:
+                    # The open window timed out before this event (it came from an
+                    # earlier call): close it; the event opens the next one.
+                    self._close_window(out)
+                    continue
             self._process_chunk(events[start:end], out)
             if close:
                 self._close_window(out)
