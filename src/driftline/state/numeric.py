@@ -132,9 +132,10 @@ class NumericState:
 
     def _score(self, values: np.ndarray, *, offset: int) -> list[tuple[int, Detection, tuple[float, float]]]:
         assert self.grid is not None
-        _, z = self.grid.normal_scores(values, self._rng.random(values.size))
+        located = self.grid.locate(values)
+        _, z = self.grid.normal_scores(values, self._rng.random(values.size), located)
         assert self.window_counts is not None
-        self.window_counts.add(self.grid, values)
+        self.window_counts.add(self.grid, values, located)
         self.window_z_sum += float(z.sum())
         self.window_z_sq += float(np.dot(z, z))
         self.window_scored += int(z.size)

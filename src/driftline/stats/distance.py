@@ -55,10 +55,13 @@ class WindowCounts:
         self.above_excess = 0.0
         self.below_excess = 0.0
 
-    def add(self, grid: QuantileGrid, values: np.ndarray) -> None:
+    def add(self, grid: QuantileGrid, values: np.ndarray,
+            located: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Count ``values``; ``located`` is ``grid.locate(values)`` if the caller has it."""
         q = grid.points
-        self._le += np.bincount(np.searchsorted(q, values, side="left"), minlength=q.size + 1)
-        self._lt += np.bincount(np.searchsorted(q, values, side="right"), minlength=q.size + 1)
+        lo, hi = located if located is not None else grid.locate(values)
+        self._le += np.bincount(lo, minlength=q.size + 1)
+        self._lt += np.bincount(hi, minlength=q.size + 1)
         self.n += int(values.size)
         hi, lo = q[-1], q[0]
         self.above_excess += float(np.sum(values[values > hi] - hi))

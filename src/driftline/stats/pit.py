@@ -60,20 +60,32 @@ class QuantileGrid:
     def size(self) -> int:
         return int(self.points.size)
 
-    def to_uniform(self, x: np.ndarray, jitter: np.ndarray) -> np.ndarray:
-        """Rank of each value in the reference, in the open interval (0, 1).
+    def locate(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(lo, hi)``: grid points below each value, and at or below it.
 
-        ``jitter`` holds one U(0, 1) draw per value, used only for values tied
-        with reference atoms.
+        ``lo[i]`` counts points < ``x[i]`` and ``hi[i]`` points ≤ ``x[i]``
+        (they differ only for values equal to a grid point).
         """
         q = self.points
-        m = q.size
         lo = np.searchsorted(q, x, side="left")
-        # Only values equal to a grid point can be tied with an atom.
-        hit = q[np.minimum(lo, m - 1)] == x
+        # Only values equal to a grid point need the second search.
+        hit = q[np.minimum(lo, q.size - 1)] == x
         hi = lo.copy()
         if hit.any():
             hi[hit] = np.searchsorted(q, x[hit], side="right")
+        return lo, hi
+
+    def to_uniform(self, x: np.ndarray, jitter: np.ndarray,
+                   located: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """Rank of each value in the reference, in the open interval (0, 1).
+
+        ``jitter`` holds one U(0, 1) draw per value, used only for values tied
+        with reference atoms; ``located`` is :meth:`locate` of ``x`` if the
+        caller has it already.
+        """
+        q = self.points
+        m = q.size
+        lo, hi = located if located is not None else self.locate(x)
         # Values between grid points: linear interpolation between the
         # probabilities (j - 0.5)/m and (j + 0.5)/m of the neighbours.
         inner = np.clip(lo, 1, m - 1) if m > 1 else np.zeros_like(lo)
@@ -92,9 +104,10 @@ class QuantileGrid:
         eps = 0.25 / m
         return np.clip(u, eps, 1.0 - eps)
 
-    def normal_scores(self, x: np.ndarray, jitter: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def normal_scores(self, x: np.ndarray, jitter: np.ndarray,
+                      located: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(u, z)``: reference ranks and their normal scores."""
-        u = self.to_uniform(x, jitter)
+        u = self.to_uniform(x, jitter, located)
         return u, normal_quantile(u)
 
 
