@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench calibration schema clean
+.PHONY: demo test bench calibration fwer schema clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian/Ubuntu install the python3-venv package"; exit 1; }
@@ -24,6 +24,9 @@ bench: $(VENV)/.installed
 
 calibration: $(VENV)/.installed
 	$(PY) benchmarks/calibration.py
+
+fwer: $(VENV)/.installed
+	$(PY) benchmarks/fwer.py
 
 schema: $(VENV)/.installed
 	$(VENV)/bin/driftline schema > docs/inference-event.schema.json

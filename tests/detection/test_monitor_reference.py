@@ -212,3 +212,17 @@ def test_windows_by_event_time_only():
     mon = ModelMonitor(topic="in", partition=0, model="m", model_version="v1", settings=s)
     _, summaries = run(mon, events_of({"x": normal(rng, 7000)}))  # 10 ms apart: 1,000 events per window
     assert [x["records"] for x in summaries] == [1000] * 6
+
+
+def test_features_that_appear_later_tighten_the_earlier_ones_too():
+    rng = np.random.default_rng(23)
+    mon = ModelMonitor(topic="in", partition=0, model="m", model_version="v1", settings=settings(warmup=100))
+    run(mon, events_of({"a": normal(rng, 300)}))
+    before = mon.features[("features", "a")].numeric.detectors
+    assert before.params == settings().detector_for(1)
+    run(mon, events_of({f"f{i}": normal(rng, 300) for i in range(200)} | {"a": normal(rng, 300)}, start=300))
+    a = mon.features[("features", "a")].numeric
+    assert mon.family == 201
+    assert a.params == a.detectors.params == settings().detector_for(201)
+    assert a.detectors.location.threshold == settings().detector_for(201).ph_threshold
+    assert a.detectors.adwin.delta == settings().detector_for(201).adwin_delta

@@ -147,7 +147,7 @@ class ModelMonitor:
         self.profile = profile
         self.reference_name = profile.name if profile is not None else WARMUP
         if profile is not None:
-            self.family = max(self.family, min(len(profile.features), self.settings.max_features))
+            self._grow_family(len(profile.features))
             for (source, name) in profile.features:
                 if (source, name) not in self.features and len(self.features) < self.settings.max_features:
                     self.features[(source, name)] = _Feature(name, source, self._seed(name))
@@ -155,6 +155,17 @@ class ModelMonitor:
             had_profile = previous is not None and feature.profiled
             if not self._apply_profile(feature) and had_profile:
                 self._restart_warmup(feature)
+
+    def _grow_family(self, features: int) -> None:
+        """More features share the model's false-alarm budget: tighten every detector."""
+        family = min(max(self.family, features), self.settings.max_features)
+        if family == self.family:
+            return
+        self.family = family
+        params = self.settings.detector_for(family)
+        for feature in self.features.values():
+            if feature.numeric is not None:
+                feature.numeric.retune(params)
 
     def _apply_profile(self, feature: _Feature) -> bool:
         """Point ``feature`` at the profile's reference; False if the profile has none for it."""
@@ -258,7 +269,7 @@ class ModelMonitor:
         cols, n_source = columns(chunk)
         unseen = sum(1 for key in cols if key not in self.features)
         if unseen:
-            self.family = max(self.family, min(len(self.features) + unseen, self.settings.max_features))
+            self._grow_family(len(self.features) + unseen)
         last = chunk[-1]
         self._window_records += len(chunk)
         self.records += len(chunk)

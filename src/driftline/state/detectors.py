@@ -84,6 +84,24 @@ class BlockDetectors:
             min_instances=self.params.ph_min_instances, delta=delta, threshold=threshold, alpha=1.0, mode="both"
         )
 
+    def retune(self, params: DetectorParams) -> None:
+        """Use new thresholds from now on (the model's feature count grew).
+
+        Page-Hinkley keeps its running sums; river's ADWIN holds its delta in
+        compiled code, so it restarts with the new one.
+        """
+        if params == self.params:
+            return
+        if params.block != self.params.block or params.ph_min_instances != self.params.ph_min_instances:
+            raise ValueError("retuning cannot change the block size")
+        for ph, delta, threshold in ((self.location, params.ph_delta, params.ph_threshold),
+                                     (self.spread, params.spread_delta, params.spread_threshold)):
+            ph.delta = delta
+            ph.threshold = threshold
+        if params.adwin_delta != self.params.adwin_delta:
+            self.adwin = drift.ADWIN(delta=params.adwin_delta, clock=1)
+        self.params = params
+
     def update(self, location: list[float], pair_location: list[float], pair_spread: list[float]) -> list[Detection]:
         """Feed scores in order: two location blocks per pair; return the detections.
 

@@ -93,6 +93,11 @@ class NumericState:
             return []
         return self._score(values[start:], offset=start)
 
+    def retune(self, params: DetectorParams) -> None:
+        """New detector thresholds from now on (see :meth:`BlockDetectors.retune`)."""
+        self.params = params
+        self.detectors.retune(params)
+
     def _set_reference(self, sample: np.ndarray) -> None:
         self.grid = QuantileGrid.from_sorted_sample(np.sort(sample), GRID_SIZE)
         self.reference_moments = Moments.of(sample)
