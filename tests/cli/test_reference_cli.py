@@ -120,3 +120,64 @@ def test_replay_with_a_file_reference_catches_drift_present_from_the_start(tmp_p
     assert alerts and {a["feature"] for a in alerts} == {"amount"} and {a["reference"] for a in alerts} == {name}
     assert main(common) == 0
     assert [orjson.loads(line) for line in capsys.readouterr().out.splitlines()] == []
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_tables_read_column_by_column_give_the_profile_of_a_row_by_row_replay(tmp_path, fmt):
+    """The fast path for tables equals decoding each row as the live worker would."""
+    from decimal import Decimal
+
+    from driftline.contract.decode import decode_event
+    from driftline.reference.builder import ProfileBuilder
+    from driftline.transport.files import read_records, read_table_batches
+
+    rng = np.random.default_rng(7)
+    n = 3000
+    x = rng.normal(size=n)
+    x[rng.random(n) < 0.05] = np.nan
+    x[5] = np.inf
+    pred = rng.random(n).tolist()
+    for i in range(0, n, 17):
+        pred[i] = None
+    t = pa.table({
+        "x": x,
+        "ints": pa.array([None if i % 11 == 0 else int(v) for i, v in enumerate(rng.integers(0, 9, n))], pa.int64()),
+        "flag": pa.array([None if i % 13 == 0 else bool(v) for i, v in enumerate(rng.random(n) < 0.3)]),
+        "cat": pa.array([None if i % 7 == 0 else str(v) for i, v in enumerate(rng.choice(["a", "b"], n))]),
+        "price": pa.array([Decimal(f"{v:.2f}") for v in rng.random(n) * 100], pa.decimal128(10, 2)),
+        "empty": pa.array([None] * n, pa.float64()),
+        "model_version": pa.array(["v7"] * n),
+        "prediction": pa.array(pred, pa.float64()),
+    })
+    if fmt == "csv":
+        t = t.drop_columns(["price"])  # CSV reads decimals back as floats: nothing to compare
+    path = tmp_path / f"t.{fmt}"
+    (pq.write_table if fmt == "parquet" else pa_csv.write_csv)(t, path)
+
+    fast = ProfileBuilder()
+    batches = read_table_batches(path, model="m", batch_rows=1000)
+    assert batches is not None
+    for b in batches:
+        fast.add_columns(b.model, b.model_version, b.rows, b.features, b.prediction)
+    slow = ProfileBuilder()
+    slow.add(decode_event(r.value, max_bytes=10**6) for r in read_records(path, model="m"))
+    (a,), (b,) = fast.result(), slow.result()
+    assert (a.key, a.records, a.source_records) == (b.key, b.records, b.source_records) == ("m/v7", n, a.source_records)
+    assert a.source_records["prediction"] == sum(v is not None for v in pred)
+    assert set(a.features) == set(b.features)
+    for key, f in a.features.items():
+        g = b.features[key]
+        assert (f.kind, f.records, f.count, f.non_finite, f.type_mismatch, f.categories) == \
+               (g.kind, g.records, g.count, g.non_finite, g.type_mismatch, g.categories), key
+        assert f.moments.n == g.moments.n and f.moments.mean == pytest.approx(g.moments.mean)
+
+
+def test_tables_with_several_models_are_read_row_by_row(tmp_path):
+    from driftline.transport.files import read_table_batches
+
+    path = tmp_path / "two.parquet"
+    pq.write_table(pa.table({"model": ["a", "b"], "x": [1.0, 2.0]}), path)
+    assert read_table_batches(path) is None
+    assert main(["reference", "build", str(path), "-o", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.profile.json")) == ["a@unversioned.profile.json",
+                                                                       "b@unversioned.profile.json"]

@@ -15,7 +15,7 @@ from driftline.contract.decode import DecodeError, decode_event
 from driftline.errors import ConfigError, ProfileError
 from driftline.reference.builder import ProfileBuilder
 from driftline.reference.profile import NUMERIC, ReferenceProfile
-from driftline.transport.files import read_records
+from driftline.transport.files import read_records, read_table_batches
 
 __all__ = ["build", "merge", "show", "withdraw", "profile_table"]
 
@@ -86,6 +86,13 @@ def _read_profile(name: str) -> ReferenceProfile:
 def _profile_file(name: str, settings: Settings, args: argparse.Namespace) -> tuple[list[ReferenceProfile], Counter[str]]:
     builder = ProfileBuilder()
     rejected: Counter[str] = Counter()
+    # Tables of one model version are read column by column (same values, no JSON per row).
+    table = read_table_batches(name, fmt=args.format, model=args.model, model_version=args.model_version,
+                               prediction_column=args.prediction_column)
+    if table is not None:
+        for batch in table:
+            builder.add_columns(batch.model, batch.model_version, batch.rows, batch.features, batch.prediction)
+        return builder.result(), rejected
     batch = []
     records = read_records(name, fmt=args.format, model=args.model, model_version=args.model_version,
                            prediction_column=args.prediction_column)

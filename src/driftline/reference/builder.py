@@ -13,19 +13,31 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from driftline.contract.columns import Column, LocatedEvent, columns
+from driftline.contract.columns import FEATURES, OUTPUTS, Column, LocatedEvent, columns
 from driftline.contract.event import InferenceEvent
 from driftline.reference.profile import (
     CATEGORICAL, MAX_PROFILE_CATEGORIES, NUMERIC, PROFILE_KLL_K, FeatureProfile, ReferenceProfile, fold_categories,
 )
 
-__all__ = ["ProfileBuilder"]
+__all__ = ["ProfileBuilder", "ColumnValues"]
 
 _NUMBER_TYPES = frozenset((int, float))
+
+
+class ColumnValues(NamedTuple):
+    """The values of one column of a table batch, already classified.
+
+    ``numbers``: the finite values of a numeric column; ``labels``: the
+    category counts of any other column; ``present``: rows with a value.
+    """
+
+    numbers: np.ndarray | None
+    labels: Counter[str] | None
+    present: int
 
 
 class ProfileBuilder:
@@ -117,6 +129,54 @@ class ProfileBuilder:
             feature.categories = fold_categories(counts, self.max_categories)
         feature.count += len(cats)
         return len(cats)
+
+    def add_columns(self, model: str, model_version: str, rows: int, features: Mapping[str, ColumnValues],
+                    prediction: ColumnValues | None) -> None:
+        """Add a table batch given column by column (what :meth:`add` does for ``rows`` events).
+
+        Every row carries the features; a row carries the prediction when it
+        has a value (as a replay of the table would send it).
+        """
+        profile = self.profiles.get((model, model_version))
+        if profile is None:
+            profile = self.profiles[(model, model_version)] = ReferenceProfile(model, model_version)
+        n_source = {FEATURES: rows, OUTPUTS: prediction.present if prediction is not None else 0}
+        given = {(FEATURES, name): col for name, col in features.items()}
+        if prediction is not None:
+            given[(OUTPUTS, OUTPUTS)] = prediction
+        for key, col in given.items():
+            feature = profile.features.get(key)
+            if feature is None:
+                if col.present == 0:
+                    continue  # only nulls so far: type unknown
+                feature = FeatureProfile.empty(key[1], key[0], NUMERIC if col.numbers is not None else CATEGORICAL,
+                                               kll_k=self.kll_k)
+                feature.records = profile.source_records[key[0]]
+                profile.features[key] = feature
+            if col.numbers is not None:
+                if feature.kind != NUMERIC:
+                    feature.type_mismatch += col.present
+                    continue
+                if col.numbers.size:
+                    feature.moments.update(col.numbers)
+                    assert feature.sketch is not None
+                    feature.sketch.update(col.numbers)
+                feature.count += int(col.numbers.size)
+            else:
+                assert col.labels is not None
+                if feature.kind != CATEGORICAL:
+                    feature.type_mismatch += col.present
+                    continue
+                counts = feature.categories
+                assert counts is not None
+                for name, n in col.labels.items():
+                    counts[name] = counts.get(name, 0) + n
+                feature.count += col.present
+        for key, feature in profile.features.items():
+            feature.records += n_source[key[0]]
+        for source, n in n_source.items():
+            profile.source_records[source] += n
+        profile.records += rows
 
     def result(self) -> list[ReferenceProfile]:
         """The profiles built so far, categories folded to the cap."""
