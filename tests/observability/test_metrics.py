@@ -31,3 +31,33 @@ def test_batch_results_become_labelled_samples():
     # the exposition parses
     names = {f.name for f in text_string_to_metric_families(generate_latest(registry).decode())}
     assert {"driftline_events", "driftline_feature_drift_statistic", "driftline_batch_duration_seconds"} <= names
+
+
+def test_window_distances_and_the_reference_in_use_are_exported():
+    registry = CollectorRegistry()
+    metrics = WorkerMetrics(registry, process_metrics=False)
+    p = Pipeline(PipelineSettings(monitor=MonitorSettings.calibrated(false_alarm_rate=2e-7, warmup=200, window_events=400)))
+    rng = np.random.default_rng(1)
+    recs = [SourceRecord("in", 0, i, 1_700_000_000_000 + i, b"m",
+                         orjson.dumps({"model": "m", "features": {"x": float(rng.normal() + (2 if i >= 400 else 0)),
+                                                                  "c": str(rng.choice(["a", "b"]))}}))
+            for i in range(800)]
+    result = p.process(recs)
+    metrics.record_batch(result, models=p.model_count, features=p.feature_count)
+    last = [s for s in result.summaries if s["feature"] == "x"][-1]["drift"]
+
+    def stat(feature, name):
+        return registry.get_sample_value("driftline_feature_drift_statistic",
+                                         {"model": "m", "model_version": "unversioned", "feature": feature, "statistic": name})
+
+    for name in ("psi", "ks", "ks_p_value", "wasserstein_sd"):
+        assert stat("x", name) == last[name]
+    assert stat("x", "psi") > 0.2
+    for name in ("chi_square", "p_value", "psi", "jensen_shannon"):
+        assert stat("c", name) is not None
+    metrics.reference_in_use("m", "unversioned", "profile@abc")
+    metrics.reference_in_use("m", "unversioned", "profile@def")
+    assert registry.get_sample_value("driftline_reference_info", {"model": "m", "model_version": "unversioned",
+                                                                  "reference": "profile@def"}) == 1
+    assert registry.get_sample_value("driftline_reference_info", {"model": "m", "model_version": "unversioned",
+                                                                  "reference": "profile@abc"}) is None
