@@ -120,6 +120,9 @@ def test_replay_with_a_file_reference_catches_drift_present_from_the_start(tmp_p
     assert alerts and {a["feature"] for a in alerts} == {"amount"} and {a["reference"] for a in alerts} == {name}
     assert main(common) == 0
     assert [orjson.loads(line) for line in capsys.readouterr().out.splitlines()] == []
+    # a profile of another version is reported as unused, not silently ignored
+    assert main([*common, "--model-version", "v2", "--reference-files", str(profile)]) == 0
+    assert f"reference {name} (m/unversioned) was not used: the file holds m/v2" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])

@@ -44,6 +44,12 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
         for handle in (alerts_out, summaries_out):
             if handle is not None:
                 handle.close()
+    seen = {(m.model, m.model_version) for m in pipeline.monitors.values()}
+    for (model, version), profile in pipeline.references.items():
+        if (model, version) not in seen:
+            names = ", ".join(sorted(f"{m}/{v}" for m, v in seen)) or "none"
+            console.print(f"[yellow]reference {profile.name} ({model}/{version}) was not used: the file holds {names} "
+                          f"(check --model / --model-version)[/]", soft_wrap=True)
     console.print(f"replayed {counts['records']:,} records: {counts['firing']} firing and {counts['resolved']} resolved "
                   f"alert(s), {counts['summaries']:,} window summaries, {counts['dead']} dead letter(s)")
     return 0
