@@ -19,7 +19,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from driftline.errors import ConfigError
@@ -28,6 +28,26 @@ __all__ = ["Settings", "load_settings", "ENV_PREFIX"]
 
 ENV_PREFIX = "DRIFTLINE_"
 _toml_file: ContextVar[Path | None] = ContextVar("driftline_toml_file", default=None)
+
+
+class ModelRulesConfig(BaseModel):
+    """Per-model output semantics and rules: ``[models.<name>]`` in TOML."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task: Literal["auto", "classification", "regression"] = Field("auto", description="auto: string labels, or a score in [0, 1] against 0/1 labels, mean classification; other numbers regression.")
+    prediction: str = Field("prediction", description="Output holding the predicted value or class ('prediction', or 'prediction.<name>' for named outputs).")
+    score: str | None = Field(None, description="Output holding the probability of the positive class, if not the prediction itself.")
+    positive_class: str | None = Field(None, description="Positive class for precision / recall / F1 and scores (default '1' for scores against 0/1 labels).")
+    decision_threshold: float = Field(0.5, ge=0, le=1, description="A score at or above it predicts the positive class.")
+    valid_range: tuple[float, float] | None = Field(None, description="[low, high] the numeric prediction must lie in.")
+    allowed_classes: tuple[str, ...] | None = Field(None, description="Classes the prediction may take.")
+    probability_outputs: tuple[str, ...] = Field((), description="Outputs that must lie in [0, 1].")
+    confidence_threshold: float = Field(0.9, gt=0.5, le=1, description="Confidence (max(p, 1 - p)) from which a wrong prediction counts as a confident error.")
+    max_confident_error_rate: float = Field(0.05, ge=0, le=1, description="Confident errors above this rate (significantly) raise output_quality.")
+    max_violation_rate: float = Field(0.0, ge=0, le=1, description="Output-rule violations above this share of a window's inferences raise output_quality.")
+    max_disagreement: float = Field(0.05, ge=0, le=1, description="Champion / challenger disagreement above this rate (significantly) raises version_divergence.")
+    max_mean_difference_sd: float = Field(0.2, gt=0, description="Champion / challenger mean prediction difference (in champion sd) above this raises version_divergence.")
 
 
 class Settings(BaseSettings):
@@ -43,6 +63,7 @@ class Settings(BaseSettings):
     alerts_topic: str = Field("driftline.alerts", min_length=1, description="Where alert events are published.")
     metrics_topic: str = Field("driftline.metrics", min_length=1, description="Where window summaries are published.")
     deadletter_topic: str = Field("driftline.deadletter", min_length=1, description="Where undecodable records go, with reason headers.")
+    labels_topic: str = Field("ml.labels", description="Topic of ground-truth labels, keyed by model and partitioned like the input topics; '' turns labels off.")
     references_topic: str = Field("driftline.references", min_length=1, description="Compacted topic of reference profiles, keyed model/model_version; read at start and followed for hot reload.")
     create_topics: bool = Field(True, description="Create missing output topics (and the compacted references topic) at start-up.")
     topic_partitions: int = Field(3, ge=1, description="Partitions of output topics created by the worker.")
@@ -71,6 +92,10 @@ class Settings(BaseSettings):
     max_models: int = Field(100, ge=1, description="Model versions one worker monitors; more are counted as overflow.")
     max_features_per_model: int = Field(500, ge=1, description="Features (and outputs) per model version; more are counted as overflow.")
     max_categories: int = Field(100, ge=2, description="Tracked categories per categorical feature; more go to '__other__'.")
+    join_window_seconds: float = Field(86_400.0, gt=0, description="Event time an inference waits for its label (and a label for its inference).")
+    join_max_pending: int = Field(100_000, ge=100, description="Inferences (and early labels) kept waiting per model and partition; the oldest are evicted beyond it.")
+    label_warmup: int = Field(500, ge=50, description="Labeled records that set the reference error before concept-drift detection starts.")
+    models: dict[str, ModelRulesConfig] = Field(default_factory=dict, description="Per-model output rules ([models.<name>] in TOML; env DRIFTLINE_MODELS__<NAME>__<RULE>).")
     reference_files: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Reference profile files loaded at start (comma-separated in the environment); profiles on references_topic replace them.")
     numeric_window_test: Literal["psi", "ks", "wasserstein_sd", "off"] = Field("psi", description="Windowed statistic that alerts for numeric features (when also significant by KS).")
     categorical_window_test: Literal["chi_square", "psi", "jensen_shannon", "off"] = Field("chi_square", description="Windowed statistic that alerts for categorical features (when also significant by chi-square).")
@@ -110,6 +135,10 @@ class Settings(BaseSettings):
         outputs = {self.alerts_topic, self.metrics_topic, self.deadletter_topic, self.references_topic}
         if len(outputs) != 4:
             raise ValueError("alerts_topic, metrics_topic, deadletter_topic and references_topic must differ")
+        if self.labels_topic:
+            outputs.add(self.labels_topic)
+            if len(outputs) != 5:
+                raise ValueError("labels_topic must differ from the output topics")
         clash = outputs & set(self.input_topics)
         if clash:
             raise ValueError(f"input_topics must not include an output topic: {sorted(clash)}")

@@ -38,11 +38,14 @@ class DeadLetterReason:
     INVALID_FEATURES = "invalid_features"
     INVALID_PREDICTION = "invalid_prediction"
     NO_PAYLOAD = "no_payload"
+    #: label records (the labels topic)
+    MISSING_EVENT_ID = "missing_event_id"
+    INVALID_LABEL = "invalid_label"
 
     ALL = (
         EMPTY_VALUE, TOO_LARGE, INVALID_JSON, NOT_AN_OBJECT, MISSING_MODEL, INVALID_MODEL,
         INVALID_MODEL_VERSION, INVALID_EVENT_ID, INVALID_TIMESTAMP, INVALID_FEATURES,
-        INVALID_PREDICTION, NO_PAYLOAD,
+        INVALID_PREDICTION, NO_PAYLOAD, MISSING_EVENT_ID, INVALID_LABEL,
     )
 
 

@@ -13,6 +13,9 @@ class Kind:
     DATA_DRIFT = "data_drift"
     PREDICTION_DRIFT = "prediction_drift"
     DATA_QUALITY = "data_quality"
+    CONCEPT_DRIFT = "concept_drift"
+    OUTPUT_QUALITY = "output_quality"
+    VERSION_DIVERGENCE = "version_divergence"
 
 
 class Severity:

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
 from driftline.contract.decode import DecodeError, decode_event
+from driftline.contract.label import LabelEvent, decode_label
 from driftline.contract.event import SourceRecord, build
 from driftline.detection.alerts import AlertBook
 from driftline.detection.monitor import LocatedEvent, ModelMonitor
+from driftline.detection.outcomes import LabelOutcome, OutcomeMonitor, OutcomeOutput, OutcomeSettings
 from driftline.detection.settings import MonitorSettings
 from driftline.reference.profile import ReferenceProfile
 
@@ -36,6 +38,8 @@ class PipelineSettings:
     max_record_bytes: int = 1_000_000
     cooldown_seconds: float = 300.0
     resolve_after_seconds: float = 600.0
+    #: labels, performance, output rules, champion / challenger (None: off)
+    outcomes: OutcomeSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,10 @@ class BatchResult:
     #: (topic, partition) -> newest event time (ms) in the batch
     event_time_ms: dict[tuple[str, int], int] = field(default_factory=dict)
     suppressed_findings: int = 0
+    #: (model, outcome) -> labels (and unlabeled inferences) by outcome
+    labels: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    #: (model, rule) -> output-rule violations
+    violations: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
 
 
 class Pipeline:
@@ -74,6 +82,8 @@ class Pipeline:
         self._watermark_ms: float | None = None
         #: (model, model_version) -> the profile its monitors compare with
         self.references: dict[tuple[str, str], ReferenceProfile] = {}
+        #: (partition, model) -> labels and outputs of that model on that partition
+        self.outcomes: dict[tuple[int, str], OutcomeMonitor] = {}
 
     def set_reference(self, profile: ReferenceProfile) -> bool:
         """Use ``profile`` for its model version from the next record on; False if it is already in use."""
@@ -113,8 +123,19 @@ class Pipeline:
         last_key = None
         bucket: list[LocatedEvent] = []
         dead = result.dead_letters
+        outcome_settings = self.settings.outcomes
+        labels_topic = outcome_settings.labels_topic if outcome_settings is not None else None
+        # what the outcome monitors see, in batch order: (record, label or event)
+        outcome_items: list[tuple[SourceRecord, object]] = []
         for rec in records:
             topic, partition, offset, ts, _, value, _ = rec
+            if topic == labels_topic:
+                label = decode_label(value, max_bytes=max_bytes, record_timestamp_ms=ts)
+                if type(label) is DecodeError:
+                    dead.append(DeadLetter(rec, label.reason, label.detail))
+                else:
+                    outcome_items.append((rec, label))
+                continue
             decoded = decode_event(value, max_bytes=max_bytes, record_timestamp_ms=ts)
             if type(decoded) is DecodeError:
                 dead.append(DeadLetter(rec, decoded.reason, decoded.detail))
@@ -126,6 +147,8 @@ class Pipeline:
                     bucket = routed[key] = []
                 last_key = key
             bucket.append(build(LocatedEvent, (offset, decoded)))
+            if outcome_settings is not None and decoded[5]:
+                outcome_items.append((rec, decoded))
             event_ms = decoded[3]
             if event_ms is not None and event_ms > newest.get((topic, partition), -1):
                 newest[(topic, partition)] = event_ms
@@ -151,11 +174,53 @@ class Pipeline:
                     result.suppressed_findings += 1
                 result.alerts.extend(caused)
 
+        if outcome_items:
+            self._outcomes(outcome_items, result)
+
         for t in result.event_time_ms.values():
             self._advance(t)
         if self._watermark_ms is not None:
             result.alerts.extend(self.alerts.tick(self._watermark_ms))
         return result
+
+    def _outcomes(self, items: list[tuple[SourceRecord, object]], result: BatchResult) -> None:
+        """Labels and inferences (in batch order) through the outcome monitor of their (partition, model)."""
+        out = OutcomeOutput()
+        touched: dict[tuple[int, str], OutcomeMonitor] = {}
+        for rec, item in items:
+            is_label = type(item) is LabelEvent
+            model = item[0]  # type: ignore[index]
+            key = (rec.partition, model)
+            monitor = self.outcomes.get(key)
+            if monitor is None:
+                known = {m for m, _ in self._models}
+                if model not in known and len(known) >= self.settings.max_models:
+                    if is_label:  # a label of a model this worker cannot monitor
+                        out.labels[(model, LabelOutcome.UNMATCHED)] = out.labels.get((model, LabelOutcome.UNMATCHED), 0) + 1
+                    continue
+                assert self.settings.outcomes is not None
+                monitor = self.outcomes[key] = OutcomeMonitor(topic=rec.topic, partition=rec.partition, model=model,
+                                                              settings=self.settings.outcomes)
+            touched[key] = monitor
+            if is_label:
+                monitor.label(item, rec.offset, rec.topic, out)  # type: ignore[arg-type]
+            else:
+                _, version, event_id, time_ms, _, outputs = item  # type: ignore[misc]
+                monitor.inference(version, event_id, time_ms, outputs, rec.offset, rec.topic, out)
+        for monitor in touched.values():
+            monitor.close(out)
+        for key, n in out.labels.items():
+            result.labels[key] += n
+        for key, n in out.violations.items():
+            result.violations[key] += n
+        result.summaries.extend(out.summaries)
+        for finding in out.findings:
+            now = finding.event_time_ms if finding.event_time_ms is not None else self._clock() * 1000.0
+            self._advance(now)
+            caused = self.alerts.observe(finding, now)
+            if not caused or caused[-1]["status"] != "firing":
+                result.suppressed_findings += 1
+            result.alerts.extend(caused)
 
     def _advance(self, now_ms: float) -> None:
         if self._watermark_ms is None or now_ms > self._watermark_ms:
@@ -180,4 +245,7 @@ class Pipeline:
         gone = set(partitions)
         for key in [k for k in self.monitors if (k[0], k[1]) in gone]:
             del self.monitors[key]
+        partitions_gone = {p for _, p in gone}
+        for key in [k for k in self.outcomes if k[0] in partitions_gone]:
+            del self.outcomes[key]
         self._models = {(k[2], k[3]) for k in self.monitors}

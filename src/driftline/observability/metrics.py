@@ -56,6 +56,16 @@ class WorkerMetrics:
         self.reference_updates = Counter("driftline_reference_updates_total", "Records read from the references topic, "
                                          "by outcome (applied, withdrawn, rejected).", ["outcome"], registry=r)
         self._references: dict[tuple[str, str], str] = {}
+        self.labels = Counter("driftline_labels_total", "Labels by outcome (joined, early, late, duplicate, unmatched), "
+                              "and inferences that expired unlabeled or were evicted.", ["model", "outcome"], registry=r)
+        self.output_violations = Counter("driftline_output_violations_total", "Outputs that broke a rule.",
+                                         ["model", "rule"], registry=r)
+        self.performance = Gauge("driftline_model_performance", "Latest window's performance per model version "
+                                 "(accuracy, precision, recall, f1, log_loss, brier, mae, rmse, bias, estimated_accuracy, "
+                                 "label_coverage).", ["model", "model_version", "metric"], registry=r)
+        self.version_comparison = Gauge("driftline_version_comparison", "Latest window's champion / challenger "
+                                        "comparison (disagreement_rate, mean_difference_sd).",
+                                        ["model", "champion", "challenger", "statistic"], registry=r)
         self.delivery_failures = Counter("driftline_delivery_failures_total", "Output records Kafka failed to deliver.", ["topic"], registry=r)
 
     def reference_in_use(self, model: str, model_version: str, reference: str | None) -> None:
@@ -66,6 +76,15 @@ class WorkerMetrics:
         if reference is not None:
             self._references[(model, model_version)] = reference
             self.reference.labels(model, model_version, reference).set(1)
+
+    def _performance(self, s: dict[str, object]) -> None:
+        model, version = str(s["model"]), str(s["model_version"])
+        values = dict(s.get("window_performance") or {})  # type: ignore[call-overload]
+        values["estimated_accuracy"] = s.get("estimated_accuracy")
+        values["label_coverage"] = s.get("label_coverage")
+        for name, value in values.items():
+            if name != "labeled" and isinstance(value, (int, float)) and math.isfinite(value):
+                self.performance.labels(model, version, name).set(value)
 
     def record_batch(self, result: BatchResult, *, models: int, features: int) -> None:
         """Update counters and gauges from one processed batch."""
@@ -81,7 +100,21 @@ class WorkerMetrics:
             self.alerts_firing.labels(*labels).set(1.0 if alert["status"] == "firing" else 0.0)
         if result.suppressed_findings:
             self.suppressed.inc(result.suppressed_findings)
+        for (model, outcome), n in result.labels.items():
+            self.labels.labels(model, outcome).inc(n)
+        for (model, rule), n in result.violations.items():
+            self.output_violations.labels(model, rule).inc(n)
         for s in result.summaries:
+            kind = s.get("type")
+            if kind == "performance_summary":
+                self._performance(s)
+                continue
+            if kind == "version_comparison":
+                for name in ("disagreement_rate", "mean_difference_sd"):
+                    value = s.get(name)
+                    if isinstance(value, (int, float)):
+                        self.version_comparison.labels(str(s["model"]), str(s["champion"]), str(s["challenger"]), name).set(value)
+                continue
             model, version, feature = str(s["model"]), str(s["model_version"]), str(s["feature"])
             self.summaries.labels(model).inc()
             ratio = s.get("missing_ratio")

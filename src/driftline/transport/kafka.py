@@ -15,7 +15,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from driftline.config import Settings
 from driftline.errors import BrokerUnreachableError, ConfigError, KafkaFailure
 
-__all__ = ["make_admin", "make_consumer", "make_producer", "make_reader", "check_broker", "ensure_topics", "OUTPUT_TOPIC_CONFIGS"]
+__all__ = ["make_admin", "make_consumer", "make_producer", "make_reader", "partition_counts", "check_labels_topic", "check_broker", "ensure_topics", "OUTPUT_TOPIC_CONFIGS"]
 
 log = logging.getLogger("driftline.kafka")
 
@@ -56,6 +56,10 @@ def make_consumer(settings: Settings) -> Consumer:
         "enable.partition.eof": False,
     }
     conf.setdefault("client.id", "driftline-worker")
+    if settings.labels_topic:
+        # Range assignment gives one member the same partition number of every
+        # topic: inferences and labels of a model (both keyed by model) meet.
+        conf.setdefault("partition.assignment.strategy", "range")
     return _client(Consumer, conf, "consumer")
 
 
@@ -100,7 +104,35 @@ def check_broker(admin: AdminClient, settings: Settings) -> set[str]:
     return {name for name, t in metadata.topics.items() if t.error is None}
 
 
-def ensure_topics(admin: AdminClient, settings: Settings, existing: set[str]) -> list[str]:
+def partition_counts(admin: AdminClient, settings: Settings) -> dict[str, int]:
+    """Partitions of every topic the broker lists."""
+    try:
+        metadata = admin.list_topics(timeout=settings.broker_timeout_seconds)
+    except KafkaException as exc:
+        raise KafkaFailure(f"cannot read topic metadata: {exc}") from None
+    return {name: len(t.partitions) for name, t in metadata.topics.items() if t.error is None}
+
+
+def check_labels_topic(admin: AdminClient, settings: Settings, existing: set[str]) -> list[str]:
+    """Create the labels topic like the input topics, or check that it is partitioned like them."""
+    if not settings.labels_topic:
+        return []
+    counts = partition_counts(admin, settings)
+    inputs = {t: counts[t] for t in settings.input_topics if t in counts}
+    if settings.labels_topic not in counts:
+        if settings.create_topics and inputs:
+            return create_topics(admin, [settings.labels_topic], {}, max(inputs.values()),
+                                 settings.topic_replication_factor, settings.broker_timeout_seconds)
+        return []
+    labels = counts[settings.labels_topic]
+    for topic, n in inputs.items():
+        if n != labels:
+            raise ConfigError(
+                f"invalid setting labels_topic: {settings.labels_topic!r} has {labels} partition(s) but input topic "
+                f"{topic!r} has {n}; inferences and labels of a model are both keyed by model and must land on the "
+                f"same partition number, so give the topics the same partition count (or set labels_topic '' to "
+                f"turn labels off)")
+    return []
     """Create the missing output topics (and the references topic); return the names created."""
     wanted = {
         settings.alerts_topic: OUTPUT_TOPIC_CONFIGS["alerts"],

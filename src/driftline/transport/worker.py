@@ -24,7 +24,8 @@ from confluent_kafka import KafkaError, Message, TopicPartition
 from driftline.config import Settings
 from driftline.contract.event import SourceRecord, build
 from driftline.detection.pipeline import BatchResult, Pipeline, PipelineSettings
-from driftline.detection.settings import MonitorSettings
+from driftline.detection.outcomes import ModelRules, OutcomeSettings
+from driftline.detection.settings import STATISTICAL_CHECKS, MonitorSettings
 from driftline.errors import DeliveryError, KafkaFailure
 from driftline.observability.metrics import WorkerMetrics
 from driftline.observability.server import MetricsServer
@@ -58,7 +59,22 @@ def pipeline_settings(settings: Settings) -> PipelineSettings:
                     "wasserstein_sd": settings.wasserstein_threshold,
                     "jensen_shannon": settings.jensen_shannon_threshold},
     )
+    outcomes = None
+    if settings.labels_topic or settings.models:
+        outcomes = OutcomeSettings(
+            labels_topic=settings.labels_topic,
+            join_window_ms=settings.join_window_seconds * 1000.0,
+            max_pending=settings.join_max_pending,
+            false_alarm_rate=settings.false_alarm_rate / STATISTICAL_CHECKS,
+            window_events=settings.window_events,
+            window_seconds=settings.window_seconds or None,
+            rules={name: ModelRules(**rules.model_dump()) for name, rules in settings.models.items()},
+            label_warmup=settings.label_warmup,
+            block=settings.detector_block,
+            window_alpha=monitor.window_alpha(1, settings.window_events or 5000),
+        )
     return PipelineSettings(
+        outcomes=outcomes,
         monitor=monitor,
         max_models=settings.max_models,
         max_record_bytes=settings.max_record_bytes,
@@ -110,6 +126,7 @@ class Worker:
                 if created:
                     log.info("created output topics", extra={"ctx": {"topics": created}})
                 existing |= set(created)
+            existing |= set(kafka.check_labels_topic(admin, s, existing))
             for topic in s.input_topics:
                 if topic not in existing:
                     log.warning("input topic does not exist yet; waiting for it", extra={"ctx": {"topic": topic}})
@@ -132,8 +149,9 @@ class Worker:
                     previous = signal.signal(sig, self.stop)
                     stack.callback(signal.signal, sig, previous)
 
-            consumer.subscribe(s.input_topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke)
-            log.info("worker started", extra={"ctx": {"group": s.group_id, "topics": ",".join(s.input_topics),
+            topics = s.input_topics + ([s.labels_topic] if s.labels_topic else [])
+            consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke)
+            log.info("worker started", extra={"ctx": {"group": s.group_id, "topics": ",".join(topics),
                                                        "bootstrap": s.bootstrap_servers, "metrics_port": self.metrics_port}})
             self.started.set()
             while not self._stop.is_set():

@@ -1,0 +1,615 @@
+"""Ground truth for one model on one partition: label join, performance, concept drift,
+unreasonable outputs and champion / challenger.
+
+Inference events and label records of a model meet here (both topics are
+keyed by model and co-partitioned, so they reach the same worker).  Of each
+inference only what scoring needs is kept (version, event time, predicted
+value or class, score) until its label arrives, within a join window bounded
+in event time (``join_window_ms``) and in entries (``max_pending``).  Labels
+that arrive first wait the same way.  Every label ends in exactly one count:
+``joined`` (and, of those, ``early``: it arrived before its inference),
+``late`` (after the join window), ``duplicate`` or ``unmatched`` (its
+inference never came); inferences that expire without a label count as
+``unlabeled``, those pushed out by the entry cap as ``evicted``.
+
+Per model version: classification or regression metrics per window and
+cumulative, the label-free accuracy estimate of a binary classifier's scores
+(confidence-based: the mean of max(p, 1 − p)), ADWIN on the per-record error
+for concept drift, output rules and the rate of confident errors.  Two
+versions that score the same ``event_id`` are compared pair by pair.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from river import drift
+
+from driftline.contract.columns import OUTPUTS
+from driftline.contract.label import LabelEvent, label_text
+from driftline.detection.findings import Finding, Kind, Severity, WindowSpan
+from driftline.stats.calibration import adwin_delta
+from driftline.stats.performance import ClassificationStats, RegressionStats, RunningMean, wilson_lower
+
+__all__ = ["ModelRules", "OutcomeSettings", "OutcomeMonitor", "OutcomeOutput", "LabelOutcome", "Rule"]
+
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+
+
+class LabelOutcome:
+    """Where each label (and each unlabeled inference) ends up: ``driftline_labels_total{outcome}``."""
+
+    JOINED = "joined"
+    EARLY = "early"
+    LATE = "late"
+    DUPLICATE = "duplicate"
+    UNMATCHED = "unmatched"
+    UNLABELED = "unlabeled"
+    EVICTED = "evicted"
+    ALL = (JOINED, EARLY, LATE, DUPLICATE, UNMATCHED, UNLABELED, EVICTED)
+
+
+class Rule:
+    """Names of the output checks (the ``detector`` of ``output_quality`` alerts and rule labels)."""
+
+    NOT_FINITE = "not_finite"
+    OUT_OF_RANGE = "out_of_range"
+    UNKNOWN_CLASS = "unknown_class"
+    NOT_A_PROBABILITY = "not_a_probability"
+    MISSING_OUTPUT = "missing_output"
+    OUTPUT_RULES = "output_rules"
+    CONFIDENT_ERRORS = "confident_errors"
+    CONCEPT_DRIFT = "adwin_error"
+    DISAGREEMENT = "disagreement"
+    MEAN_DIFFERENCE = "mean_difference"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRules:
+    """What a model's outputs mean and which values are unreasonable (setting ``models``)."""
+
+    task: str = "auto"
+    prediction: str = "prediction"
+    score: str | None = None
+    positive_class: str | None = None
+    decision_threshold: float = 0.5
+    valid_range: tuple[float, float] | None = None
+    allowed_classes: tuple[str, ...] | None = None
+    probability_outputs: tuple[str, ...] = ()
+    confidence_threshold: float = 0.9
+    max_confident_error_rate: float = 0.05
+    max_violation_rate: float = 0.0
+    max_disagreement: float = 0.05
+    max_mean_difference_sd: float = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeSettings:
+    labels_topic: str
+    join_window_ms: float
+    max_pending: int
+    #: design false alarms per labeled record of the concept-drift detector
+    false_alarm_rate: float
+    window_events: int
+    window_seconds: float | None
+    rules: dict[str, ModelRules] = field(default_factory=dict)
+    label_warmup: int = 500
+    block: int = 32
+    min_window_values: int = 20
+    window_alpha: float = 1e-3
+
+    def rules_for(self, model: str) -> ModelRules:
+        return self.rules.get(model) or _DEFAULT_RULES
+
+
+_DEFAULT_RULES = ModelRules()
+
+
+class _Prediction(NamedTuple):
+    """What is kept of an inference until its label arrives."""
+
+    version: str
+    time_ms: int | None
+    value: float | None
+    cls: str | None
+    score: float | None
+    offset: int
+
+
+@dataclass(slots=True)
+class OutcomeOutput:
+    findings: list[Finding] = field(default_factory=list)
+    summaries: list[dict[str, object]] = field(default_factory=list)
+    #: (model, outcome) -> count, for ``driftline_labels_total``
+    labels: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: (model, rule) -> violations, for ``driftline_output_violations_total``
+    violations: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+class _ErrorDrift:
+    """ADWIN on standardised block means of the per-record loss (as the feature detectors)."""
+
+    __slots__ = ("warm", "mu", "sd", "block", "pending", "adwin", "recent")
+
+    #: blocks behind the "after" value of a detection
+    RECENT = 4
+
+    def __init__(self, delta: float, block: int) -> None:
+        self.warm: list[float] = []
+        self.mu = 0.0
+        self.sd = 0.0
+        self.block = block
+        self.pending: list[float] = []
+        self.adwin = drift.ADWIN(delta=delta, clock=1)
+        self.recent: list[float] = []
+
+    def add(self, loss: float, warmup: int) -> tuple[float, float] | None:
+        """Feed one loss; return (before, after) mean loss when the loss rose significantly."""
+        if len(self.warm) < warmup:
+            self.warm.append(loss)
+            if len(self.warm) == warmup:
+                n = len(self.warm)
+                self.mu = sum(self.warm) / n
+                var = sum((x - self.mu) ** 2 for x in self.warm) / max(n - 1, 1)
+                self.sd = math.sqrt(max(var, 1.0 / n))  # a perfect model still has a scale
+            return None
+        self.pending.append(loss)
+        if len(self.pending) < self.block:
+            return None
+        mean = sum(self.pending) / len(self.pending)
+        self.pending = []
+        self.recent = (self.recent + [mean])[-self.RECENT:]
+        scale = self.sd / math.sqrt(self.block)
+        before = self.mu + self.adwin.estimation * scale  # the long-run loss ADWIN held until now
+        self.adwin.update((mean - self.mu) / scale)
+        if self.adwin.drift_detected:
+            after = sum(self.recent) / len(self.recent)  # the loss of the last few blocks
+            if after > before:
+                return before, after
+        return None
+
+
+class _Version:
+    """Outcome state of one model version."""
+
+    __slots__ = ("task", "positive", "window", "total", "inferences", "window_inferences", "labeled",
+                 "drift", "confident", "confident_wrong", "violations", "est_sum", "est_n")
+
+    def __init__(self, delta: float, block: int) -> None:
+        self.task: str | None = None
+        self.positive: str | None = None
+        self.window: ClassificationStats | RegressionStats | None = None
+        self.total: ClassificationStats | RegressionStats | None = None
+        self.inferences = 0
+        self.window_inferences = 0
+        self.labeled = 0
+        self.drift = _ErrorDrift(delta, block)
+        self.confident = 0
+        self.confident_wrong = 0
+        self.violations: dict[str, int] = {}
+        self.est_sum = 0.0
+        self.est_n = 0
+
+    def reset_window(self) -> None:
+        self.window = type(self.total)() if self.total is not None else None
+        self.window_inferences = 0
+        self.confident = self.confident_wrong = 0
+        self.violations = {}
+        self.est_sum = 0.0
+        self.est_n = 0
+
+
+class _Pair:
+    """Champion (``a``) and challenger (``b``) on the same events, in one window."""
+
+    __slots__ = ("pairs", "disagree", "diff", "a_values", "loss_diff")
+
+    def __init__(self) -> None:
+        self.pairs = 0
+        self.disagree = 0
+        self.diff = RunningMean()       # b − a of numeric predictions
+        self.a_values = RunningMean()   # the champion's predictions (for their sd)
+        self.loss_diff = RunningMean()  # loss_b − loss_a on labeled events
+
+
+class OutcomeMonitor:
+    """Labels, performance and output checks of one model on one partition."""
+
+    def __init__(self, *, topic: str, partition: int, model: str, settings: OutcomeSettings) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.model = model
+        self.settings = settings
+        self.rules = settings.rules_for(model)
+        # ADWIN sees one standardised block score per ``block`` labels, as the feature detectors see
+        # one per pair of blocks, so the measured delta ↔ rate relation holds (conservatively).
+        self._delta = adwin_delta(false_alarm_rate=settings.false_alarm_rate)
+        self.pending: OrderedDict[str, dict[str, _Prediction]] = OrderedDict()
+        self.early: OrderedDict[str, tuple[object, int | None, int]] = OrderedDict()
+        self.done: OrderedDict[str, tuple[object, int | None]] = OrderedDict()
+        self.expired: OrderedDict[str, None] = OrderedDict()
+        self.versions: dict[str, _Version] = {}
+        self.pairs: dict[tuple[str, str], _Pair] = {}
+        self.counts = {o: 0 for o in LabelOutcome.ALL}
+        self.window_counts = {o: 0 for o in LabelOutcome.ALL}
+        self._watermark: int | None = None
+        self._window_records = 0
+        self._window_start: int | None = None
+        self._first_offset: dict[str, int] = {}
+        self._last: tuple[str, int, int | None] = (topic, 0, None)
+
+    # ----------------------------------------------------------------- intake
+    def inference(self, version: str, event_id: str | None, time_ms: int | None, outputs: dict[str, object] | None,
+                  offset: int, topic: str, out: OutcomeOutput) -> None:
+        """An inference of this model (call in offset order)."""
+        self._touch(topic, offset, time_ms, out)
+        v = self._version(version)
+        v.inferences += 1
+        v.window_inferences += 1
+        pred = self._prediction(v, version, time_ms, outputs, offset, out)
+        if event_id is None or pred is None:
+            return
+        others = self.pending.get(event_id)
+        if others:
+            for other in others.values():
+                if other.version != version:
+                    self._compare(other, pred)
+        if event_id in self.done:
+            label, label_time = self.done[event_id]
+            self._score(pred, label, label_time, out)
+            return
+        early = self.early.pop(event_id, None)
+        if early is not None:
+            label, label_time, _ = early
+            self._count(LabelOutcome.EARLY, out)
+            self._count(LabelOutcome.JOINED, out)
+            self._remember(event_id, label, label_time)
+            self._score(pred, label, label_time, out)
+            return
+        entry = self.pending.get(event_id)
+        if entry is None:
+            entry = self.pending[event_id] = {}
+            if len(self.pending) > self.settings.max_pending:
+                self.pending.popitem(last=False)
+                self._count(LabelOutcome.EVICTED, out)
+        entry[version] = pred
+
+    def label(self, label: LabelEvent, offset: int, topic: str, out: OutcomeOutput) -> None:
+        """A label of this model (call in offset order)."""
+        self._touch(topic, offset, label.timestamp_ms, out)
+        event_id = label.event_id
+        if event_id in self.done:
+            self._count(LabelOutcome.DUPLICATE, out)
+            return
+        entry = self.pending.pop(event_id, None)
+        if entry is not None:
+            window = self.settings.join_window_ms
+            first = min((p.time_ms for p in entry.values() if p.time_ms is not None), default=None)
+            if label.timestamp_ms is not None and first is not None and label.timestamp_ms - first > window:
+                self._count(LabelOutcome.LATE, out)
+                self.expired[event_id] = None
+                return
+            self._count(LabelOutcome.JOINED, out)
+            self._remember(event_id, label.label, label.timestamp_ms)
+            for pred in entry.values():
+                self._score(pred, label.label, label.timestamp_ms, out)
+            return
+        if event_id in self.expired:
+            self._count(LabelOutcome.LATE, out)
+            return
+        if event_id in self.early:
+            self._count(LabelOutcome.DUPLICATE, out)
+            return
+        self.early[event_id] = (label.label, label.timestamp_ms, offset)
+        if len(self.early) > self.settings.max_pending:
+            self.early.popitem(last=False)
+            self._count(LabelOutcome.UNMATCHED, out)
+
+    def close(self, out: OutcomeOutput) -> None:
+        """Expire what the join window has passed and close the window if it is due."""
+        self._expire(out)
+        s = self.settings
+        due = s.window_events and self._window_records >= s.window_events
+        if not due and s.window_seconds and self._window_start is not None and self._watermark is not None:
+            due = self._watermark - self._window_start >= s.window_seconds * 1000.0
+        if due:
+            self._close_window(out)
+
+    # ------------------------------------------------------------- internals
+    def _touch(self, topic: str, offset: int, time_ms: int | None, out: OutcomeOutput) -> None:
+        self._window_records += 1
+        self._first_offset.setdefault(topic, offset)
+        self._last = (topic, offset, time_ms)
+        if time_ms is not None:
+            if self._watermark is None or time_ms > self._watermark:
+                self._watermark = time_ms
+            if self._window_start is None:
+                self._window_start = time_ms
+
+    def _count(self, outcome: str, out: OutcomeOutput, n: int = 1) -> None:
+        self.counts[outcome] += n
+        self.window_counts[outcome] += n
+        key = (self.model, outcome)
+        out.labels[key] = out.labels.get(key, 0) + n
+
+    def _remember(self, event_id: str, label: object, time_ms: int | None) -> None:
+        self.done[event_id] = (label, time_ms)
+        if len(self.done) > self.settings.max_pending:
+            self.done.popitem(last=False)
+
+    def _expire(self, out: OutcomeOutput) -> None:
+        if self._watermark is None:
+            return
+        horizon = self._watermark - self.settings.join_window_ms
+        while self.pending:
+            event_id, entry = next(iter(self.pending.items()))
+            first = min((p.time_ms for p in entry.values() if p.time_ms is not None), default=None)
+            if first is None or first >= horizon:
+                break
+            self.pending.popitem(last=False)
+            self.expired[event_id] = None
+            if len(self.expired) > self.settings.max_pending:
+                self.expired.popitem(last=False)
+            self._count(LabelOutcome.UNLABELED, out)
+        while self.early:
+            event_id, (_, time_ms, _) = next(iter(self.early.items()))
+            if time_ms is None or time_ms >= horizon:
+                break
+            self.early.popitem(last=False)
+            self._count(LabelOutcome.UNMATCHED, out)
+
+    def _version(self, version: str) -> _Version:
+        v = self.versions.get(version)
+        if v is None:
+            v = self.versions[version] = _Version(self._delta, self.settings.block)
+        return v
+
+    def _prediction(self, v: _Version, version: str, time_ms: int | None, outputs: dict[str, object] | None,
+                    offset: int, out: OutcomeOutput) -> _Prediction | None:
+        """Check the output rules and keep what scoring needs."""
+        r = self.rules
+        if not outputs:
+            return None  # features only: nothing to score or check
+        raw = outputs.get(r.prediction)
+        if raw is None:
+            self._violation(v, Rule.MISSING_OUTPUT, out)
+            return None
+        score_raw = outputs.get(r.score) if r.score else None
+        for name in r.probability_outputs:
+            p = outputs.get(name)
+            if isinstance(p, (int, float)) and not isinstance(p, bool) and not 0.0 <= p <= 1.0:
+                self._violation(v, Rule.NOT_A_PROBABILITY, out)
+        value: float | None = None
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            value = float(raw)
+            if not math.isfinite(value):
+                self._violation(v, Rule.NOT_FINITE, out)
+                return None
+            if r.valid_range is not None and not r.valid_range[0] <= value <= r.valid_range[1]:
+                self._violation(v, Rule.OUT_OF_RANGE, out)
+        cls = label_text(raw)
+        if r.allowed_classes is not None and cls not in r.allowed_classes:
+            self._violation(v, Rule.UNKNOWN_CLASS, out)
+        score = None
+        if r.score is not None:
+            if isinstance(score_raw, (int, float)) and not isinstance(score_raw, bool) and math.isfinite(score_raw):
+                score = float(score_raw)
+        elif r.task != REGRESSION and v.task != REGRESSION and value is not None and 0.0 <= value <= 1.0:
+            score = value  # a probability as the prediction: a binary classifier's score (auto)
+        if score is not None:
+            if not 0.0 <= score <= 1.0:
+                self._violation(v, Rule.NOT_A_PROBABILITY, out)
+                score = None
+            elif v.task != REGRESSION:
+                # expected correctness of a calibrated score at the decision threshold
+                v.est_sum += score if score >= r.decision_threshold else 1.0 - score
+                v.est_n += 1
+        return _Prediction(version, time_ms, value, cls, score, offset)
+
+    def _violation(self, v: _Version, rule: str, out: OutcomeOutput) -> None:
+        v.violations[rule] = v.violations.get(rule, 0) + 1
+        key = (self.model, rule)
+        out.violations[key] = out.violations.get(key, 0) + 1
+
+    def _decide_task(self, v: _Version, pred: _Prediction, label: object) -> None:
+        r = self.rules
+        task = r.task
+        if task == "auto":
+            if isinstance(label, str) or pred.value is None:
+                task = CLASSIFICATION
+            elif pred.score is not None and label in (0.0, 1.0):
+                task = CLASSIFICATION  # a score in [0, 1] against 0/1 labels: binary classifier
+            else:
+                task = REGRESSION
+        v.task = task
+        if task == CLASSIFICATION:
+            # Binary by score when there is one: the positive class is configured, or 1 for 0/1 labels.
+            v.positive = r.positive_class or ("1" if pred.score is not None else None)
+            v.total, v.window = ClassificationStats(), ClassificationStats()
+        else:
+            v.total, v.window = RegressionStats(), RegressionStats()
+
+    def _binary(self, v: _Version, pred: _Prediction) -> bool:
+        return pred.score is not None and v.positive is not None
+
+    def _classes(self, v: _Version, pred: _Prediction, label: object) -> tuple[str, str]:
+        """(predicted, actual) class names; a scored binary classifier's are ``positive`` / ``not positive``."""
+        actual = label_text(label)
+        if self._binary(v, pred):
+            positive = str(v.positive)
+            negative = f"not {positive}"
+            return (positive if pred.score >= self.rules.decision_threshold else negative,  # type: ignore[operator]
+                    positive if actual == positive else negative)
+        return pred.cls or "", actual
+
+    def _loss(self, v: _Version, pred: _Prediction, label: object) -> float | None:
+        if v.task == CLASSIFICATION:
+            predicted, actual = self._classes(v, pred, label)
+            return 0.0 if predicted == actual else 1.0
+        if pred.value is None or not isinstance(label, float):
+            return None
+        return abs(pred.value - label)
+
+    def _score(self, pred: _Prediction, label: object, label_time: int | None, out: OutcomeOutput) -> None:
+        v = self._version(pred.version)
+        if v.task is None:
+            self._decide_task(v, pred, label)
+        loss = self._loss(v, pred, label)
+        if loss is None:
+            return
+        v.labeled += 1
+        if v.task == CLASSIFICATION:
+            predicted, actual = self._classes(v, pred, label)
+            score = pred.score if self._binary(v, pred) else None
+            for stats in (v.window, v.total):
+                stats.add(predicted, actual, positive=v.positive, score=score)  # type: ignore[union-attr]
+            if pred.score is not None and max(pred.score, 1.0 - pred.score) >= self.rules.confidence_threshold:
+                v.confident += 1
+                v.confident_wrong += loss > 0
+        else:
+            for stats in (v.window, v.total):
+                stats.add(pred.value, label)  # type: ignore[union-attr, arg-type]
+        rose = v.drift.add(loss, self.settings.label_warmup)
+        if rose is not None:
+            before, after = rose
+            metric = "error_rate" if v.task == CLASSIFICATION else "mae"
+            coverage = v.labeled / max(v.inferences, 1)
+            out.findings.append(self._finding(
+                pred.version, Kind.CONCEPT_DRIFT, Rule.CONCEPT_DRIFT,
+                Severity.CRITICAL if after >= 2 * before or after - before >= 0.2 else Severity.WARNING,
+                after, before,
+                f"{'Error rate' if metric == 'error_rate' else 'Mean absolute error'} rose from {before:.3g} to "
+                f"{after:.3g} on labeled records (ADWIN, label coverage {coverage:.0%}); the relation between "
+                f"inputs and outcome changed: retrain or check the labels.",
+                metric=metric, before=before, after=after, label_coverage=coverage, labeled=v.labeled,
+            ))
+
+    def _compare(self, a: _Prediction, b: _Prediction) -> None:
+        champion, challenger = self.rules_pair(a.version, b.version)
+        first, second = (a, b) if a.version == champion else (b, a)
+        pair = self.pairs.get((champion, challenger))
+        if pair is None:
+            pair = self.pairs[(champion, challenger)] = _Pair()
+        pair.pairs += 1
+        ca, cb = self._class_for(first), self._class_for(second)
+        pair.disagree += ca != cb
+        if first.value is not None and second.value is not None:
+            pair.diff.add(second.value - first.value)
+            pair.a_values.add(first.value)
+
+    def _class_for(self, pred: _Prediction) -> str:
+        v = self.versions[pred.version]
+        if pred.score is not None and v.task != REGRESSION:
+            positive = v.positive or self.rules.positive_class or "1"
+            return positive if pred.score >= self.rules.decision_threshold else f"not {positive}"
+        return pred.cls or ""
+
+    def rules_pair(self, x: str, y: str) -> tuple[str, str]:
+        """(champion, challenger): the first version seen is the champion."""
+        order = list(self.versions)
+        return (x, y) if order.index(x) <= order.index(y) else (y, x)
+
+    # ---------------------------------------------------------------- windows
+    def _span(self) -> WindowSpan:
+        topic, offset, time_ms = self._last
+        first = self._first_offset.get(topic, offset)
+        return WindowSpan(topic, self.partition, first, offset, self._window_start, time_ms)
+
+    def _finding(self, version: str, kind: str, detector: str, severity: str, statistic: float, threshold: float,
+                 summary: str, **details: object) -> Finding:
+        return Finding(model=self.model, model_version=version, feature=self.rules.prediction if version else OUTPUTS,
+                       kind=kind, detector=detector, severity=severity, statistic=float(statistic),
+                       threshold=float(threshold), summary=f"[{self.model} {version}] {summary}", window=self._span(),
+                       event_time_ms=self._last[2], details=dict(details))
+
+    def _close_window(self, out: OutcomeOutput) -> None:
+        s, r = self.settings, self.rules
+        span = self._span().to_dict()
+        for name, v in self.versions.items():
+            summary: dict[str, object] = {
+                "type": "performance_summary", "model": self.model, "model_version": name, "window": span,
+                "task": v.task, "inferences": v.window_inferences,
+                "labels": dict(self.window_counts),
+                "label_coverage": (v.labeled / v.inferences) if v.inferences else None,
+                "window_performance": v.window.to_dict() if v.window is not None else None,
+                "cumulative_performance": v.total.to_dict() if v.total is not None else None,
+                "estimated_accuracy": (v.est_sum / v.est_n) if v.est_n and v.task != REGRESSION else None,
+                "confident_predictions": v.confident, "confident_errors": v.confident_wrong,
+                "output_violations": dict(v.violations),
+            }
+            out.summaries.append(summary)
+            violations = sum(v.violations.values())
+            if v.window_inferences >= s.min_window_values and violations > r.max_violation_rate * v.window_inferences:
+                rate = violations / v.window_inferences
+                rules = ", ".join(f"{k} {n}" for k, n in sorted(v.violations.items()))
+                out.findings.append(self._finding(
+                    name, Kind.OUTPUT_QUALITY, Rule.OUTPUT_RULES, Severity.CRITICAL if rate >= 0.01 else Severity.WARNING,
+                    rate, r.max_violation_rate,
+                    f"{violations} of {v.window_inferences} outputs broke the output rules ({rules}); "
+                    f"check the model's post-processing and the serving code.",
+                    violations=dict(v.violations), inferences=v.window_inferences))
+            if v.confident >= s.min_window_values:
+                rate = v.confident_wrong / v.confident
+                if wilson_lower(v.confident_wrong, v.confident, s.window_alpha) > r.max_confident_error_rate:
+                    out.findings.append(self._finding(
+                        name, Kind.OUTPUT_QUALITY, Rule.CONFIDENT_ERRORS, Severity.WARNING, rate, r.max_confident_error_rate,
+                        f"{v.confident_wrong} of {v.confident} predictions made with confidence ≥ "
+                        f"{r.confidence_threshold:g} were wrong ({rate:.1%} > {r.max_confident_error_rate:.1%}); "
+                        f"the model is over-confident: recalibrate or retrain.",
+                        confident=v.confident, confident_wrong=v.confident_wrong))
+            v.reset_window()
+        for (a, b), pair in self.pairs.items():
+            comparison = self._comparison(a, b, pair, span, out)
+            out.summaries.append(comparison)
+        self.pairs = {}
+        self.window_counts = {o: 0 for o in LabelOutcome.ALL}
+        self._window_records = 0
+        self._window_start = None
+        self._first_offset = {}
+
+    def _comparison(self, a: str, b: str, pair: _Pair, span: dict[str, object], out: OutcomeOutput) -> dict[str, object]:
+        s, r = self.settings, self.rules
+        rate = pair.disagree / pair.pairs if pair.pairs else None
+        sd = math.sqrt(pair.a_values.m2 / (pair.a_values.n - 1)) if pair.a_values.n > 1 else None
+        mean_sd = (pair.diff.mean / sd) if sd else None
+        interval = pair.diff.interval(1.0 - 2 * s.window_alpha)
+        va, vb = self.versions.get(a), self.versions.get(b)
+        perf_a = va.total.to_dict() if va is not None and va.total is not None else None
+        perf_b = vb.total.to_dict() if vb is not None and vb.total is not None else None
+        summary: dict[str, object] = {
+            "type": "version_comparison", "model": self.model, "champion": a, "challenger": b, "window": span,
+            "pairs": pair.pairs, "disagreement_rate": rate, "mean_difference": pair.diff.mean if pair.diff.n else None,
+            "mean_difference_sd": mean_sd,
+            "mean_difference_interval": list(interval) if interval else None,
+            "champion_performance": perf_a, "challenger_performance": perf_b,
+        }
+        key = "accuracy" if va is not None and va.task == CLASSIFICATION else "mae"
+        if perf_a and perf_b and perf_a.get(key) is not None and perf_b.get(key) is not None:
+            na, nb = int(perf_a["labeled"] or 0), int(perf_b["labeled"] or 0)
+            pa, pb = float(perf_a[key]), float(perf_b[key])  # type: ignore[arg-type]
+            if key == "accuracy" and na and nb:
+                half = 1.96 * math.sqrt(pa * (1 - pa) / na + pb * (1 - pb) / nb)
+            else:
+                half = None
+            summary["performance_difference"] = {"metric": key, "challenger_minus_champion": pb - pa,
+                                                 "interval_95": [pb - pa - half, pb - pa + half] if half is not None else None}
+        if pair.pairs >= s.min_window_values:
+            if wilson_lower(pair.disagree, pair.pairs, s.window_alpha) > r.max_disagreement:
+                out.findings.append(self._finding(
+                    b, Kind.VERSION_DIVERGENCE, Rule.DISAGREEMENT, Severity.WARNING, rate or 0.0, r.max_disagreement,
+                    f"Challenger {b} disagrees with champion {a} on {rate:.1%} of {pair.pairs} shared events "
+                    f"(> {r.max_disagreement:.1%}); review before promoting it.",
+                    champion=a, challenger=b, pairs=pair.pairs, disagreement_rate=rate))
+            elif (mean_sd is not None and interval is not None and sd
+                  and min(abs(interval[0]), abs(interval[1])) / sd > r.max_mean_difference_sd
+                  and interval[0] * interval[1] > 0):
+                out.findings.append(self._finding(
+                    b, Kind.VERSION_DIVERGENCE, Rule.MEAN_DIFFERENCE, Severity.WARNING, mean_sd, r.max_mean_difference_sd,
+                    f"Challenger {b} predicts {pair.diff.mean:+.3g} ({mean_sd:+.2f} champion sd) from champion {a} "
+                    f"on {pair.pairs} shared events; review before promoting it.",
+                    champion=a, challenger=b, pairs=pair.pairs, mean_difference=pair.diff.mean))
+        return summary
