@@ -50,6 +50,8 @@ def run(p, records, chunk=1000):
     alerts, summaries, labels = [], [], {}
     for i in range(0, len(records), chunk):
         r = p.process(records[i:i + chunk])
+        for item in r.alerts + r.summaries:
+            orjson.dumps(item)  # what the worker publishes must serialise
         alerts += r.alerts
         summaries += r.summaries
         for key, n in r.labels.items():

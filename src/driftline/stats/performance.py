@@ -133,7 +133,7 @@ class RunningMean:
         """Two-sided interval of the mean; None with fewer than two values."""
         if self.n < 2:
             return None
-        z = normal_quantile(0.5 + confidence / 2.0)
+        z = float(normal_quantile(0.5 + confidence / 2.0))
         half = z * math.sqrt(self.m2 / (self.n - 1) / self.n)
         return self.mean - half, self.mean + half
 
@@ -142,7 +142,7 @@ def wilson_lower(k: int, n: int, alpha: float) -> float:
     """One-sided lower confidence bound (level 1 − alpha) of a rate of ``k`` in ``n`` (Wilson score)."""
     if n <= 0:
         return 0.0
-    z = normal_quantile(1.0 - alpha)
+    z = float(normal_quantile(1.0 - alpha))
     p = k / n
     denom = 1.0 + z * z / n
     centre = p + z * z / (2 * n)

@@ -133,6 +133,9 @@ def check_labels_topic(admin: AdminClient, settings: Settings, existing: set[str
                 f"same partition number, so give the topics the same partition count (or set labels_topic '' to "
                 f"turn labels off)")
     return []
+
+
+def ensure_topics(admin: AdminClient, settings: Settings, existing: set[str]) -> list[str]:
     """Create the missing output topics (and the references topic); return the names created."""
     wanted = {
         settings.alerts_topic: OUTPUT_TOPIC_CONFIGS["alerts"],

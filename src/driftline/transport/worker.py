@@ -262,7 +262,7 @@ class Worker:
             if self.on_alert is not None:
                 self.on_alert(alert)
         for summary in result.summaries:
-            key = f"{summary['model']}/{summary['model_version']}/{summary['feature']}".encode()
+            key = _summary_key(summary)
             self._produce(s.metrics_topic, key, orjson.dumps(summary), _JSON)
         for dl in result.dead_letters:
             rec = dl.record
@@ -301,6 +301,17 @@ class Worker:
                 continue
             if high is not None and high >= 0:
                 m.consumer_lag.labels(topic, str(partition)).set(max(0, high - (offset + 1)))
+
+
+def _summary_key(summary: dict[str, object]) -> bytes:
+    """``model/model_version/feature`` for feature summaries, ``model/model_version/performance``
+    and ``model/champion..challenger/comparison`` for the others."""
+    kind = summary.get("type")
+    if kind == "performance_summary":
+        return f"{summary['model']}/{summary['model_version']}/performance".encode()
+    if kind == "version_comparison":
+        return f"{summary['model']}/{summary['champion']}..{summary['challenger']}/comparison".encode()
+    return f"{summary['model']}/{summary['model_version']}/{summary['feature']}".encode()
 
 
 def _names(partitions: list[TopicPartition]) -> str:
