@@ -10,6 +10,7 @@ import pytest
 from confluent_kafka.admin import NewTopic
 
 from conftest import wait_for
+from driftline.cli.main import main
 from driftline.errors import ConfigError
 from driftline.transport.worker import Worker
 
@@ -55,7 +56,7 @@ def test_accuracy_decay_fires_concept_drift_and_labels_are_accounted(kenv):
     assert total(worker, "driftline_model_performance", model="fraud", metric="accuracy") > 0
 
 
-def test_champion_challenger_divergence_over_the_broker(kenv):
+def test_champion_challenger_divergence_over_the_broker(kenv, capsys):
     worker = kenv.start_worker(window_events=2000, window_seconds=0)
     rng = np.random.default_rng(1)
     records = []
@@ -67,6 +68,13 @@ def test_champion_challenger_divergence_over_the_broker(kenv):
     wait_for(lambda: total(worker, "driftline_alerts_total", kind="version_divergence") >= 1, 30, "divergence alert")
     assert total(worker, "driftline_version_comparison", champion="v1", challenger="v2",
                  statistic="disagreement_rate") > 0.1
+    # the people on call see it side by side
+    capsys.readouterr()
+    assert main(["compare", "--json", "--bootstrap-servers", kenv.broker.bootstrap_servers,
+                 "--metrics-topic", kenv.metrics_topic, "--timeout", "20"]) == 0
+    (row,) = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (row["model"], row["champion"], row["challenger"]) == ("fraud", "v1", "v2")
+    assert row["disagreement_rate"] > 0.1 and row["pairs"] >= 20
 
 
 def test_labels_topic_with_another_partition_count_stops_start_up(kenv):

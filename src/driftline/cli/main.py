@@ -1,4 +1,4 @@
-"""``driftline`` command line: ``run``, ``demo``, ``replay``, ``reference``, ``schema``."""
+"""``driftline`` command line: ``run``, ``demo``, ``replay``, ``reference``, ``compare``, ``schema``."""
 
 from __future__ import annotations
 
@@ -78,6 +78,12 @@ def _cmd_reference(args: argparse.Namespace) -> int:
     return int(getattr(reference, args.reference_command)(_settings_from(args), args))
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from driftline.cli.compare import compare
+
+    return compare(_settings_from(args), args)
+
+
 def _cmd_schema(args: argparse.Namespace) -> int:
     from driftline.contract.schema import json_schema
 
@@ -141,6 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (build, merge, show, withdraw):
         _add_setting_flags(p)
         p.set_defaults(func=_cmd_reference)
+
+    cmp_ = sub.add_parser("compare", help="champion / challenger side by side (from the window summaries)",
+                          description="The newest version_comparison summary of every pair of model versions that "
+                                      "scored the same events: disagreement, mean difference, performance with a 95 % interval.")
+    cmp_.add_argument("--model", default=None, help="only this model")
+    cmp_.add_argument("--file", default=None, help="a JSONL of window summaries (e.g. replay --summaries-out) instead of the metrics topic")
+    cmp_.add_argument("--json", action="store_true", help="one JSON comparison per line")
+    cmp_.add_argument("--timeout", type=float, default=30.0, help="seconds to read the metrics topic to its end")
+    _add_setting_flags(cmp_)
+    cmp_.set_defaults(func=_cmd_compare)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the input contract")
     schema.set_defaults(func=_cmd_schema)
