@@ -61,3 +61,25 @@ def test_window_distances_and_the_reference_in_use_are_exported():
                                                                   "reference": "profile@def"}) == 1
     assert registry.get_sample_value("driftline_reference_info", {"model": "m", "model_version": "unversioned",
                                                                   "reference": "profile@abc"}) is None
+
+
+def test_labels_violations_and_performance_are_exported():
+    from driftline.config import load_settings
+    from driftline.transport.worker import pipeline_settings
+
+    registry = CollectorRegistry()
+    metrics = WorkerMetrics(registry, process_metrics=False)
+    p = Pipeline(pipeline_settings(load_settings(labels_topic="lab", window_events=400, window_seconds=0,
+                                                 models={"m": {"valid_range": [0, 1]}})))
+    recs = []
+    for i in range(300):
+        recs.append(SourceRecord("in", 0, i, None, b"m", orjson.dumps(
+            {"model": "m", "event_id": f"e{i}", "timestamp": 1_700_000_000_000 + i, "prediction": 2.0 if i < 3 else 0.8})))
+        recs.append(SourceRecord("lab", 0, i, None, b"m", orjson.dumps(
+            {"model": "m", "event_id": f"e{i}", "label": 1, "timestamp": 1_700_000_000_000 + i})))
+    metrics.record_batch(p.process(recs), models=p.model_count, features=p.feature_count)
+    get = registry.get_sample_value
+    assert get("driftline_labels_total", {"model": "m", "outcome": "joined"}) == 300
+    assert get("driftline_output_violations_total", {"model": "m", "rule": "out_of_range"}) == 3
+    assert get("driftline_model_performance", {"model": "m", "model_version": "unversioned", "metric": "accuracy"}) == 1.0
+    assert get("driftline_model_performance", {"model": "m", "model_version": "unversioned", "metric": "label_coverage"}) == 1.0

@@ -109,15 +109,26 @@ class OutcomeSettings:
 _DEFAULT_RULES = ModelRules()
 
 
+_new = tuple.__new__  # NamedTuples without their Python-level __new__ (hot path)
+
+
 class _Prediction(NamedTuple):
     """What is kept of an inference until its label arrives."""
 
     version: str
     time_ms: int | None
     value: float | None
-    cls: str | None
+    raw: object  # the predicted value or class as sent (a class name is made of it only when needed)
     score: float | None
     offset: int
+
+
+def _preds(entry: tuple) -> tuple[_Prediction, ...]:
+    return entry if type(entry) is tuple else (entry,)  # type: ignore[return-value]
+
+
+def _first_time(entry: tuple) -> int | None:
+    return min((p.time_ms for p in _preds(entry) if p.time_ms is not None), default=None)
 
 
 @dataclass(slots=True)
@@ -228,7 +239,9 @@ class OutcomeMonitor:
         # ADWIN sees one standardised block score per ``block`` labels, as the feature detectors see
         # one per pair of blocks, so the measured delta ↔ rate relation holds (conservatively).
         self._delta = adwin_delta(false_alarm_rate=settings.false_alarm_rate)
-        self.pending: OrderedDict[str, dict[str, _Prediction]] = OrderedDict()
+        # one _Prediction per waiting event, or a plain tuple of them when several versions scored it
+        # (tuples of plain values keep the garbage collector's work flat however many wait)
+        self.pending: OrderedDict[str, tuple] = OrderedDict()
         self.early: OrderedDict[str, tuple[object, int | None, int]] = OrderedDict()
         self.done: OrderedDict[str, tuple[object, int | None]] = OrderedDict()
         self.expired: OrderedDict[str, None] = OrderedDict()
@@ -245,24 +258,32 @@ class OutcomeMonitor:
     # ----------------------------------------------------------------- intake
     def inference(self, version: str, event_id: str | None, time_ms: int | None, outputs: dict[str, object] | None,
                   offset: int, topic: str, out: OutcomeOutput) -> None:
-        """An inference of this model (call in offset order)."""
-        self._touch(topic, offset, time_ms, out)
-        v = self._version(version)
+        """An inference of this model (call in offset order); the hot path, kept lean."""
+        self._window_records += 1
+        if topic not in self._first_offset:
+            self._first_offset[topic] = offset
+        self._last = (topic, offset, time_ms)
+        if time_ms is not None:
+            if self._watermark is None or time_ms > self._watermark:
+                self._watermark = time_ms
+            if self._window_start is None:
+                self._window_start = time_ms
+        v = self.versions.get(version) or self._version(version)
         v.inferences += 1
         v.window_inferences += 1
         pred = self._prediction(v, version, time_ms, outputs, offset, out)
         if event_id is None or pred is None:
             return
-        others = self.pending.get(event_id)
-        if others:
-            for other in others.values():
+        entry = self.pending.get(event_id)
+        if entry is not None:
+            for other in _preds(entry):
                 if other.version != version:
                     self._compare(other, pred)
-        if event_id in self.done:
+        elif event_id in self.done:
             label, label_time = self.done[event_id]
             self._score(pred, label, label_time, out)
             return
-        early = self.early.pop(event_id, None)
+        early = self.early.pop(event_id, None) if self.early else None
         if early is not None:
             label, label_time, _ = early
             self._count(LabelOutcome.EARLY, out)
@@ -270,13 +291,13 @@ class OutcomeMonitor:
             self._remember(event_id, label, label_time)
             self._score(pred, label, label_time, out)
             return
-        entry = self.pending.get(event_id)
         if entry is None:
-            entry = self.pending[event_id] = {}
+            self.pending[event_id] = pred
             if len(self.pending) > self.settings.max_pending:
                 self.pending.popitem(last=False)
                 self._count(LabelOutcome.EVICTED, out)
-        entry[version] = pred
+        else:
+            self.pending[event_id] = tuple(p for p in _preds(entry) if p.version != version) + (pred,)
 
     def label(self, label: LabelEvent, offset: int, topic: str, out: OutcomeOutput) -> None:
         """A label of this model (call in offset order)."""
@@ -288,14 +309,14 @@ class OutcomeMonitor:
         entry = self.pending.pop(event_id, None)
         if entry is not None:
             window = self.settings.join_window_ms
-            first = min((p.time_ms for p in entry.values() if p.time_ms is not None), default=None)
+            first = _first_time(entry)
             if label.timestamp_ms is not None and first is not None and label.timestamp_ms - first > window:
                 self._count(LabelOutcome.LATE, out)
                 self.expired[event_id] = None
                 return
             self._count(LabelOutcome.JOINED, out)
             self._remember(event_id, label.label, label.timestamp_ms)
-            for pred in entry.values():
+            for pred in _preds(entry):
                 self._score(pred, label.label, label.timestamp_ms, out)
             return
         if event_id in self.expired:
@@ -347,7 +368,7 @@ class OutcomeMonitor:
         horizon = self._watermark - self.settings.join_window_ms
         while self.pending:
             event_id, entry = next(iter(self.pending.items()))
-            first = min((p.time_ms for p in entry.values() if p.time_ms is not None), default=None)
+            first = _first_time(entry)
             if first is None or first >= horizon:
                 break
             self.pending.popitem(last=False)
@@ -378,24 +399,24 @@ class OutcomeMonitor:
         if raw is None:
             self._violation(v, Rule.MISSING_OUTPUT, out)
             return None
-        score_raw = outputs.get(r.score) if r.score else None
         for name in r.probability_outputs:
             p = outputs.get(name)
             if isinstance(p, (int, float)) and not isinstance(p, bool) and not 0.0 <= p <= 1.0:
                 self._violation(v, Rule.NOT_A_PROBABILITY, out)
         value: float | None = None
-        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-            value = float(raw)
-            if not math.isfinite(value):
+        kind = type(raw)
+        if kind is float or kind is int:
+            value = float(raw)  # type: ignore[arg-type]
+            if value - value != 0.0:  # NaN or infinite
                 self._violation(v, Rule.NOT_FINITE, out)
                 return None
             if r.valid_range is not None and not r.valid_range[0] <= value <= r.valid_range[1]:
                 self._violation(v, Rule.OUT_OF_RANGE, out)
-        cls = label_text(raw)
-        if r.allowed_classes is not None and cls not in r.allowed_classes:
+        if r.allowed_classes is not None and label_text(raw) not in r.allowed_classes:
             self._violation(v, Rule.UNKNOWN_CLASS, out)
         score = None
         if r.score is not None:
+            score_raw = outputs.get(r.score)
             if isinstance(score_raw, (int, float)) and not isinstance(score_raw, bool) and math.isfinite(score_raw):
                 score = float(score_raw)
         elif r.task != REGRESSION and v.task != REGRESSION and value is not None and 0.0 <= value <= 1.0:
@@ -408,7 +429,7 @@ class OutcomeMonitor:
                 # expected correctness of a calibrated score at the decision threshold
                 v.est_sum += score if score >= r.decision_threshold else 1.0 - score
                 v.est_n += 1
-        return _Prediction(version, time_ms, value, cls, score, offset)
+        return _new(_Prediction, (version, time_ms, value, raw, score, offset))
 
     def _violation(self, v: _Version, rule: str, out: OutcomeOutput) -> None:
         v.violations[rule] = v.violations.get(rule, 0) + 1
@@ -444,7 +465,7 @@ class OutcomeMonitor:
             negative = f"not {positive}"
             return (positive if pred.score >= self.rules.decision_threshold else negative,  # type: ignore[operator]
                     positive if actual == positive else negative)
-        return pred.cls or "", actual
+        return label_text(pred.raw), actual
 
     def _loss(self, v: _Version, pred: _Prediction, label: object) -> float | None:
         if v.task == CLASSIFICATION:
@@ -457,6 +478,9 @@ class OutcomeMonitor:
     def _score(self, pred: _Prediction, label: object, label_time: int | None, out: OutcomeOutput) -> None:
         v = self._version(pred.version)
         if v.task is None:
+            if (self.rules.task == "auto" and label in (0.0, 1.0) and pred.value is not None
+                    and not 0.0 <= pred.value <= 1.0):
+                return  # 0/1 labels but an out-of-range score: let a valid record decide the task
             self._decide_task(v, pred, label)
         loss = self._loss(v, pred, label)
         if loss is None:
@@ -506,7 +530,7 @@ class OutcomeMonitor:
         if pred.score is not None and v.task != REGRESSION:
             positive = v.positive or self.rules.positive_class or "1"
             return positive if pred.score >= self.rules.decision_threshold else f"not {positive}"
-        return pred.cls or ""
+        return label_text(pred.raw)
 
     def rules_pair(self, x: str, y: str) -> tuple[str, str]:
         """(champion, challenger): the first version seen is the champion."""
