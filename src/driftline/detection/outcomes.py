@@ -187,7 +187,7 @@ class _ErrorDrift:
 class _Version:
     """Outcome state of one model version."""
 
-    __slots__ = ("task", "positive", "window", "total", "inferences", "window_inferences", "labeled",
+    __slots__ = ("task", "positive", "window", "total", "inferences", "window_inferences", "labeled", "joined",
                  "drift", "confident", "confident_wrong", "violations", "est_sum", "est_n")
 
     def __init__(self, delta: float, block: int) -> None:
@@ -197,7 +197,8 @@ class _Version:
         self.total: ClassificationStats | RegressionStats | None = None
         self.inferences = 0
         self.window_inferences = 0
-        self.labeled = 0
+        self.labeled = 0  # labels scored
+        self.joined = 0   # labels joined to this version's inferences
         self.drift = _ErrorDrift(delta, block)
         self.confident = 0
         self.confident_wrong = 0
@@ -477,6 +478,7 @@ class OutcomeMonitor:
 
     def _score(self, pred: _Prediction, label: object, label_time: int | None, out: OutcomeOutput) -> None:
         v = self._version(pred.version)
+        v.joined += 1
         if v.task is None:
             if (self.rules.task == "auto" and label in (0.0, 1.0) and pred.value is not None
                     and not 0.0 <= pred.value <= 1.0):
@@ -501,7 +503,7 @@ class OutcomeMonitor:
         if rose is not None:
             before, after = rose
             metric = "error_rate" if v.task == CLASSIFICATION else "mae"
-            coverage = v.labeled / max(v.inferences, 1)
+            coverage = v.joined / max(v.inferences, 1)
             out.findings.append(self._finding(
                 pred.version, Kind.CONCEPT_DRIFT, Rule.CONCEPT_DRIFT,
                 Severity.CRITICAL if after >= 2 * before or after - before >= 0.2 else Severity.WARNING,
@@ -558,7 +560,7 @@ class OutcomeMonitor:
                 "type": "performance_summary", "model": self.model, "model_version": name, "window": span,
                 "task": v.task, "inferences": v.window_inferences,
                 "labels": dict(self.window_counts),
-                "label_coverage": (v.labeled / v.inferences) if v.inferences else None,
+                "label_coverage": (v.joined / v.inferences) if v.inferences else None,
                 "window_performance": v.window.to_dict() if v.window is not None else None,
                 "cumulative_performance": v.total.to_dict() if v.total is not None else None,
                 "estimated_accuracy": (v.est_sum / v.est_n) if v.est_n and v.task != REGRESSION else None,
