@@ -205,3 +205,18 @@ def test_output_rules_and_confident_errors_raise_output_quality():
     assert set(details) == {"output_rules", "confident_errors"}
     assert details["output_rules"]["details"]["violations"]["out_of_range"] == 10  # of the window's 1,000 inferences
     assert details["confident_errors"]["statistic"] > 0.5
+
+
+def test_named_outputs_of_an_unconfigured_model_are_not_violations():
+    s = Stream()
+    for i in range(500):
+        s.add("in", {"model": "m", "event_id": f"e{i}", "timestamp": T0 + i, "prediction": {"label": "a", "score": 0.7}})
+    alerts, _, _ = run(pipeline(window_events=200), s.records)
+    assert alerts == []
+    s = Stream()
+    for i in range(500):
+        s.add("in", {"model": "m", "event_id": f"e{i}", "timestamp": T0 + i, "prediction": {"label": "a"}})
+    alerts, summaries, _ = run(pipeline(window_events=200, models={"m": {"prediction": "prediction.class"}}), s.records)
+    assert {a["detector"] for a in alerts} == {"output_rules"}
+    perf = [x for x in summaries if x["type"] == "performance_summary"]
+    assert perf[0]["output_violations"] == {"missing_output": 200}  # every inference of the 200-record window

@@ -237,6 +237,7 @@ class OutcomeMonitor:
         self.model = model
         self.settings = settings
         self.rules = settings.rules_for(model)
+        self.configured = model in settings.rules
         # ADWIN sees one standardised block score per ``block`` labels, as the feature detectors see
         # one per pair of blocks, so the measured delta ↔ rate relation holds (conservatively).
         self._delta = adwin_delta(false_alarm_rate=settings.false_alarm_rate)
@@ -398,8 +399,12 @@ class OutcomeMonitor:
             return None  # features only: nothing to score or check
         raw = outputs.get(r.prediction)
         if raw is None:
-            self._violation(v, Rule.MISSING_OUTPUT, out)
-            return None
+            if self.configured:  # the configured output is missing: a rule broken
+                self._violation(v, Rule.MISSING_OUTPUT, out)
+            elif len(outputs) == 1:
+                raw = next(iter(outputs.values()))  # unconfigured model with one output: that is the prediction
+            if raw is None:
+                return None
         for name in r.probability_outputs:
             p = outputs.get(name)
             if isinstance(p, (int, float)) and not isinstance(p, bool) and not 0.0 <= p <= 1.0:
