@@ -216,7 +216,9 @@ def test_named_outputs_of_an_unconfigured_model_are_not_violations():
     s = Stream()
     for i in range(500):
         s.add("in", {"model": "m", "event_id": f"e{i}", "timestamp": T0 + i, "prediction": {"label": "a"}})
-    alerts, summaries, _ = run(pipeline(window_events=200, models={"m": {"prediction": "prediction.class"}}), s.records)
+    # (outcome windows close at the end of the batch that fills them: batches of 100 here)
+    alerts, summaries, _ = run(pipeline(window_events=200, models={"m": {"prediction": "prediction.class"}}), s.records,
+                               chunk=100)
     assert {a["detector"] for a in alerts} == {"output_rules"}
     perf = [x for x in summaries if x["type"] == "performance_summary"]
     assert perf[0]["output_violations"] == {"missing_output": 200}  # every inference of the 200-record window
