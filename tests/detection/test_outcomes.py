@@ -186,10 +186,12 @@ def test_champion_challenger_divergence_only_when_the_challenger_differs():
     assert div and div[0]["model_version"] == "v2" and div[0]["details"]["champion"] == "v1"
     comparison = [x for x in summaries if x["type"] == "version_comparison"]
     assert comparison and comparison[0]["pairs"] == 1000 and comparison[0]["disagreement_rate"] > 0.1
+    assert comparison[0]["ks"] > 0.2  # the challenger's score distribution moved too
 
     alerts, summaries, _ = run(pipeline(), stream(0.0, 5))
     assert not [a for a in alerts if a["kind"] == Kind.VERSION_DIVERGENCE]
-    assert [x for x in summaries if x["type"] == "version_comparison"][0]["disagreement_rate"] < 0.02
+    same = [x for x in summaries if x["type"] == "version_comparison"][0]
+    assert same["disagreement_rate"] < 0.02 and same["ks"] < 0.1
 
 
 def test_output_rules_and_confident_errors_raise_output_quality():

@@ -26,6 +26,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import numpy as np
 from river import drift
 
 from driftline.contract.columns import OUTPUTS
@@ -123,6 +124,16 @@ class _Prediction(NamedTuple):
     offset: int
 
 
+def _ks(a: list[float], b: list[float]) -> float | None:
+    """Two-sample Kolmogorov-Smirnov distance between the two versions' predictions."""
+    if not a or not b:
+        return None
+    xa, xb = np.sort(np.asarray(a)), np.sort(np.asarray(b))
+    grid = np.concatenate((xa, xb))
+    return float(np.max(np.abs(np.searchsorted(xa, grid, side="right") / xa.size
+                               - np.searchsorted(xb, grid, side="right") / xb.size)))
+
+
 def _preds(entry: tuple) -> tuple[_Prediction, ...]:
     return entry if type(entry) is tuple else (entry,)  # type: ignore[return-value]
 
@@ -218,7 +229,10 @@ class _Version:
 class _Pair:
     """Champion (``a``) and challenger (``b``) on the same events, in one window."""
 
-    __slots__ = ("pairs", "disagree", "diff", "a_values", "loss_diff")
+    __slots__ = ("pairs", "disagree", "diff", "a_values", "loss_diff", "a_sample", "b_sample")
+
+    #: paired numeric predictions kept per window for the distribution distance
+    SAMPLE = 20_000
 
     def __init__(self) -> None:
         self.pairs = 0
@@ -226,6 +240,8 @@ class _Pair:
         self.diff = RunningMean()       # b − a of numeric predictions
         self.a_values = RunningMean()   # the champion's predictions (for their sd)
         self.loss_diff = RunningMean()  # loss_b − loss_a on labeled events
+        self.a_sample: list[float] = []
+        self.b_sample: list[float] = []
 
 
 class OutcomeMonitor:
@@ -531,6 +547,9 @@ class OutcomeMonitor:
         if first.value is not None and second.value is not None:
             pair.diff.add(second.value - first.value)
             pair.a_values.add(first.value)
+            if len(pair.a_sample) < _Pair.SAMPLE:
+                pair.a_sample.append(first.value)
+                pair.b_sample.append(second.value)
 
     def _class_for(self, pred: _Prediction) -> str:
         v = self.versions[pred.version]
@@ -615,6 +634,7 @@ class OutcomeMonitor:
             "type": "version_comparison", "model": self.model, "champion": a, "challenger": b, "window": span,
             "pairs": pair.pairs, "disagreement_rate": rate, "mean_difference": pair.diff.mean if pair.diff.n else None,
             "mean_difference_sd": mean_sd,
+            "ks": _ks(pair.a_sample, pair.b_sample),
             "mean_difference_interval": list(interval) if interval else None,
             "champion_performance": perf_a, "challenger_performance": perf_b,
         }

@@ -64,7 +64,7 @@ class WorkerMetrics:
                                  "(accuracy, precision, recall, f1, log_loss, brier, mae, rmse, bias, estimated_accuracy, "
                                  "label_coverage).", ["model", "model_version", "metric"], registry=r)
         self.version_comparison = Gauge("driftline_version_comparison", "Latest window's champion / challenger "
-                                        "comparison (disagreement_rate, mean_difference_sd).",
+                                        "comparison (disagreement_rate, mean_difference_sd, ks).",
                                         ["model", "champion", "challenger", "statistic"], registry=r)
         self.delivery_failures = Counter("driftline_delivery_failures_total", "Output records Kafka failed to deliver.", ["topic"], registry=r)
 
@@ -110,7 +110,7 @@ class WorkerMetrics:
                 self._performance(s)
                 continue
             if kind == "version_comparison":
-                for name in ("disagreement_rate", "mean_difference_sd"):
+                for name in ("disagreement_rate", "mean_difference_sd", "ks"):
                     value = s.get(name)
                     if isinstance(value, (int, float)):
                         self.version_comparison.labels(str(s["model"]), str(s["champion"]), str(s["challenger"]), name).set(value)
