@@ -50,6 +50,13 @@ class ModelRulesConfig(BaseModel):
     max_mean_difference_sd: float = Field(0.2, gt=0, description="Champion / challenger mean prediction difference (in champion sd) above this raises version_divergence.")
 
 
+    @model_validator(mode="after")
+    def _range(self) -> "ModelRulesConfig":
+        if self.valid_range is not None and self.valid_range[0] > self.valid_range[1]:
+            raise ValueError(f"valid_range low bound {self.valid_range[0]} is above its high bound {self.valid_range[1]}")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything a ``driftline run`` worker can be told."""
 

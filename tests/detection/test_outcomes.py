@@ -224,3 +224,28 @@ def test_named_outputs_of_an_unconfigured_model_are_not_violations():
     assert {a["detector"] for a in alerts} == {"output_rules"}
     perf = [x for x in summaries if x["type"] == "performance_summary"]
     assert perf[0]["output_violations"] == {"missing_output": 200}  # every inference of the 200-record window
+
+
+def test_regression_challenger_is_compared_by_mean_difference_and_paired_error():
+    def stream(shift, seed):
+        rng = np.random.default_rng(seed)
+        s = Stream()
+        for i in range(3000):
+            truth = float(rng.normal(50, 10))
+            base = truth + float(rng.normal(0, 2))
+            s.inference(i, "v1", prediction=base)
+            s.inference(i, "v2", prediction=base + shift + float(rng.normal(0, 0.1)))
+            s.label(i, truth)
+        return s.records
+
+    alerts, summaries, _ = run(pipeline(window_events=3000), stream(4.0, 7))
+    assert {a["detector"] for a in alerts if a["kind"] == Kind.VERSION_DIVERGENCE} == {"mean_difference"}
+    c = [x for x in summaries if x["type"] == "version_comparison"][0]
+    assert c["disagreement_rate"] is None  # regression values are not classes
+    assert c["mean_difference"] == pytest.approx(4.0, abs=0.1)
+    paired = c["paired_loss_difference"]
+    assert paired["loss"] == "absolute_error" and paired["challenger_minus_champion"] > 2.0
+    assert paired["interval_95"][0] > 0  # the challenger is worse, and the interval says so
+
+    alerts, _, _ = run(pipeline(window_events=3000), stream(0.0, 8))
+    assert not [a for a in alerts if a["kind"] == Kind.VERSION_DIVERGENCE]

@@ -23,7 +23,7 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
     """One ``--flag`` per setting (values are validated by the settings model)."""
     group = parser.add_argument_group("settings (each also DRIFTLINE_<NAME> in the environment)")
     for name, field in Settings.model_fields.items():
-        if name == "kafka":
+        if name in ("kafka", "models"):  # mappings: TOML or the environment
             continue
         flag = "--" + name.replace("_", "-")
         group.add_argument(flag, dest=f"setting_{name}", metavar=name.upper(), default=None,

@@ -229,13 +229,14 @@ class _Version:
 class _Pair:
     """Champion (``a``) and challenger (``b``) on the same events, in one window."""
 
-    __slots__ = ("pairs", "disagree", "diff", "a_values", "loss_diff", "a_sample", "b_sample")
+    __slots__ = ("pairs", "classed", "disagree", "diff", "a_values", "loss_diff", "a_sample", "b_sample")
 
     #: paired numeric predictions kept per window for the distribution distance
     SAMPLE = 20_000
 
     def __init__(self) -> None:
         self.pairs = 0
+        self.classed = 0  # pairs whose predictions are classes (or scores of one)
         self.disagree = 0
         self.diff = RunningMean()       # b − a of numeric predictions
         self.a_values = RunningMean()   # the champion's predictions (for their sd)
@@ -331,11 +332,15 @@ class OutcomeMonitor:
             if label.timestamp_ms is not None and first is not None and label.timestamp_ms - first > window:
                 self._count(LabelOutcome.LATE, out)
                 self.expired[event_id] = None
+                if len(self.expired) > self.settings.max_pending:
+                    self.expired.popitem(last=False)
                 return
             self._count(LabelOutcome.JOINED, out)
             self._remember(event_id, label.label, label.timestamp_ms)
-            for pred in _preds(entry):
-                self._score(pred, label.label, label.timestamp_ms, out)
+            preds = _preds(entry)
+            losses = {pred.version: self._score(pred, label.label, label.timestamp_ms, out) for pred in preds}
+            if len(preds) > 1:
+                self._paired_losses(losses)
             return
         if event_id in self.expired:
             self._count(LabelOutcome.LATE, out)
@@ -387,8 +392,8 @@ class OutcomeMonitor:
         while self.pending:
             event_id, entry = next(iter(self.pending.items()))
             first = _first_time(entry)
-            if first is None or first >= horizon:
-                break
+            if first is not None and first >= horizon:
+                break  # (an inference without event time cannot wait for anything: it goes when reached)
             self.pending.popitem(last=False)
             self.expired[event_id] = None
             if len(self.expired) > self.settings.max_pending:
@@ -415,10 +420,10 @@ class OutcomeMonitor:
             return None  # features only: nothing to score or check
         raw = outputs.get(r.prediction)
         if raw is None:
-            if self.configured:  # the configured output is missing: a rule broken
+            if len(outputs) == 1 and r.prediction == _DEFAULT_RULES.prediction:
+                raw = next(iter(outputs.values()))  # one named output and no other said: that is the prediction
+            elif self.configured:  # the configured output is missing: a rule broken
                 self._violation(v, Rule.MISSING_OUTPUT, out)
-            elif len(outputs) == 1:
-                raw = next(iter(outputs.values()))  # unconfigured model with one output: that is the prediction
             if raw is None:
                 return None
         for name in r.probability_outputs:
@@ -497,17 +502,17 @@ class OutcomeMonitor:
             return None
         return abs(pred.value - label)
 
-    def _score(self, pred: _Prediction, label: object, label_time: int | None, out: OutcomeOutput) -> None:
+    def _score(self, pred: _Prediction, label: object, label_time: int | None, out: OutcomeOutput) -> float | None:
         v = self._version(pred.version)
         v.joined += 1
         if v.task is None:
             if (self.rules.task == "auto" and label in (0.0, 1.0) and pred.value is not None
                     and not 0.0 <= pred.value <= 1.0):
-                return  # 0/1 labels but an out-of-range score: let a valid record decide the task
+                return None  # 0/1 labels but an out-of-range score: let a valid record decide the task
             self._decide_task(v, pred, label)
         loss = self._loss(v, pred, label)
         if loss is None:
-            return
+            return None
         v.labeled += 1
         if v.task == CLASSIFICATION:
             predicted, actual = self._classes(v, pred, label)
@@ -534,6 +539,18 @@ class OutcomeMonitor:
                 f"inputs and outcome changed: retrain or check the labels.",
                 metric=metric, before=before, after=after, label_coverage=coverage, labeled=v.labeled,
             ))
+        return loss
+
+    def _paired_losses(self, losses: dict[str, float | None]) -> None:
+        """Challenger minus champion loss on one labeled event both scored."""
+        versions = [v for v, loss in losses.items() if loss is not None]
+        for i, x in enumerate(versions):
+            for y in versions[i + 1:]:
+                champion, challenger = self.rules_pair(x, y)
+                pair = self.pairs.get((champion, challenger))
+                if pair is None:
+                    pair = self.pairs[(champion, challenger)] = _Pair()
+                pair.loss_diff.add(losses[challenger] - losses[champion])  # type: ignore[operator]
 
     def _compare(self, a: _Prediction, b: _Prediction) -> None:
         champion, challenger = self.rules_pair(a.version, b.version)
@@ -542,14 +559,21 @@ class OutcomeMonitor:
         if pair is None:
             pair = self.pairs[(champion, challenger)] = _Pair()
         pair.pairs += 1
-        ca, cb = self._class_for(first), self._class_for(second)
-        pair.disagree += ca != cb
+        if self._classed(first) and self._classed(second):
+            pair.classed += 1
+            pair.disagree += self._class_for(first) != self._class_for(second)
         if first.value is not None and second.value is not None:
             pair.diff.add(second.value - first.value)
             pair.a_values.add(first.value)
             if len(pair.a_sample) < _Pair.SAMPLE:
                 pair.a_sample.append(first.value)
                 pair.b_sample.append(second.value)
+
+    def _classed(self, pred: _Prediction) -> bool:
+        """Whether the prediction names a class: a score of a binary classifier, or a class name."""
+        if pred.score is not None and self.versions[pred.version].task != REGRESSION:
+            return True
+        return pred.value is None or self.rules.task == CLASSIFICATION or self.versions[pred.version].task == CLASSIFICATION
 
     def _class_for(self, pred: _Prediction) -> str:
         v = self.versions[pred.version]
@@ -623,7 +647,7 @@ class OutcomeMonitor:
 
     def _comparison(self, a: str, b: str, pair: _Pair, span: dict[str, object], out: OutcomeOutput) -> dict[str, object]:
         s, r = self.settings, self.rules
-        rate = pair.disagree / pair.pairs if pair.pairs else None
+        rate = pair.disagree / pair.classed if pair.classed else None
         sd = math.sqrt(pair.a_values.m2 / (pair.a_values.n - 1)) if pair.a_values.n > 1 else None
         mean_sd = (pair.diff.mean / sd) if sd else None
         interval = pair.diff.interval(1.0 - 2 * s.window_alpha)
@@ -648,8 +672,14 @@ class OutcomeMonitor:
                 half = None
             summary["performance_difference"] = {"metric": key, "challenger_minus_champion": pb - pa,
                                                  "interval_95": [pb - pa - half, pb - pa + half] if half is not None else None}
+        if pair.loss_diff.n:
+            loss_interval = pair.loss_diff.interval(0.95)
+            summary["paired_loss_difference"] = {
+                "loss": "error_rate" if va is not None and va.task == CLASSIFICATION else "absolute_error",
+                "events": pair.loss_diff.n, "challenger_minus_champion": pair.loss_diff.mean,
+                "interval_95": list(loss_interval) if loss_interval else None}
         if pair.pairs >= s.min_window_values:
-            if wilson_lower(pair.disagree, pair.pairs, s.window_alpha) > r.max_disagreement:
+            if pair.classed >= s.min_window_values and wilson_lower(pair.disagree, pair.classed, s.window_alpha) > r.max_disagreement:
                 out.findings.append(self._finding(
                     b, Kind.VERSION_DIVERGENCE, Rule.DISAGREEMENT, Severity.WARNING, rate or 0.0, r.max_disagreement,
                     f"Challenger {b} disagrees with champion {a} on {rate:.1%} of {pair.pairs} shared events "

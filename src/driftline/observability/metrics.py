@@ -106,6 +106,7 @@ class WorkerMetrics:
             self.output_violations.labels(model, rule).inc(n)
         for s in result.summaries:
             kind = s.get("type")
+            self.summaries.labels(str(s["model"])).inc()
             if kind == "performance_summary":
                 self._performance(s)
                 continue
@@ -116,7 +117,6 @@ class WorkerMetrics:
                         self.version_comparison.labels(str(s["model"]), str(s["champion"]), str(s["challenger"]), name).set(value)
                 continue
             model, version, feature = str(s["model"]), str(s["model_version"]), str(s["feature"])
-            self.summaries.labels(model).inc()
             ratio = s.get("missing_ratio")
             if isinstance(ratio, (int, float)):
                 self.missing_ratio.labels(model, version, feature).set(ratio)
