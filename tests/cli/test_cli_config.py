@@ -72,3 +72,10 @@ def test_kafka_properties_follow_source_priority(tmp_path, monkeypatch):
     assert props["security.protocol"] == "SASL_PLAINTEXT"  # flag beats env and TOML
     assert props["client.rack"] == "env"  # env beats TOML
     assert props["sasl.mechanism"] == "PLAIN"  # TOML underscores become dots too
+
+
+def test_mappings_have_no_flag():
+    from driftline.cli.main import build_parser
+
+    text = build_parser().parse_args(["run"]) and build_parser()._subparsers._group_actions[0].choices["run"].format_help()
+    assert "--models" not in text and "--kafka " not in text and "--labels-topic" in text
