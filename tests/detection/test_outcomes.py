@@ -249,3 +249,22 @@ def test_regression_challenger_is_compared_by_mean_difference_and_paired_error()
 
     alerts, _, _ = run(pipeline(window_events=3000), stream(0.0, 8))
     assert not [a for a in alerts if a["kind"] == Kind.VERSION_DIVERGENCE]
+
+
+def test_regression_concept_drift_does_not_depend_on_units_and_heavy_tails_are_clipped():
+    from driftline.detection.outcomes import _ErrorDrift
+
+    rng = np.random.default_rng(9)
+    noise = rng.normal(0, 2.0, 12_000)
+    noise[4000:] *= 2.0
+    found = []
+    for unit in (1.0, 1e-3):  # the same errors in metres and in kilometres
+        d = _ErrorDrift(4e-4, 32)
+        hits = [i for i, e in enumerate(np.abs(noise) * unit) if d.add(float(e), 500) is not None]
+        found.append(hits[0] if hits else None)
+    assert found[0] is not None and found[0] == found[1] and found[0] - 4000 < 500
+    # Student-t(3) errors: the warm-up's 99.9th percentile caps single huge errors
+    d = _ErrorDrift(4e-4, 32)
+    errors = np.abs(rng.standard_t(3, 200_000))
+    assert [i for i, e in enumerate(errors) if d.add(float(e), 500) is not None] == []
+    assert d.cap < float(errors.max())
