@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     max_features_per_model: int = Field(500, ge=1, description="Features (and outputs) per model version; more are counted as overflow.")
     max_categories: int = Field(100, ge=2, description="Tracked categories per categorical feature; more go to '__other__'.")
     join_window_seconds: float = Field(86_400.0, gt=0, description="Event time an inference waits for its label (and a label for its inference).")
-    join_max_pending: int = Field(100_000, ge=100, description="Inferences (and early labels) kept waiting per model and partition; the oldest are evicted beyond it.")
+    join_max_pending: int = Field(50_000, ge=100, description="Inferences (and early labels) kept waiting per model and partition (about 320 bytes each); the oldest are evicted beyond it.")
     label_warmup: int = Field(500, ge=50, description="Labeled records that set the reference error before concept-drift detection starts.")
     models: dict[str, ModelRulesConfig] = Field(default_factory=dict, description="Per-model output rules ([models.<name>] in TOML; env DRIFTLINE_MODELS__<NAME>__<RULE>).")
     reference_files: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Reference profile files loaded at start (comma-separated in the environment); profiles on references_topic replace them.")
