@@ -50,11 +50,27 @@ def _settings_from(args: argparse.Namespace, **defaults: Any) -> Settings:
     return load_settings(config_file=args.config_file, **overrides)
 
 
+def tune_gc() -> None:
+    """Run CPython's cycle collector less often in a worker process.
+
+    Decoding makes a few dicts per event, all freed by reference counting;
+    the default young-generation threshold (700 allocations) still walked
+    them, which cost about a third of the pipeline's time (in-memory
+    batches of 80,000 events: 2.8 s with the default, 1.8 s without
+    collections).  (``gc.freeze`` would save more but keeps the native
+    sketches alive past exit, where nanobind reports them as leaks.)
+    """
+    import gc
+
+    gc.set_threshold(50_000, 20, 20)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from driftline.observability.logging import configure_logging
     from driftline.transport.worker import Worker
 
     settings = _settings_from(args)
+    tune_gc()
     configure_logging(settings.log_level, settings.log_format)
     Worker(settings).run()
     return 0
@@ -69,6 +85,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_replay(args: argparse.Namespace) -> int:
     from driftline.cli.replay import replay
 
+    tune_gc()
     return replay(_settings_from(args), args)
 
 
