@@ -94,8 +94,8 @@ def _scalar(value: object) -> bool:
     return value is None or isinstance(value, (int, float, str))
 
 
-def decode_event(value: bytes | None, *, max_bytes: int, record_timestamp_ms: int | None = None) -> InferenceEvent | DecodeError:
-    """Decode one record value according to the input contract (``docs/input-contract.md``)."""
+def load_object(value: bytes | None, *, max_bytes: int) -> dict | DecodeError:
+    """The JSON object of a record value, or why it is not one (shared by events and labels)."""
     if value is None or len(value) == 0:
         return DecodeError(DeadLetterReason.EMPTY_VALUE, "record value is empty or null")
     if len(value) > max_bytes:
@@ -112,7 +112,14 @@ def decode_event(value: bytes | None, *, max_bytes: int, record_timestamp_ms: in
             return DecodeError(DeadLetterReason.INVALID_JSON, f"not valid JSON: {str(exc)[:200]}")
     if type(doc) is not dict:
         return DecodeError(DeadLetterReason.NOT_AN_OBJECT, f"JSON value is a {type(doc).__name__}, not an object")
+    return doc
 
+
+def decode_event(value: bytes | None, *, max_bytes: int, record_timestamp_ms: int | None = None) -> InferenceEvent | DecodeError:
+    """Decode one record value according to the input contract (``docs/input-contract.md``)."""
+    doc = load_object(value, max_bytes=max_bytes)
+    if type(doc) is DecodeError:
+        return doc
     model = doc.get("model")
     if model is None:
         return DecodeError(DeadLetterReason.MISSING_MODEL, "field 'model' is missing")

@@ -11,13 +11,11 @@ became known, else the Kafka record time.  Producers key label records by
 
 from __future__ import annotations
 
-import json
 import math
 from typing import NamedTuple
 
-import orjson
 
-from driftline.contract.decode import _MAX_NAME, DeadLetterReason, DecodeError, parse_timestamp
+from driftline.contract.decode import _MAX_NAME, DeadLetterReason, DecodeError, load_object, parse_timestamp
 
 __all__ = ["LabelEvent", "decode_label", "label_text"]
 
@@ -45,19 +43,9 @@ def label_text(value: object) -> str:
 
 def decode_label(value: bytes | None, *, max_bytes: int, record_timestamp_ms: int | None = None) -> LabelEvent | DecodeError:
     """Decode one label record (``docs/input-contract.md``, labels section)."""
-    if value is None or len(value) == 0:
-        return DecodeError(DeadLetterReason.EMPTY_VALUE, "record value is empty or null")
-    if len(value) > max_bytes:
-        return DecodeError(DeadLetterReason.TOO_LARGE, f"record value is {len(value)} bytes, limit is {max_bytes}")
-    try:
-        doc = orjson.loads(value)
-    except ValueError:
-        try:
-            doc = json.loads(value)
-        except (ValueError, RecursionError) as exc:
-            return DecodeError(DeadLetterReason.INVALID_JSON, f"not valid JSON: {str(exc)[:200]}")
-    if type(doc) is not dict:
-        return DecodeError(DeadLetterReason.NOT_AN_OBJECT, f"JSON value is a {type(doc).__name__}, not an object")
+    doc = load_object(value, max_bytes=max_bytes)
+    if type(doc) is DecodeError:
+        return doc
     model = doc.get("model")
     if model is None:
         return DecodeError(DeadLetterReason.MISSING_MODEL, "field 'model' is missing")

@@ -166,13 +166,7 @@ class Pipeline:
                 result.overflow[OVERFLOW_FEATURE] += out.overflow_features
             for (feature, check), n in out.quality_counts.items():
                 result.quality[(model, feature, check)] += n
-            for finding in out.findings:
-                now = finding.event_time_ms if finding.event_time_ms is not None else self._clock() * 1000.0
-                self._advance(now)
-                caused = self.alerts.observe(finding, now)
-                if not caused or caused[-1]["status"] != "firing":
-                    result.suppressed_findings += 1
-                result.alerts.extend(caused)
+            self._alert(out.findings, result)
 
         if outcome_items:
             self._outcomes(outcome_items, result)
@@ -214,7 +208,11 @@ class Pipeline:
         for key, n in out.violations.items():
             result.violations[key] += n
         result.summaries.extend(out.summaries)
-        for finding in out.findings:
+        self._alert(out.findings, result)
+
+    def _alert(self, findings: list, result: BatchResult) -> None:
+        """Findings through the alert lifecycle, in event time."""
+        for finding in findings:
             now = finding.event_time_ms if finding.event_time_ms is not None else self._clock() * 1000.0
             self._advance(now)
             caused = self.alerts.observe(finding, now)
