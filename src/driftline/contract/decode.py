@@ -20,7 +20,7 @@ import orjson
 
 from driftline.contract.event import DEFAULT_MODEL_VERSION, PREDICTION, InferenceEvent, build
 
-__all__ = ["DecodeError", "DeadLetterReason", "decode_event", "parse_timestamp"]
+__all__ = ["DecodeError", "DeadLetterReason", "decode_event", "load_object", "parse_timestamp"]
 
 
 class DeadLetterReason:
