@@ -218,9 +218,7 @@ def test_named_outputs_of_an_unconfigured_model_are_not_violations():
     s = Stream()
     for i in range(500):
         s.add("in", {"model": "m", "event_id": f"e{i}", "timestamp": T0 + i, "prediction": {"label": "a"}})
-    # (outcome windows close at the end of the batch that fills them: batches of 100 here)
-    alerts, summaries, _ = run(pipeline(window_events=200, models={"m": {"prediction": "prediction.class"}}), s.records,
-                               chunk=100)
+    alerts, summaries, _ = run(pipeline(window_events=200, models={"m": {"prediction": "prediction.class"}}), s.records)
     assert {a["detector"] for a in alerts} == {"output_rules"}
     perf = [x for x in summaries if x["type"] == "performance_summary"]
     assert perf[0]["output_violations"] == {"missing_output": 200}  # every inference of the 200-record window
@@ -268,3 +266,15 @@ def test_regression_concept_drift_does_not_depend_on_units_and_heavy_tails_are_c
     errors = np.abs(rng.standard_t(3, 200_000))
     assert [i for i, e in enumerate(errors) if d.add(float(e), 500) is not None] == []
     assert d.cap < float(errors.max())
+
+
+def test_outcome_alerts_and_summaries_do_not_depend_on_batching():
+    s, _, _ = classifier_stream(6000, flip_at=3000, seed=12)
+    results = []
+    for chunk in (len(s.records), 137, 1000):
+        alerts, summaries, labels = run(pipeline(window_events=1000), s.records, chunk)
+        results.append((sorted(orjson.dumps({k: v for k, v in a.items() if k != "detected_at"}, option=orjson.OPT_SORT_KEYS)
+                               for a in alerts),
+                        [orjson.dumps(x, option=orjson.OPT_SORT_KEYS) for x in summaries if x["type"] != "window_summary"],
+                        labels))
+    assert results[0][0] and results[0] == results[1] == results[2]

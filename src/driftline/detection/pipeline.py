@@ -180,7 +180,6 @@ class Pipeline:
     def _outcomes(self, items: list[tuple[SourceRecord, object]], result: BatchResult) -> None:
         """Labels and inferences (in batch order) through the outcome monitor of their (partition, model)."""
         out = OutcomeOutput()
-        touched: dict[tuple[int, str], OutcomeMonitor] = {}
         for rec, item in items:
             is_label = type(item) is LabelEvent
             model = item[0]  # type: ignore[index]
@@ -195,13 +194,12 @@ class Pipeline:
                 assert self.settings.outcomes is not None
                 monitor = self.outcomes[key] = OutcomeMonitor(topic=rec.topic, partition=rec.partition, model=model,
                                                               settings=self.settings.outcomes)
-            touched[key] = monitor
             if is_label:
                 monitor.label(item, rec.offset, rec.topic, out)  # type: ignore[arg-type]
             else:
                 _, version, event_id, time_ms, _, outputs = item  # type: ignore[misc]
                 monitor.inference(version, event_id, time_ms, outputs, rec.offset, rec.topic, out)
-        for monitor in touched.values():
+            # after every record, so windows and expiry never depend on how the stream was batched
             monitor.close(out)
         for key, n in out.labels.items():
             result.labels[key] += n
