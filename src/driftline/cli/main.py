@@ -101,6 +101,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return compare(_settings_from(args), args)
 
 
+def _cmd_topics(args: argparse.Namespace) -> int:
+    from driftline.cli.topics import create
+
+    return create(_settings_from(args), args)
+
+
 def _cmd_schema(args: argparse.Namespace) -> int:
     from driftline.contract.schema import json_schema
 
@@ -174,6 +180,16 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--timeout", type=float, default=30.0, help="seconds to read the metrics topic to its end")
     _add_setting_flags(cmp_)
     cmp_.set_defaults(func=_cmd_compare)
+
+    topics = sub.add_parser("topics", help="manage driftline's topics")
+    topics_sub = topics.add_subparsers(dest="topics_command", required=True)
+    tcreate = topics_sub.add_parser("create", help="create every missing driftline topic with the right configs",
+                                    description="Input topics, the labels topic (with the input topics' partition count), "
+                                                "alerts, window summaries and dead letters (delete policy), and the "
+                                                "compacted references topic. Existing topics are left as they are.")
+    tcreate.add_argument("--partitions", type=int, default=None, help="partitions of new input topics [default: topic_partitions]")
+    _add_setting_flags(tcreate)
+    tcreate.set_defaults(func=_cmd_topics)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the input contract")
     schema.set_defaults(func=_cmd_schema)

@@ -1,0 +1,36 @@
+"""``driftline topics create`` against a real broker."""
+
+import uuid
+
+import pytest
+from confluent_kafka.admin import ConfigResource
+
+from driftline.cli.main import main
+
+pytestmark = pytest.mark.integration
+
+
+def test_creates_every_topic_once_with_its_configs(broker, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    tag = uuid.uuid4().hex[:6]
+    names = {"input_topics": f"in-{tag}", "labels_topic": f"lab-{tag}", "alerts_topic": f"al-{tag}",
+             "metrics_topic": f"me-{tag}", "deadletter_topic": f"dl-{tag}", "references_topic": f"rf-{tag}"}
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in names.items()]
+    common = ["topics", "create", "--bootstrap-servers", broker.bootstrap_servers, "--topic-replication-factor", "1",
+              "--partitions", "3", *flags]
+    assert main(common) == 0
+    out = capsys.readouterr().out
+    for topic in names.values():
+        assert topic in out
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+    topics = admin.list_topics(timeout=10).topics
+    assert len(topics[names["input_topics"]].partitions) == 3 == len(topics[names["labels_topic"]].partitions)
+    assert len(topics[names["references_topic"]].partitions) == 1
+    described = admin.describe_configs([ConfigResource("topic", names["references_topic"])])
+    config = next(iter(described.values())).result(10)
+    assert config["cleanup.policy"].value == "compact"
+    # a second run creates nothing and says so
+    assert main(common) == 0
+    assert "yes" not in capsys.readouterr().out.split("created now")[1]
