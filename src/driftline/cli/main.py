@@ -101,6 +101,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return compare(_settings_from(args), args)
 
 
+def _cmd_alerts(args: argparse.Namespace) -> int:
+    from driftline.cli.alerts import tail
+
+    return tail(_settings_from(args), args)
+
+
 def _cmd_topics(args: argparse.Namespace) -> int:
     from driftline.cli.topics import create
 
@@ -180,6 +186,21 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--timeout", type=float, default=30.0, help="seconds to read the metrics topic to its end")
     _add_setting_flags(cmp_)
     cmp_.set_defaults(func=_cmd_compare)
+
+    alerts = sub.add_parser("alerts", help="read the alerts topic")
+    alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True)
+    atail = alerts_sub.add_parser("tail", help="follow alerts as they are published (pretty, or --json)",
+                                  description="Follow the alerts topic; filter by model, feature, status or kind.")
+    atail.add_argument("--model", default=None, help="only this model")
+    atail.add_argument("--feature", default=None, help="only this feature (or output)")
+    atail.add_argument("--status", choices=("firing", "resolved"), default=None, help="only firing or only resolved")
+    atail.add_argument("--kind", default=None, help="only this kind (data_drift, concept_drift, ...)")
+    atail.add_argument("--from-beginning", action="store_true", help="start at the oldest alert kept, not at the newest")
+    atail.add_argument("--json", action="store_true", help="one JSON alert per line, for scripts")
+    atail.add_argument("--max", type=int, default=0, help="stop after this many alerts (0 = follow)")
+    atail.add_argument("--timeout", type=float, default=0.0, help="stop after this many seconds (0 = follow)")
+    _add_setting_flags(atail)
+    atail.set_defaults(func=_cmd_alerts)
 
     topics = sub.add_parser("topics", help="manage driftline's topics")
     topics_sub = topics.add_subparsers(dest="topics_command", required=True)
