@@ -146,6 +146,7 @@ def _topic_creations(service: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "partitions": opt("--partitions"),
             "replication_factor": opt("--replication-factor"),
             "bootstrap": opt("--bootstrap-server"),
+            "configs": dict(args[i + 1].split("=", 1) for i, a in enumerate(args[:-1]) if a == "--config"),
         }
     return created
 
@@ -243,9 +244,17 @@ def test_kafka_single_node_replication_settings(compose):
 def test_topics_service_creates_every_default_topic(compose):
     topics = _service(compose, "topics")
     created = _topic_creations(topics)
-    wanted = set(_default("input_topics")) | {_default(f) for f in ("alerts_topic", "metrics_topic", "deadletter_topic")}
+    wanted = set(_default("input_topics")) | {_default(f) for f in ("alerts_topic", "metrics_topic", "deadletter_topic",
+                                                                      "labels_topic", "references_topic")}
     missing = wanted - set(created)
     assert not missing, f"topics service does not create {sorted(missing)}"
+    # labels meet their inferences only on the same partition number (driftline.transport.kafka.check_labels_topic)
+    for topic in _default("input_topics"):
+        assert created[_default("labels_topic")]["partitions"] == created[topic]["partitions"]
+    from driftline.transport.kafka import OUTPUT_TOPIC_CONFIGS
+
+    references = created[_default("references_topic")]["configs"]
+    assert references == OUTPUT_TOPIC_CONFIGS["references"], "references topic configs differ from the worker's"
     endpoints = _kafka_client_endpoints(compose)
     for name in wanted:
         spec = created[name]
