@@ -1,5 +1,7 @@
 """Monitors against reference profiles: file references, hot swaps, windowed tests, family-wise budget."""
 
+import functools
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -10,6 +12,7 @@ from driftline.detection.findings import Kind
 from driftline.detection.monitor import WARMUP, Check, LocatedEvent, ModelMonitor
 from driftline.detection.settings import MonitorSettings
 from driftline.reference.builder import ProfileBuilder
+from test_monitor import run as run_chunks
 
 T0 = 1_700_000_000_000
 DRIFT = {"page_hinkley", "page_hinkley_spread", "adwin", "psi", "ks", "wasserstein_sd", "chi_square", "jensen_shannon"}
@@ -36,13 +39,7 @@ def events_of(columns, start=0):
             for i, vals in enumerate(zip(*cols))]
 
 
-def run(mon, events, chunk=1000):
-    findings, summaries = [], []
-    for i in range(0, len(events), chunk):
-        out = mon.process(events[i:i + chunk])
-        findings += out.findings
-        summaries += out.summaries
-    return findings, summaries
+run = functools.partial(run_chunks, chunk=1000)
 
 
 def normal(rng, n, shift=0.0):

@@ -20,7 +20,7 @@ import orjson
 
 from driftline.contract.event import DEFAULT_MODEL_VERSION, PREDICTION, InferenceEvent, build
 
-__all__ = ["DecodeError", "DeadLetterReason", "decode_event", "load_object", "parse_timestamp"]
+__all__ = ["DecodeError", "DeadLetterReason", "decode_event", "load_object", "parse_timestamp", "record_model"]
 
 
 class DeadLetterReason:
@@ -115,16 +115,24 @@ def load_object(value: bytes | None, *, max_bytes: int) -> dict | DecodeError:
     return doc
 
 
-def decode_event(value: bytes | None, *, max_bytes: int, record_timestamp_ms: int | None = None) -> InferenceEvent | DecodeError:
-    """Decode one record value according to the input contract (``docs/input-contract.md``)."""
-    doc = load_object(value, max_bytes=max_bytes)
-    if type(doc) is DecodeError:
-        return doc
+def record_model(doc: dict) -> str | DecodeError:
+    """The required ``model`` field of an event or label record, or why it is unusable."""
     model = doc.get("model")
     if model is None:
         return DecodeError(DeadLetterReason.MISSING_MODEL, "field 'model' is missing")
     if type(model) is not str or not model or len(model) > _MAX_NAME:
         return DecodeError(DeadLetterReason.INVALID_MODEL, "field 'model' must be a non-empty string of at most 256 characters")
+    return model
+
+
+def decode_event(value: bytes | None, *, max_bytes: int, record_timestamp_ms: int | None = None) -> InferenceEvent | DecodeError:
+    """Decode one record value according to the input contract (``docs/input-contract.md``)."""
+    doc = load_object(value, max_bytes=max_bytes)
+    if type(doc) is DecodeError:
+        return doc
+    model = record_model(doc)
+    if type(model) is DecodeError:
+        return model
 
     version = doc.get("model_version", DEFAULT_MODEL_VERSION)
     if version is None:

@@ -15,7 +15,7 @@ import math
 from typing import NamedTuple
 
 
-from driftline.contract.decode import _MAX_NAME, DeadLetterReason, DecodeError, load_object, parse_timestamp
+from driftline.contract.decode import _MAX_NAME, DeadLetterReason, DecodeError, load_object, parse_timestamp, record_model
 
 __all__ = ["LabelEvent", "decode_label", "label_text"]
 
@@ -46,11 +46,9 @@ def decode_label(value: bytes | None, *, max_bytes: int, record_timestamp_ms: in
     doc = load_object(value, max_bytes=max_bytes)
     if type(doc) is DecodeError:
         return doc
-    model = doc.get("model")
-    if model is None:
-        return DecodeError(DeadLetterReason.MISSING_MODEL, "field 'model' is missing")
-    if type(model) is not str or not model or len(model) > _MAX_NAME:
-        return DecodeError(DeadLetterReason.INVALID_MODEL, "field 'model' must be a non-empty string of at most 256 characters")
+    model = record_model(doc)
+    if type(model) is DecodeError:
+        return model
     version = doc.get("model_version")
     if version is not None and (type(version) is not str or not version or len(version) > _MAX_NAME):
         return DecodeError(DeadLetterReason.INVALID_MODEL_VERSION, "field 'model_version' must be a non-empty string")

@@ -295,17 +295,9 @@ class OutcomeMonitor:
     # ----------------------------------------------------------------- intake
     def inference(self, version: str, event_id: str | None, time_ms: int | None, outputs: dict[str, object] | None,
                   offset: int, topic: str, out: OutcomeOutput) -> None:
-        """An inference of this model (call in offset order); the hot path, kept lean."""
-        self._window_records += 1
-        if topic not in self._first_offset:
-            self._first_offset[topic] = offset
-        self._last = (topic, offset, time_ms)
-        if time_ms is not None:
-            if self._watermark is None or time_ms > self._watermark:
-                self._watermark = time_ms
-            if self._window_start is None:
-                self._window_start = time_ms
-        v = self.versions.get(version) or self._version(version)
+        """An inference of this model (call in offset order)."""
+        self._touch(topic, offset, time_ms)
+        v = self._version(version)
         v.inferences += 1
         v.window_inferences += 1
         pred = self._prediction(v, version, time_ms, outputs, offset, out)
@@ -338,7 +330,7 @@ class OutcomeMonitor:
 
     def label(self, label: LabelEvent, offset: int, topic: str, out: OutcomeOutput) -> None:
         """A label of this model (call in offset order)."""
-        self._touch(topic, offset, label.timestamp_ms, out)
+        self._touch(topic, offset, label.timestamp_ms)
         event_id = label.event_id
         if event_id in self.done:
             self._count(LabelOutcome.DUPLICATE, out)
@@ -382,7 +374,7 @@ class OutcomeMonitor:
             self._close_window(out)
 
     # ------------------------------------------------------------- internals
-    def _touch(self, topic: str, offset: int, time_ms: int | None, out: OutcomeOutput) -> None:
+    def _touch(self, topic: str, offset: int, time_ms: int | None) -> None:
         self._window_records += 1
         self._first_offset.setdefault(topic, offset)
         self._last = (topic, offset, time_ms)
