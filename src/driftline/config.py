@@ -72,6 +72,13 @@ class Settings(BaseSettings):
     deadletter_topic: str = Field("driftline.deadletter", min_length=1, description="Where undecodable records go, with reason headers.")
     labels_topic: str = Field("ml.labels", description="Topic of ground-truth labels, keyed by model and partitioned like the input topics; '' turns labels off.")
     references_topic: str = Field("driftline.references", min_length=1, description="Compacted topic of reference profiles, keyed model/model_version; read at start and followed for hot reload.")
+    state_topic: str = Field("driftline.state", description="Compacted topic of worker state checkpoints, keyed group/topic/partition; '' turns checkpoints off.")
+    checkpoint_interval_records: int = Field(100_000, ge=0, description="Checkpoint the state of every assigned partition after this many records (0 = by time only); also on revoke and shutdown.")
+    checkpoint_interval_seconds: float = Field(60.0, ge=0, description="Checkpoint at least this often (wall clock; 0 = by records only).")
+    processing_guarantee: Literal["exactly_once", "at_least_once"] = Field("exactly_once", description="exactly_once: outputs, checkpoints and offsets commit in one Kafka transaction; at_least_once: outputs are flushed, then offsets committed (duplicates after a crash carry the same alert_id).")
+    transactional_id: str = Field("", description="Transactional id of this worker (exactly_once); must be unique per worker and stable across its restarts. '' = driftline-<group_id>-<hostname>-<metrics_port>.")
+    transaction_timeout_ms: int = Field(10_000, ge=1000, description="Kafka aborts a transaction of a worker that died after this long, releasing its partitions' outputs to read_committed readers.")
+    state_secret: SecretStr | None = Field(None, description="Key that signs checkpoints (HMAC-SHA256); workers reject unsigned or differently signed ones.")
     create_topics: bool = Field(True, description="Create missing output topics (and the compacted references topic) at start-up.")
     topic_partitions: int = Field(3, ge=1, description="Partitions of output topics created by the worker.")
     topic_replication_factor: int = Field(-1, description="Replication factor of created topics; -1 = the broker's default.")
@@ -142,9 +149,14 @@ class Settings(BaseSettings):
         outputs = {self.alerts_topic, self.metrics_topic, self.deadletter_topic, self.references_topic}
         if len(outputs) != 4:
             raise ValueError("alerts_topic, metrics_topic, deadletter_topic and references_topic must differ")
+        if self.state_topic:
+            if self.state_topic in outputs | {self.labels_topic}:
+                raise ValueError("state_topic must differ from the other topics")
+            outputs.add(self.state_topic)
         if self.labels_topic:
+            n = len(outputs)
             outputs.add(self.labels_topic)
-            if len(outputs) != 5:
+            if len(outputs) != n + 1:
                 raise ValueError("labels_topic must differ from the output topics")
         clash = outputs & set(self.input_topics)
         if clash:
@@ -175,6 +187,15 @@ class Settings(BaseSettings):
         if toml is not None:
             sources.append(_DottedKafkaKeys(settings_cls, TomlConfigSettingsSource(settings_cls, toml_file=toml)))
         return tuple(sources)
+
+    def worker_transactional_id(self) -> str:
+        """``transactional_id``, or ``driftline-<group_id>-<hostname>-<metrics_port>`` (two workers on one
+        host need two metrics ports, so the id is unique per worker and stays the same when it restarts)."""
+        if self.transactional_id:
+            return self.transactional_id
+        import socket
+
+        return f"driftline-{self.group_id}-{socket.gethostname()}-{self.metrics_port}"
 
     def kafka_properties(self) -> dict[str, str]:
         """librdkafka properties shared by consumer, producer and admin client."""

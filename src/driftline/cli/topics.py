@@ -31,11 +31,15 @@ def create(settings: Settings, args: argparse.Namespace) -> int:
         settings.deadletter_topic: kafka.OUTPUT_TOPIC_CONFIGS["deadletter"],
         settings.references_topic: kafka.OUTPUT_TOPIC_CONFIGS["references"],
     }
+    if settings.state_topic:
+        configs[settings.state_topic] = kafka.OUTPUT_TOPIC_CONFIGS["state"]
     roles = {t: "input" for t in settings.input_topics}
     if settings.labels_topic:
         roles[settings.labels_topic] = "labels"
     roles.update({settings.alerts_topic: "alerts", settings.metrics_topic: "window summaries",
                   settings.deadletter_topic: "dead letters", settings.references_topic: "reference profiles"})
+    if settings.state_topic:
+        roles[settings.state_topic] = "worker state checkpoints"
     table = Table(title=f"driftline topics on {settings.bootstrap_servers}", title_justify="left")
     for column in ("topic", "role", "partitions", "created now", "configs set at creation"):
         table.add_column(column)

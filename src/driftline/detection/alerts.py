@@ -43,6 +43,8 @@ class _KeyState:
     fired_at_ms: float
     last_seen_ms: float
     suppressed: int = 0
+    #: (topic, partition) whose finding opened this state: its checkpoint carries the key
+    origin: tuple[str, int] | None = None
 
 
 class AlertBook:
@@ -74,9 +76,27 @@ class AlertBook:
             state.suppressed += 1
             self.suppressed_total += 1
             return out
-        self._keys[finding.key] = _KeyState(finding, now_ms, now_ms)
+        self._keys[finding.key] = _KeyState(finding, now_ms, now_ms, origin=(finding.window.topic, finding.window.partition))
         out.append(render(finding, FIRING))
         return out
+
+    # ------------------------------------------------------------ checkpoints
+    def export(self, topic: str, partition: int) -> list[tuple[str, _KeyState]]:
+        """The keys opened by findings of ``(topic, partition)``, for its checkpoint."""
+        origin = (topic, partition)
+        return [(key, state) for key, state in self._keys.items() if state.origin == origin]
+
+    def merge(self, entries: list[tuple[str, _KeyState]]) -> None:
+        """Take keys from a checkpoint; a key known here keeps the state that fired last."""
+        for key, state in entries:
+            mine = self._keys.get(key)
+            if mine is None or state.fired_at_ms > mine.fired_at_ms:
+                self._keys[key] = state
+
+    def forget(self, partitions: set[tuple[str, int]]) -> None:
+        """Drop the keys opened by these partitions (they moved to another worker with their checkpoint)."""
+        for key in [k for k, state in self._keys.items() if state.origin in partitions]:
+            del self._keys[key]
 
     def _resolve(self, state: _KeyState) -> dict[str, object]:
         assert state.firing is not None

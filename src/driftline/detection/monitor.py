@@ -131,6 +131,27 @@ class ModelMonitor:
         if reference is not None:
             self.use_reference(reference)
 
+    # ------------------------------------------------------------ checkpoints
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled state: settings and the profile stay out (the profile by its id)."""
+        state = self.__dict__.copy()
+        state["settings"] = None
+        state["profile"] = self.profile.id if self.profile is not None else None
+        return state
+
+    def reattach(self, settings: MonitorSettings, profile: ReferenceProfile | None) -> None:
+        """After unpickling: take the worker's settings and its profile of this model version.
+
+        If the profile in force changed while the state was in a checkpoint,
+        the monitor switches to it as it would have live.
+        """
+        saved_id = self.profile  # the id string written by __getstate__, or None
+        self.settings = settings
+        if profile is not None and saved_id == profile.id:
+            self.profile = profile
+        elif saved_id is not None or profile is not None:
+            self.use_reference(profile)
+
     # -------------------------------------------------------------- reference
     def use_reference(self, profile: ReferenceProfile | None) -> None:
         """Compare with ``profile`` from now on (``None``: back to warm-up references).

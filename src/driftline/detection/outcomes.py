@@ -292,6 +292,18 @@ class OutcomeMonitor:
         self._first_offset: dict[str, int] = {}
         self._last: tuple[str, int, int | None] = (topic, 0, None)
 
+    # ------------------------------------------------------------ checkpoints
+    def __getstate__(self) -> dict[str, object]:
+        state = self.__dict__.copy()
+        state["settings"] = None
+        return state
+
+    def reattach(self, settings: OutcomeSettings) -> None:
+        """After unpickling: the worker's settings (rules included) from now on."""
+        self.settings = settings
+        self.rules = settings.rules_for(self.model)
+        self.configured = self.model in settings.rules
+
     # ----------------------------------------------------------------- intake
     def inference(self, version: str, event_id: str | None, time_ms: int | None, outputs: dict[str, object] | None,
                   offset: int, topic: str, out: OutcomeOutput) -> None:

@@ -24,6 +24,7 @@ from driftline.detection.monitor import LocatedEvent, ModelMonitor
 from driftline.detection.outcomes import LabelOutcome, OutcomeMonitor, OutcomeOutput, OutcomeSettings
 from driftline.detection.settings import MonitorSettings
 from driftline.reference.profile import ReferenceProfile
+from driftline.state.checkpoint import PartitionState
 
 __all__ = ["Pipeline", "PipelineSettings", "BatchResult", "DeadLetter"]
 
@@ -237,11 +238,48 @@ class Pipeline:
         return monitor
 
     def drop_partitions(self, partitions: Iterable[tuple[str, int]]) -> None:
-        """Forget the monitors of partitions this worker no longer owns."""
+        """Forget the state of partitions this worker no longer owns (monitors, outcomes, their alert keys)."""
         gone = set(partitions)
         for key in [k for k in self.monitors if (k[0], k[1]) in gone]:
             del self.monitors[key]
-        partitions_gone = {p for _, p in gone}
-        for key in [k for k in self.outcomes if k[0] in partitions_gone]:
+        for key in [k for k, m in self.outcomes.items() if (self._outcome_home(m), k[0]) in gone]:
             del self.outcomes[key]
+        self.alerts.forget(gone)
         self._models = {(k[2], k[3]) for k in self.monitors}
+
+    # ------------------------------------------------------------ checkpoints
+    def _outcome_home(self, monitor: OutcomeMonitor) -> str:
+        """The topic whose partition's checkpoint carries an outcome monitor: the labels topic when
+        labels are on (its partition is joined with the same-numbered input partition), else the
+        input topic the monitor reads."""
+        outcomes = self.settings.outcomes
+        return outcomes.labels_topic if outcomes is not None and outcomes.labels_topic else monitor.topic
+
+    def snapshot(self, topic: str, partition: int, offset: int, *, now_ms: int = 0) -> PartitionState:
+        """The state of ``(topic, partition)`` covering every record before ``offset``.
+
+        The objects are shared, not copied: encode the snapshot before processing more records.
+        """
+        return PartitionState(
+            topic=topic, partition=partition, offset=offset,
+            monitors=[m for (t, p, _, _), m in self.monitors.items() if (t, p) == (topic, partition)],
+            outcomes=[m for (p, _), m in self.outcomes.items() if p == partition and self._outcome_home(m) == topic],
+            alerts=self.alerts.export(topic, partition),
+            watermark_ms=self._watermark_ms,
+            written_at_ms=now_ms,
+        )
+
+    def restore(self, state: PartitionState) -> None:
+        """Take over the state of a partition from its checkpoint (replacing what is held for it)."""
+        self.drop_partitions([(state.topic, state.partition)])
+        for monitor in state.monitors:
+            monitor.reattach(self.settings.monitor, self.references.get((monitor.model, monitor.model_version)))
+            self.monitors[(monitor.topic, monitor.partition, monitor.model, monitor.model_version)] = monitor
+            self._models.add((monitor.model, monitor.model_version))
+        if self.settings.outcomes is not None:
+            for outcome in state.outcomes:
+                outcome.reattach(self.settings.outcomes)
+                self.outcomes[(outcome.partition, outcome.model)] = outcome
+        self.alerts.merge(state.alerts)
+        if state.watermark_ms is not None:
+            self._advance(state.watermark_ms)

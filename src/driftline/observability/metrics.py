@@ -66,6 +66,18 @@ class WorkerMetrics:
         self.version_comparison = Gauge("driftline_version_comparison", "Latest window's champion / challenger "
                                         "comparison (disagreement_rate, mean_difference_sd, ks).",
                                         ["model", "champion", "challenger", "statistic"], registry=r)
+        self.checkpoints = Counter("driftline_checkpoints_total", "Partition state checkpoints written, by trigger "
+                                   "(interval, revoke, shutdown).", ["trigger"], registry=r)
+        self.checkpoint_bytes = Histogram("driftline_checkpoint_bytes", "Size of one partition's checkpoint.",
+                                          buckets=(1e3, 1e4, 1e5, 1e6, 1e7, 1e8), registry=r)
+        self.restores = Counter("driftline_state_restores_total", "Partitions taken over at assignment, by outcome "
+                                "(restored, kept, none, rejected).", ["outcome"], registry=r)
+        self.restore_seconds = Histogram("driftline_state_restore_seconds", "Time to restore the state of newly assigned "
+                                         "partitions.", buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r)
+        self.replayed_records = Counter("driftline_replayed_records_total", "Records re-read after a restore to rebuild "
+                                        "state; their outputs had been published before.", registry=r)
+        self.transactions = Counter("driftline_transactions_total", "Kafka transactions, by outcome (committed, aborted).",
+                                    ["outcome"], registry=r)
         self.delivery_failures = Counter("driftline_delivery_failures_total", "Output records Kafka failed to deliver.", ["topic"], registry=r)
 
     def reference_in_use(self, model: str, model_version: str, reference: str | None) -> None:

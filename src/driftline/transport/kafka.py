@@ -28,6 +28,8 @@ OUTPUT_TOPIC_CONFIGS = {
     # Latest profile per model/model_version, kept forever; profiles of
     # models with hundreds of features exceed Kafka's 1 MB default.
     "references": {"cleanup.policy": "compact", "max.message.bytes": str(16 * 1024 * 1024)},
+    # Latest checkpoint chunk per key (group/topic/partition#chunk), kept forever.
+    "state": {"cleanup.policy": "compact", "max.message.bytes": str(16 * 1024 * 1024)},
 }
 
 
@@ -150,6 +152,9 @@ def ensure_topics(admin: AdminClient, settings: Settings, existing: set[str]) ->
         created += create_topics(admin, [settings.references_topic],
                                  {settings.references_topic: OUTPUT_TOPIC_CONFIGS["references"]},
                                  1, settings.topic_replication_factor, settings.broker_timeout_seconds)
+    if settings.state_topic and settings.state_topic not in existing:
+        created += create_topics(admin, [settings.state_topic], {settings.state_topic: OUTPUT_TOPIC_CONFIGS["state"]},
+                                 settings.topic_partitions, settings.topic_replication_factor, settings.broker_timeout_seconds)
     return created
 
 

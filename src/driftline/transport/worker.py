@@ -1,10 +1,23 @@
 """The Kafka worker: a thin loop between topics and the detection pipeline.
 
 Per batch: consume → :meth:`Pipeline.process` → produce alerts, window
-summaries and dead letters → wait until Kafka has them all → commit the
-batch's offsets.  A crash anywhere before the commit means the batch is read
-again (at-least-once); deterministic ``alert_id`` values make the repeated
-alerts recognisable.  SIGTERM and SIGINT stop the loop between batches.
+summaries and dead letters (and, when due, state checkpoints) → commit the
+batch's offsets.
+
+* ``exactly_once`` (default): all of it is one Kafka transaction, offsets
+  included (``send_offsets_to_transaction``).  A failed transaction is
+  aborted and the worker rewinds its partitions to their last checkpoint.
+* ``at_least_once``: outputs are flushed, then offsets committed; a crash in
+  between means the batch is read again, and the repeated alerts carry the
+  same deterministic ``alert_id``.
+
+State follows the partition: every ``checkpoint_interval_records`` /
+``checkpoint_interval_seconds``, on revoke and on shutdown the state of each
+assigned partition is written to the compacted state topic with the offset
+it covers.  A worker that is assigned a partition restores its checkpoint,
+seeks to the covered offset and re-reads up to the committed offset with its
+outputs muted (they were published before), so nothing is skipped and
+nothing is counted twice.  SIGTERM and SIGINT stop the loop between batches.
 """
 
 from __future__ import annotations
@@ -19,17 +32,18 @@ from operator import itemgetter
 from typing import Callable
 
 import orjson
-from confluent_kafka import KafkaError, Message, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from driftline.config import Settings
 from driftline.contract.event import SourceRecord, build
 from driftline.detection.pipeline import BatchResult, Pipeline, PipelineSettings
 from driftline.detection.outcomes import ModelRules, OutcomeSettings
 from driftline.detection.settings import STATISTICAL_CHECKS, MonitorSettings
-from driftline.errors import DeliveryError, KafkaFailure
+from driftline.errors import ConfigError, DeliveryError, KafkaFailure
 from driftline.observability.metrics import WorkerMetrics
 from driftline.observability.server import MetricsServer
 from driftline.transport import kafka
+from driftline.transport.checkpoints import CheckpointStore
 from driftline.transport.references import ReferenceFeed, ReferenceUpdate, load_profile_files
 
 __all__ = ["Worker", "pipeline_settings", "DEADLETTER_HEADERS"]
@@ -102,6 +116,18 @@ class Worker:
         self._delivery_errors: list[str] = []
         self.metrics_port: int | None = None
         self.started = threading.Event()
+        self._exactly_once = settings.processing_guarantee == "exactly_once"
+        self._checkpoints: CheckpointStore | None = None
+        #: next offset to read of each assigned partition (what a checkpoint now would cover)
+        self._positions: dict[tuple[str, int], int] = {}
+        #: offset each partition was last checkpointed at
+        self._checkpointed: dict[tuple[str, int], int] = {}
+        #: records below these offsets were published by a previous owner: re-read with outputs muted
+        self._mute: dict[tuple[str, int], int] = {}
+        #: revoked partitions whose state is kept in case they come straight back (position at revoke)
+        self._held: dict[tuple[str, int], int] = {}
+        self._records_since_checkpoint = 0
+        self._last_checkpoint = time.monotonic()
 
     # ------------------------------------------------------------ lifecycle
     def stop(self, *_: object) -> None:
@@ -135,7 +161,9 @@ class Worker:
             stack.callback(self._references.close)
             self._apply_references(self._references.start(existing))
 
-            producer = kafka.make_producer(s)
+            if s.state_topic:
+                self._checkpoints = CheckpointStore(s, self._state_topic(admin, existing))
+            producer = self._make_producer()
             stack.callback(producer.flush, 10.0)
             consumer = kafka.make_consumer(s)
             stack.callback(self._close_consumer, consumer)
@@ -150,37 +178,178 @@ class Worker:
                     stack.callback(signal.signal, sig, previous)
 
             topics = s.input_topics + ([s.labels_topic] if s.labels_topic else [])
-            consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke)
+            consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
             log.info("worker started", extra={"ctx": {"group": s.group_id, "topics": ",".join(topics),
                                                        "bootstrap": s.bootstrap_servers, "metrics_port": self.metrics_port}})
             self.started.set()
             while not self._stop.is_set():
                 self.poll_once()
             log.info("worker stopping")
+            self._checkpoint(sorted(self._assigned), "shutdown")
 
     def _close_consumer(self, consumer) -> None:
         consumer.close()
         self.metrics.assigned_partitions.set(0)
 
+    def _make_producer(self):
+        s = self.settings
+        if not self._exactly_once:
+            return kafka.make_producer(s)
+        tid = s.worker_transactional_id()
+        producer = kafka.make_producer(s, extra={"transactional.id": tid, "transaction.timeout.ms": s.transaction_timeout_ms})
+        try:
+            producer.init_transactions(max(30.0, s.broker_timeout_seconds))
+        except KafkaException as exc:
+            raise KafkaFailure(f"cannot start Kafka transactions with transactional id {tid!r}: {_kafka_text(exc)}; "
+                               "the broker must support transactions (Kafka 2.5+), or set processing_guarantee "
+                               "(env DRIFTLINE_PROCESSING_GUARANTEE) to at_least_once") from None
+        log.info("exactly-once processing", extra={"ctx": {"transactional_id": tid}})
+        return producer
+
+    def _state_topic(self, admin, existing: set[str]) -> int:
+        """Partitions of the state topic (created by ``ensure_topics`` when ``create_topics`` is on)."""
+        s = self.settings
+        if s.state_topic not in existing:
+            raise ConfigError(f"invalid setting state_topic (env DRIFTLINE_STATE_TOPIC): topic {s.state_topic!r} does "
+                              "not exist and create_topics is off; create it compacted (driftline topics create) or "
+                              "set state_topic to '' to run without checkpoints")
+        return kafka.partition_counts(admin, s).get(s.state_topic, 1)
+
     # ------------------------------------------------------------ rebalance
     def _on_assign(self, consumer, partitions: list[TopicPartition]) -> None:
-        self._assigned |= {(p.topic, p.partition) for p in partitions}
+        tps = [(p.topic, p.partition) for p in partitions]
+        started = time.perf_counter()
+        starts = self._restore(tps)
+        for p in partitions:
+            start = starts.get((p.topic, p.partition))
+            if start is not None:
+                p.offset = start
+        if "cooperative" in self.settings.kafka.get("partition.assignment.strategy", ""):
+            consumer.incremental_assign(partitions)
+        else:
+            consumer.assign(partitions)
+        for tp in [tp for tp in self._held if tp not in set(tps)]:
+            self.pipeline.drop_partitions([tp])
+        self._held.clear()
+        self.metrics.restore_seconds.observe(time.perf_counter() - started)
+        self._assigned |= set(tps)
         self.metrics.assigned_partitions.set(len(self._assigned))
-        log.info("partitions assigned", extra={"ctx": {"partitions": _names(partitions)}})
+        log.info("partitions assigned", extra={"ctx": {"partitions": _names(partitions),
+                                                        "restore_seconds": round(time.perf_counter() - started, 3)}})
 
     def _on_revoke(self, consumer, partitions: list[TopicPartition]) -> None:
-        # Offsets are committed after every batch, so nothing is pending here.
-        gone = {(p.topic, p.partition) for p in partitions}
-        self._assigned -= gone
+        # Offsets are committed after every batch; the state is checkpointed here so the next owner continues it.
+        gone = [(p.topic, p.partition) for p in partitions]
+        self._checkpoint(gone, "revoke")
+        self._held.update({tp: self._positions[tp] for tp in gone if tp in self._positions})
+        self._release(gone)
+        log.info("partitions revoked", extra={"ctx": {"partitions": _names(partitions)}})
+
+    def _on_lost(self, consumer, partitions: list[TopicPartition]) -> None:
+        # Another member may own them already: write nothing, keep nothing.
+        gone = [(p.topic, p.partition) for p in partitions]
         self.pipeline.drop_partitions(gone)
-        for topic, partition in gone:
+        self._release(gone)
+        log.warning("partitions lost", extra={"ctx": {"partitions": _names(partitions)}})
+
+    def _release(self, gone: list[tuple[str, int]]) -> None:
+        for tp in gone:
+            self._assigned.discard(tp)
+            self._positions.pop(tp, None)
+            self._mute.pop(tp, None)
             for gauge in (self.metrics.consumer_lag, self.metrics.event_time_lag):
                 try:
-                    gauge.remove(topic, str(partition))
+                    gauge.remove(tp[0], str(tp[1]))
                 except KeyError:
                     pass
         self.metrics.assigned_partitions.set(len(self._assigned))
-        log.info("partitions revoked", extra={"ctx": {"partitions": _names(partitions)}})
+
+    # ------------------------------------------------------------ state
+    def _restore(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """Take over the state of partitions; the offset to start each at (absent: the group's committed one)."""
+        committed: dict[tuple[str, int], int] = {}
+        for tp in self._consumer.committed([TopicPartition(t, p) for t, p in tps], timeout=self.settings.broker_timeout_seconds):
+            if tp.error is None and tp.offset >= 0:
+                committed[(tp.topic, tp.partition)] = tp.offset
+        starts: dict[tuple[str, int], int] = {}
+        to_read = []
+        for tp in tps:
+            held = self._held.get(tp)
+            if held is not None and committed.get(tp) == held:
+                self.metrics.restores.labels("kept").inc()  # it came straight back: the state in memory is current
+                starts[tp] = self._positions[tp] = held
+                self._checkpointed.setdefault(tp, held)
+            else:
+                to_read.append(tp)
+                self.pipeline.drop_partitions([tp])
+        if not to_read:
+            return starts
+        found = self._checkpoints.read(to_read, committed, exactly_once=self._exactly_once) if self._checkpoints else {}
+        for tp in to_read:
+            restored = found.get(tp)
+            outcome = restored.outcome if restored is not None else "none"
+            self.metrics.restores.labels(outcome).inc()
+            if restored is not None and restored.state is not None:
+                state = restored.state
+                self.pipeline.restore(state)
+                starts[tp] = self._positions[tp] = self._checkpointed[tp] = state.offset
+                if committed.get(tp, -1) > state.offset:
+                    self._mute[tp] = committed[tp]
+                log.info("partition state restored", extra={"ctx": {
+                    "partition": f"{tp[0]}[{tp[1]}]", "offset": state.offset, "bytes": restored.checkpoint_bytes,
+                    "monitors": len(state.monitors), "replay_to": committed.get(tp)}})
+                continue
+            if restored is not None and restored.outcome == "rejected":
+                log.warning("checkpoint rejected; the partition starts clean", extra={"ctx": {
+                    "partition": f"{tp[0]}[{tp[1]}]", "error": restored.error}})
+            if tp in committed:
+                starts[tp] = self._positions[tp] = committed[tp]
+        return starts
+
+    def _due(self) -> bool:
+        s = self.settings
+        if self._checkpoints is None or self._records_since_checkpoint == 0:
+            return False
+        if s.checkpoint_interval_records and self._records_since_checkpoint >= s.checkpoint_interval_records:
+            return True
+        return bool(s.checkpoint_interval_seconds) and time.monotonic() - self._last_checkpoint >= s.checkpoint_interval_seconds
+
+    def _write_checkpoints(self, tps, trigger: str) -> list[tuple[str, int]]:
+        """Produce the checkpoints of partitions whose position moved since their last one."""
+        assert self._checkpoints is not None
+        written = []
+        now_ms = int(time.time() * 1000)
+        for tp in tps:
+            position = self._positions.get(tp)
+            if position is None or self._checkpointed.get(tp) == position:
+                continue
+            size = self._checkpoints.write(self._producer, self.pipeline.snapshot(tp[0], tp[1], position, now_ms=now_ms),
+                                           self._delivered)
+            self.metrics.checkpoints.labels(trigger).inc()
+            self.metrics.checkpoint_bytes.observe(size)
+            written.append(tp)
+        return written
+
+    def _checkpoint(self, tps: list[tuple[str, int]], trigger: str) -> None:
+        """Checkpoint (and commit the offsets of) partitions outside a batch: on revoke and at shutdown."""
+        if self._checkpoints is None or not tps:
+            return
+        try:
+            if self._exactly_once:
+                self._producer.begin_transaction()
+                written = self._write_checkpoints(tps, trigger)
+                self._commit_transaction({tp: self._positions[tp] for tp in written})
+            else:
+                written = self._write_checkpoints(tps, trigger)
+                self._flush()
+        except (KafkaException, DeliveryError) as exc:
+            # The next owner restores the previous checkpoint and re-reads from there: nothing is lost.
+            log.warning("checkpoint not written", extra={"ctx": {"trigger": trigger, "error": str(exc)}})
+            if self._exactly_once:
+                self._abort()
+            return
+        for tp in written:
+            self._checkpointed[tp] = self._positions[tp]
 
     # ------------------------------------------------------------ the loop
     def _apply_references(self, updates: list[ReferenceUpdate]) -> None:
@@ -222,14 +391,84 @@ class Worker:
                                                 msg.key(), msg.value(), tuple(msg.headers() or ()))))
             positions[(topic, partition)] = offset
         if not records:
+            if self._due():
+                self._checkpoint(sorted(self._assigned), "interval")
+                self._reset_interval()
             return None
         started = time.perf_counter()
-        result = self.pipeline.process(records)
-        self._publish(result)
-        self._consumer.commit(offsets=[TopicPartition(t, p, o + 1) for (t, p), o in positions.items()], asynchronous=False)
+        muted = [r for r in records if r.offset < self._mute.get((r.topic, r.partition), -1)] if self._mute else []
+        if muted:
+            # Re-read after a restore: rebuild the state, publish nothing (the previous owner did).
+            self.pipeline.process(muted)
+            self.metrics.replayed_records.inc(len(muted))
+            records = [r for r in records if r.offset >= self._mute.get((r.topic, r.partition), -1)]
+            for tp in [tp for tp, end in self._mute.items() if positions.get(tp, -1) + 1 >= end]:
+                del self._mute[tp]
+        result = self.pipeline.process(records) if records else BatchResult()
+        for tp, offset in positions.items():
+            self._positions[tp] = offset + 1
+        self._records_since_checkpoint += len(records) + len(muted)
+        offsets = {tp: offset + 1 for tp, offset in positions.items()}
+        due = self._due()
+        if self._exactly_once:
+            try:
+                self._producer.begin_transaction()
+                self._publish(result)
+                written = self._write_checkpoints(sorted(self._assigned), "interval") if due else []
+                self._commit_transaction(offsets)
+            except (KafkaException, DeliveryError) as exc:
+                self._abort()
+                self._rewind(exc)
+                return None
+        else:
+            self._publish(result)
+            written = self._write_checkpoints(sorted(self._assigned), "interval") if due else []
+            self._flush()
+            self._consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False)
+        for tp in written:
+            self._checkpointed[tp] = self._positions[tp]
+        if due:
+            self._reset_interval()
         elapsed = time.perf_counter() - started
         self._observe(result, records, positions, elapsed)
         return result
+
+    def _reset_interval(self) -> None:
+        self._records_since_checkpoint = 0
+        self._last_checkpoint = time.monotonic()
+
+    def _commit_transaction(self, offsets: dict[tuple[str, int], int]) -> None:
+        timeout = max(30.0, self.settings.broker_timeout_seconds)
+        if offsets:
+            self._producer.send_offsets_to_transaction([TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                                                       self._consumer.consumer_group_metadata(), timeout)
+        self._producer.commit_transaction(timeout)
+        self.metrics.transactions.labels("committed").inc()
+        if self._delivery_errors:  # delivered nothing wrong, or the commit above would have failed
+            self._delivery_errors = []
+
+    def _abort(self) -> None:
+        try:
+            self._producer.abort_transaction(max(30.0, self.settings.broker_timeout_seconds))
+            self.metrics.transactions.labels("aborted").inc()
+        except KafkaException as exc:
+            raise KafkaFailure(f"cannot abort the Kafka transaction: {_kafka_text(exc)}") from None
+
+    def _rewind(self, exc: Exception) -> None:
+        """After an aborted transaction: back to the last checkpoint of every assigned partition."""
+        err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+        if isinstance(err, KafkaError) and err.fatal():
+            raise KafkaFailure(f"fatal Kafka transaction error (another worker with transactional id "
+                               f"{self.settings.worker_transactional_id()!r}?): {err.str()}")
+        log.warning("transaction aborted; rewinding to the last checkpoint", extra={"ctx": {"error": str(exc)}})
+        tps = sorted(self._assigned)
+        self._held.clear()
+        self._mute = {tp: end for tp, end in self._mute.items()}
+        starts = self._restore(tps)
+        for (topic, partition) in tps:
+            start = starts.get((topic, partition))
+            if start is not None:
+                self._consumer.seek(TopicPartition(topic, partition, start))
 
     def _consumer_error(self, err: KafkaError, msg: Message) -> None:
         if err.code() == KafkaError._PARTITION_EOF:
@@ -277,7 +516,10 @@ class Worker:
             self._produce(s.deadletter_topic, rec.key, rec.value, headers)
             log.debug("dead letter", extra={"ctx": {"reason": dl.reason, "topic": rec.topic,
                                                      "partition": rec.partition, "offset": rec.offset}})
-        remaining = self._producer.flush(max(30.0, s.broker_timeout_seconds))
+
+    def _flush(self) -> None:
+        """at_least_once: wait until Kafka has every output, or raise (offsets stay uncommitted)."""
+        remaining = self._producer.flush(max(30.0, self.settings.broker_timeout_seconds))
         if remaining or self._delivery_errors:
             errors = self._delivery_errors[:5]
             self._delivery_errors = []
@@ -312,6 +554,11 @@ def _summary_key(summary: dict[str, object]) -> bytes:
     if kind == "version_comparison":
         return f"{summary['model']}/{summary['champion']}..{summary['challenger']}/comparison".encode()
     return f"{summary['model']}/{summary['model_version']}/{summary['feature']}".encode()
+
+
+def _kafka_text(exc: KafkaException) -> str:
+    err = exc.args[0] if exc.args else exc
+    return err.str() if isinstance(err, KafkaError) else str(err)
 
 
 def _names(partitions: list[TopicPartition]) -> str:

@@ -1,0 +1,175 @@
+"""Worker state checkpoints on the compacted ``driftline.state`` topic.
+
+One checkpoint per input partition, keyed ``<group>/<topic>/<partition>``,
+cut into chunks of at most :data:`CHUNK_BYTES` (Kafka's default 1 MB
+message limit holds) with keys ``...#0``, ``...#1``, ...  All chunks of a
+partition go to the same partition of the state topic, so they are read in
+the order written; every chunk carries the checkpoint's id, chunk count and
+covered offset in headers.  Compaction keeps the newest chunk per key, so
+the topic holds one checkpoint per partition (plus history until the
+cleaner runs).
+
+Which checkpoint a new owner uses: the newest complete one, and under
+``exactly_once`` the newest whose covered offset is at most the group's
+committed offset.  On Kafka, ``read_committed`` never shows a checkpoint of
+an aborted transaction; the offset rule keeps that true on brokers that do
+show them (the tansu test broker), since an aborted checkpoint covers
+offsets that were never committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+import zlib
+from dataclasses import dataclass, field
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+
+from driftline.config import Settings
+from driftline.state.checkpoint import CheckpointError, PartitionState, decode_state, encode_state
+from driftline.transport import kafka
+
+__all__ = ["CheckpointStore", "Restored", "CHUNK_BYTES"]
+
+log = logging.getLogger("driftline.checkpoints")
+
+#: Chunk size: below Kafka's default 1 MB record limit, whatever the topic's config.
+CHUNK_BYTES = 900 * 1024
+
+H_ID = "driftline.checkpoint.id"
+H_CHUNKS = "driftline.checkpoint.chunks"
+H_OFFSET = "driftline.checkpoint.offset"
+
+
+@dataclass(slots=True)
+class Restored:
+    """What was found for one partition: a state, or why not (``state`` None)."""
+
+    state: PartitionState | None
+    #: "restored", "none" (no checkpoint) or "rejected" (and why, in ``error``)
+    outcome: str
+    error: str | None = None
+    checkpoint_bytes: int = 0
+
+
+@dataclass(slots=True)
+class _Candidate:
+    offset: int
+    chunks: int
+    parts: dict[int, bytes] = field(default_factory=dict)
+
+
+class CheckpointStore:
+    """Writes checkpoints through the worker's producer; reads them with a reader of its own."""
+
+    def __init__(self, settings: Settings, state_partitions: int) -> None:
+        self.settings = settings
+        self.topic = settings.state_topic
+        self.partitions = max(1, state_partitions)
+        self._secret = settings.state_secret.get_secret_value().encode() if settings.state_secret is not None else None
+        #: chunks last written (or read) per checkpoint key, to tombstone leftovers
+        self._chunks: dict[str, int] = {}
+
+    def key(self, topic: str, partition: int) -> str:
+        return f"{self.settings.group_id}/{topic}/{partition}"
+
+    def _state_partition(self, base: str) -> int:
+        return zlib.crc32(base.encode()) % self.partitions
+
+    # ------------------------------------------------------------- writing
+    def write(self, producer: Producer, state: PartitionState, on_delivery) -> int:
+        """Produce the checkpoint of one partition (the caller flushes or commits); its size in bytes."""
+        data = encode_state(state, secret=self._secret)
+        base = self.key(state.topic, state.partition)
+        target = self._state_partition(base)
+        n = max(1, -(-len(data) // CHUNK_BYTES))
+        ident = uuid.uuid4().hex.encode()
+        headers = [(H_ID, ident), (H_CHUNKS, str(n).encode()), (H_OFFSET, str(state.offset).encode())]
+        for i in range(n):
+            producer.produce(self.topic, key=f"{base}#{i}".encode(), value=data[i * CHUNK_BYTES:(i + 1) * CHUNK_BYTES],
+                             partition=target, headers=headers, on_delivery=on_delivery)
+        for i in range(n, self._chunks.get(base, 0)):  # a smaller checkpoint: drop the old tail
+            producer.produce(self.topic, key=f"{base}#{i}".encode(), value=None, partition=target, on_delivery=on_delivery)
+        self._chunks[base] = n
+        return len(data)
+
+    # ------------------------------------------------------------- reading
+    def read(self, partitions: list[tuple[str, int]], committed: dict[tuple[str, int], int],
+             *, exactly_once: bool) -> dict[tuple[str, int], Restored]:
+        """The checkpoint to use for each partition (read from the whole state topic)."""
+        wanted = {self.key(t, p): (t, p) for t, p in partitions}
+        found: dict[str, list[_Candidate]] = {base: [] for base in wanted}
+        open_: dict[tuple[str, bytes], _Candidate] = {}
+        for key, value, headers in self._scan():
+            base, _, index = key.rpartition("#")
+            if base not in wanted or not index.isdigit():
+                continue
+            if value is None:
+                continue
+            h = dict(headers)
+            try:
+                ident, chunks, offset = h[H_ID], int(h[H_CHUNKS]), int(h[H_OFFSET])
+            except (KeyError, ValueError):
+                continue
+            cand = open_.setdefault((base, ident), _Candidate(offset, chunks))
+            cand.parts[int(index)] = value
+            if len(cand.parts) == cand.chunks:
+                found[base].append(cand)
+                del open_[(base, ident)]
+                self._chunks[base] = max(self._chunks.get(base, 0), cand.chunks)
+        out: dict[tuple[str, int], Restored] = {}
+        for base, (topic, partition) in wanted.items():
+            usable = found[base]
+            limit = committed.get((topic, partition))
+            if exactly_once and limit is not None:
+                usable = [c for c in usable if c.offset <= limit]
+            if not usable:
+                out[(topic, partition)] = Restored(None, "none")
+                continue
+            cand = usable[-1]
+            data = b"".join(cand.parts[i] for i in range(cand.chunks))
+            try:
+                state = decode_state(data, secret=self._secret)
+            except CheckpointError as exc:
+                out[(topic, partition)] = Restored(None, "rejected", str(exc), len(data))
+                continue
+            if (state.topic, state.partition) != (topic, partition) or state.offset != cand.offset:
+                out[(topic, partition)] = Restored(None, "rejected", "checkpoint is of another partition or offset", len(data))
+                continue
+            out[(topic, partition)] = Restored(state, "restored", None, len(data))
+        return out
+
+    def _scan(self):
+        """Every record of the state topic, in order per partition, up to its end now."""
+        s = self.settings
+        reader: Consumer = kafka.make_reader(s, group_id=f"{s.group_id}.state.{uuid.uuid4().hex[:8]}",
+                                             client_id="driftline-state-reader")
+        try:
+            metadata = reader.list_topics(self.topic, timeout=s.broker_timeout_seconds)
+            topic = metadata.topics.get(self.topic)
+            if topic is None or topic.error is not None:
+                return
+            partitions = sorted(topic.partitions)
+            reader.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
+            pending = set(partitions)
+            deadline = time.monotonic() + s.broker_timeout_seconds
+            while pending and time.monotonic() < deadline:
+                for msg in reader.consume(1000, 0.5):
+                    err = msg.error()
+                    if err is not None:
+                        if err.code() == KafkaError._PARTITION_EOF:
+                            pending.discard(msg.partition())
+                        else:
+                            log.warning("state topic read error", extra={"ctx": {"error": err.str()}})
+                        continue
+                    key = msg.key()
+                    if key is None:
+                        continue
+                    yield key.decode("utf-8", "replace"), msg.value(), [(k, v) for k, v in (msg.headers() or [])]
+            if pending:
+                log.warning("state topic not read to its end; partitions without a checkpoint start clean",
+                            extra={"ctx": {"partitions": sorted(pending)}})
+        finally:
+            reader.close()
