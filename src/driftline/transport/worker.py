@@ -440,9 +440,9 @@ class Worker:
     def _commit_transaction(self, offsets: dict[tuple[str, int], int]) -> None:
         timeout = max(30.0, self.settings.broker_timeout_seconds)
         if offsets:
-            self._producer.send_offsets_to_transaction([TopicPartition(t, p, o) for (t, p), o in offsets.items()],
-                                                       self._consumer.consumer_group_metadata(), timeout)
-        self._producer.commit_transaction(timeout)
+            _retrying(lambda: self._producer.send_offsets_to_transaction(
+                [TopicPartition(t, p, o) for (t, p), o in offsets.items()], self._consumer.consumer_group_metadata(), timeout))
+        _retrying(lambda: self._producer.commit_transaction(timeout))
         self.metrics.transactions.labels("committed").inc()
         if self._delivery_errors:  # delivered nothing wrong, or the commit above would have failed
             self._delivery_errors = []
@@ -554,6 +554,23 @@ def _summary_key(summary: dict[str, object]) -> bytes:
     if kind == "version_comparison":
         return f"{summary['model']}/{summary['champion']}..{summary['challenger']}/comparison".encode()
     return f"{summary['model']}/{summary['model_version']}/{summary['feature']}".encode()
+
+
+#: Retries of a transaction call that failed with a retriable error (a broker outage): 10 × up to 30 s.
+TRANSACTION_RETRIES = 10
+
+
+def _retrying(call: Callable[[], object]) -> None:
+    """Run a transaction call again while it fails with a retriable error (librdkafka allows that)."""
+    for attempt in range(TRANSACTION_RETRIES):
+        try:
+            call()
+            return
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if not (isinstance(err, KafkaError) and err.retriable()) or attempt == TRANSACTION_RETRIES - 1:
+                raise
+            log.warning("Kafka transaction call failed; retrying", extra={"ctx": {"error": err.str(), "attempt": attempt + 1}})
 
 
 def _kafka_text(exc: KafkaException) -> str:
