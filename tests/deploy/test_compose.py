@@ -274,29 +274,35 @@ def test_topics_service_runs_once_after_kafka_is_healthy(compose):
     assert _service(compose, "kafka").get("healthcheck"), "service_healthy needs a kafka healthcheck"
 
 
-# --- driftline service --------------------------------------------------------
+# --- driftline services ----------------------------------------------------------
+
+#: The two workers of one consumer group, and every service running the driftline image.
+WORKERS = ("driftline-1", "driftline-2")
+DRIFTLINE_IMAGE_SERVICES = (*WORKERS, "model-server")
 
 
-def _driftline_env(compose: dict[str, Any]) -> dict[str, str]:
-    return {k: v for k, v in _env(_service(compose, "driftline")).items() if k.startswith(ENV_PREFIX)}
+def _driftline_env(compose: dict[str, Any], name: str) -> dict[str, str]:
+    return {k: v for k, v in _env(_service(compose, name)).items() if k.startswith(ENV_PREFIX)}
 
 
-def test_driftline_env_names_real_settings(compose):
-    env = _driftline_env(compose)
-    assert env, "driftline service sets no DRIFTLINE_* variables"
+@pytest.mark.parametrize("name", DRIFTLINE_IMAGE_SERVICES)
+def test_driftline_env_names_real_settings(compose, name):
+    env = _driftline_env(compose, name)
+    assert env, f"{name} sets no DRIFTLINE_* variables"
     fields = Settings.model_fields
     for key in env:
-        name = key[len(ENV_PREFIX):].lower()
-        top = name.split("__", 1)[0]  # DRIFTLINE_KAFKA__SECURITY_PROTOCOL -> kafka
-        assert name == "config" or top in fields, f"{key} is not a driftline setting"
-        if "__" in name:
-            assert top == "kafka", f"{key}: only the kafka setting takes nested keys"
+        setting = key[len(ENV_PREFIX):].lower()
+        top = setting.split("__", 1)[0]  # DRIFTLINE_KAFKA__SECURITY_PROTOCOL -> kafka
+        assert setting == "config" or top in fields, f"{name}: {key} is not a driftline setting"
+        if "__" in setting:
+            assert top == "kafka", f"{name}: {key}: only the kafka setting takes nested keys"
 
 
-def test_driftline_env_values_are_valid_settings(compose, monkeypatch):
+@pytest.mark.parametrize("name", DRIFTLINE_IMAGE_SERVICES)
+def test_driftline_env_values_are_valid_settings(compose, monkeypatch, name):
     for key in [k for k in os.environ if k.startswith(ENV_PREFIX)]:
         monkeypatch.delenv(key)
-    env = _driftline_env(compose)
+    env = _driftline_env(compose, name)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     settings = load_settings()  # raises ConfigError naming a bad value
@@ -304,13 +310,30 @@ def test_driftline_env_values_are_valid_settings(compose, monkeypatch):
         assert settings.metrics_port == int(env["DRIFTLINE_METRICS_PORT"])
 
 
-def test_driftline_bootstrap_is_a_kafka_plaintext_listener(compose):
-    bootstrap = _env(_service(compose, "driftline")).get("DRIFTLINE_BOOTSTRAP_SERVERS")
-    assert bootstrap, "driftline service does not set DRIFTLINE_BOOTSTRAP_SERVERS"
+@pytest.mark.parametrize("name", DRIFTLINE_IMAGE_SERVICES)
+def test_driftline_bootstrap_is_a_kafka_plaintext_listener(compose, name):
+    bootstrap = _env(_service(compose, name)).get("DRIFTLINE_BOOTSTRAP_SERVERS")
+    assert bootstrap, f"{name} does not set DRIFTLINE_BOOTSTRAP_SERVERS"
     endpoints = _kafka_client_endpoints(compose)
     assert endpoints, "kafka exposes no PLAINTEXT client listener advertised under its service name"
     for host_port in _host_ports(bootstrap):
-        assert host_port in endpoints, f"{host_port} is not a PLAINTEXT listener of kafka ({sorted(endpoints)})"
+        assert host_port in endpoints, f"{name}: {host_port} is not a PLAINTEXT listener of kafka ({sorted(endpoints)})"
+
+
+def test_workers_form_one_group_on_the_same_topics(compose, monkeypatch):
+    """Both workers resolve to the same group and input topics, and the model
+    server produces to one of those topics."""
+    resolved = []
+    for name in DRIFTLINE_IMAGE_SERVICES:
+        for key in [k for k in os.environ if k.startswith(ENV_PREFIX)]:
+            monkeypatch.delenv(key)
+        for key, value in _driftline_env(compose, name).items():
+            monkeypatch.setenv(key, value)
+        resolved.append(load_settings())
+    workers, server = resolved[:len(WORKERS)], resolved[-1]
+    assert len({s.group_id for s in workers}) == 1, f"workers in groups {[s.group_id for s in workers]}"
+    assert len({tuple(s.input_topics) for s in workers}) == 1
+    assert set(server.input_topics) <= set(workers[0].input_topics), "the model server produces to a topic no worker reads"
 
 
 def _published(service: dict[str, Any]) -> list[tuple[int, int]]:
@@ -329,36 +352,55 @@ def _published(service: dict[str, Any]) -> list[tuple[int, int]]:
     return out
 
 
-def test_driftline_publishes_its_metrics_port(compose):
-    service = _service(compose, "driftline")
-    port = int(_env(service).get("DRIFTLINE_METRICS_PORT", _default("metrics_port")))
+def _metrics_port(service: dict[str, Any]) -> int:
+    return int(_env(service).get("DRIFTLINE_METRICS_PORT", _default("metrics_port")))
+
+
+@pytest.mark.parametrize("name, host_port", [("driftline-1", 9188), ("driftline-2", 9189)])
+def test_driftline_publishes_its_metrics_port(compose, name, host_port):
+    service = _service(compose, name)
+    port = _metrics_port(service)
     published = _published(service)
-    assert (port, port) in published, f"metrics port {port} is not published as {port}:{port} ({published})"
+    assert (host_port, port) in published, f"{name}: metrics port {port} is not published as {host_port}:{port} ({published})"
     health = " ".join(_as_argv(service.get("healthcheck", {}).get("test")))
-    assert f":{port}/healthz" in health, f"driftline healthcheck does not probe :{port}/healthz: {health!r}"
+    assert f":{port}/healthz" in health, f"{name} healthcheck does not probe :{port}/healthz: {health!r}"
     assert "urllib" in health, "the slim image has no curl/wget; the healthcheck must use Python"
 
 
-def test_driftline_build_points_to_an_existing_dockerfile(compose):
-    build = _service(compose, "driftline").get("build")
-    assert build, "driftline service has no build"
+def test_no_two_services_publish_the_same_host_port(compose):
+    seen: dict[int, str] = {}
+    for name, service in compose["services"].items():
+        for host, _ in _published(service):
+            assert host not in seen, f"{name} and {seen[host]} both publish host port {host}"
+            seen[host] = name
+    assert {3000, 9090, 9093, 9188, 9189, 8000} <= set(seen), f"published: {sorted(seen)}"
+
+
+@pytest.mark.parametrize("name", DRIFTLINE_IMAGE_SERVICES)
+def test_driftline_build_points_to_an_existing_dockerfile(compose, name):
+    service = _service(compose, name)
+    assert service.get("image") == "driftline:latest"
+    build = service.get("build")
+    assert build, f"{name} has no build: compose would try to pull driftline:latest"
     if isinstance(build, str):
         build = {"context": build}
     context = (COMPOSE_FILE.parent / build.get("context", ".")).resolve()
     dockerfile = context / build.get("dockerfile", "Dockerfile")
     assert context.is_dir(), f"build context {context} does not exist"
     assert dockerfile.is_file(), f"build dockerfile {dockerfile} does not exist"
-    assert dockerfile.resolve() == DOCKERFILE.resolve(), f"driftline is built from {dockerfile}, not deploy/Dockerfile"
+    assert dockerfile.resolve() == DOCKERFILE.resolve(), f"{name} is built from {dockerfile}, not deploy/Dockerfile"
 
 
-def test_driftline_waits_for_topics(compose):
-    deps = _service(compose, "driftline").get("depends_on", {})
+@pytest.mark.parametrize("name", DRIFTLINE_IMAGE_SERVICES)
+def test_driftline_waits_for_topics(compose, name):
+    deps = _service(compose, name).get("depends_on", {})
     assert deps.get("topics", {}).get("condition") == "service_completed_successfully"
 
 
-def test_driftline_container_runs_driftline_run(compose):
+@pytest.mark.parametrize("name", WORKERS)
+def test_driftline_container_runs_driftline_run(compose, name):
     """Compose entrypoint/command combined with the image's ENTRYPOINT/CMD give ``driftline run``."""
-    service = _service(compose, "driftline")
+    service = _service(compose, name)
     stage = _dockerfile_final_stage()
     entrypoint = _as_argv(service["entrypoint"]) if "entrypoint" in service else _exec_form(_last(stage, "ENTRYPOINT") or "[]")
     if "command" in service:
@@ -416,3 +458,222 @@ def test_dockerfile_copies_existing_sources():
         parts = [p for p in _exec_form(line) if not p.startswith("--")]
         for source in parts[:-1]:
             assert (ROOT / source).exists(), f"COPY source {source!r} does not exist"
+
+
+# --- topics for other parts -------------------------------------------------------
+
+
+def test_state_topic_is_compacted(compose):
+    """``driftline.state`` keeps the latest checkpoint per key, like the references topic."""
+    created = _topic_creations(_service(compose, "topics"))
+    assert "driftline.state" in created, "topics service does not create driftline.state"
+    spec = created["driftline.state"]
+    assert spec["configs"].get("cleanup.policy") == "compact"
+    assert spec["if_not_exists"] and spec["replication_factor"] == "1"
+
+
+# --- the rest of the stack: images, mounts, files -------------------------------------
+
+PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
+GRAFANA_DIR = ROOT / "deploy" / "grafana"
+DASHBOARD = GRAFANA_DIR / "driftline-dashboard.json"
+
+
+def _bind_mounts(service: dict[str, Any]) -> list[tuple[Path, str, bool]]:
+    """(host path in the repo, container path, read-only) of a service's bind mounts (named volumes left out)."""
+    out = []
+    for item in service.get("volumes", []):
+        if isinstance(item, dict):
+            if item.get("type") != "bind":
+                continue
+            source, target, ro = item["source"], item["target"], bool(item.get("read_only"))
+        else:
+            source, target, *mode = str(item).split(":")
+            ro = bool(mode) and "ro" in mode[0].split(",")
+            if not source.startswith((".", "/")):
+                continue  # a named volume
+        out.append(((COMPOSE_FILE.parent / source).resolve(), target, ro))
+    return out
+
+
+def _host_path(service: dict[str, Any], container_path: str) -> Path:
+    """The repository file a container path of a service is bind-mounted from."""
+    best = None
+    for host, target, _ in _bind_mounts(service):
+        target = target.rstrip("/")
+        if container_path == target or container_path.startswith(target + "/"):
+            if best is None or len(target) > len(best[1]):
+                best = (host, target)
+    assert best, f"{container_path} is not under a bind mount of the service ({_bind_mounts(service)})"
+    host, target = best
+    return host / container_path[len(target):].lstrip("/") if container_path != target else host
+
+
+def _flag(service: dict[str, Any], name: str) -> str:
+    for arg in _as_argv(service.get("command")):
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    raise AssertionError(f"command has no {name}=...: {service.get('command')!r}")
+
+
+#: Services whose image is built here rather than pulled.
+LOCAL_IMAGES = {"driftline:latest"}
+
+
+def test_every_pulled_image_is_pinned(compose):
+    for name, service in compose["services"].items():
+        image = service.get("image")
+        assert image, f"{name} has no image"
+        if image in LOCAL_IMAGES:
+            assert service.get("build"), f"{name}: {image} is built locally but the service has no build"
+            continue
+        repo, _, tag = image.rpartition(":")
+        assert repo and "/" not in tag and tag not in ("", "latest"), f"{name}: image {image!r} is not pinned to a version"
+        assert re.fullmatch(r"v?\d+\.\d+\.\d+", tag), f"{name}: tag {tag!r} is not a release version"
+    images = {name: s["image"].rpartition(":")[0] for name, s in compose["services"].items()}
+    assert images["prometheus"] == "prom/prometheus"
+    assert images["alertmanager"] == "prom/alertmanager"
+    assert images["grafana"] == "grafana/grafana"
+
+
+def test_every_bind_mount_comes_from_the_repository(compose):
+    for name, service in compose["services"].items():
+        for host, target, ro in _bind_mounts(service):
+            assert ROOT in (host, *host.parents), f"{name} mounts {host}, outside the repository"
+            assert ro, f"{name}: mount {host} -> {target} should be read-only"
+            if host == ROOT / "examples" and not host.exists():
+                continue  # examples/ comes with the producer SDK (checked in test_model_server_*)
+            assert host.exists(), f"{name} mounts {host}, which does not exist"
+
+
+def test_model_server_runs_the_example_from_a_read_only_mount(compose):
+    service = _service(compose, "model-server")
+    entrypoint = _as_argv(service.get("entrypoint"))
+    assert entrypoint == ["python", "/app/examples/model_server.py"], entrypoint
+    assert ("./examples", "/app/examples", "ro") in {tuple(str(v).split(":")) for v in service.get("volumes", [])}
+    assert _host_path(service, entrypoint[1]) == ROOT / "examples" / "model_server.py"
+    args = _as_argv(service.get("command"))
+    options = dict(zip(args[::2], args[1::2]))
+    assert options == {"--traffic": "50", "--drift-after": "180", "--port": "8000"}, args
+    assert (8000, int(options["--port"])) in _published(service)
+    assert set(_driftline_env(compose, "model-server")) >= {"DRIFTLINE_BOOTSTRAP_SERVERS", "DRIFTLINE_INPUT_TOPICS"}
+
+
+def test_model_server_example_accepts_the_compose_flags(compose):
+    import subprocess
+    import sys
+
+    script = ROOT / "examples" / "model_server.py"
+    if not script.is_file():
+        pytest.skip("examples/model_server.py comes with the producer SDK; not on this branch yet")
+    # argparse answers --help before it complains about anything else, and lists every flag.
+    args = _as_argv(_service(compose, "model-server").get("command"))
+    result = subprocess.run([sys.executable, str(script), *args, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    for flag in args[::2]:
+        assert flag in result.stdout, f"examples/model_server.py --help does not list {flag}"
+
+
+@pytest.fixture(scope="module")
+def prometheus_config() -> dict[str, Any]:
+    return yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+
+
+def _container_port(compose: dict[str, Any], name: str) -> set[int]:
+    return {target for _, target in _published(_service(compose, name))}
+
+
+def test_prometheus_runs_the_repository_config(compose):
+    service = _service(compose, "prometheus")
+    config = _host_path(service, _flag(service, "--config.file"))
+    assert config == PROMETHEUS_DIR / "prometheus.yml", config
+    assert 9090 in _container_port(compose, "prometheus")
+
+
+def test_prometheus_scrapes_exactly_the_workers(compose, prometheus_config):
+    jobs = {job["job_name"]: job for job in prometheus_config["scrape_configs"]}
+    assert "driftline" in jobs, "no scrape job named driftline (the rules select job=\"driftline\")"
+    job = jobs["driftline"]
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    targets = {t for sc in job["static_configs"] for t in sc["targets"]}
+    expected = {f"{name}:{_metrics_port(_service(compose, name))}" for name in WORKERS}
+    assert targets == expected, f"driftline job scrapes {sorted(targets)}, the workers listen on {sorted(expected)}"
+
+
+def test_prometheus_loads_the_rules_and_alerts_the_alertmanager(compose, prometheus_config):
+    rule_files = [f for pattern in prometheus_config["rule_files"] for f in PROMETHEUS_DIR.glob(pattern)]
+    assert PROMETHEUS_DIR / "rules" / "driftline.rules.yml" in rule_files, rule_files
+    assert not [f for f in rule_files if f.parent.name == "tests"], "rule unit tests are loaded as rules"
+    targets = {t for am in prometheus_config["alerting"]["alertmanagers"] for sc in am["static_configs"] for t in sc["targets"]}
+    ports = _container_port(compose, "alertmanager")
+    assert targets == {f"alertmanager:{p}" for p in ports}, f"alertmanager targets {targets}, service listens on {ports}"
+
+
+def test_alertmanager_runs_the_repository_config(compose):
+    service = _service(compose, "alertmanager")
+    config = _host_path(service, _flag(service, "--config.file"))
+    assert config == ROOT / "deploy" / "alertmanager" / "alertmanager.yml", config
+    assert 9093 in _container_port(compose, "alertmanager")
+
+
+def _grafana_provisioning(compose: dict[str, Any], kind: str) -> list[tuple[Path, dict[str, Any]]]:
+    service = _service(compose, "grafana")
+    folder = _host_path(service, f"/etc/grafana/provisioning/{kind}")
+    files = sorted(folder.glob("*.y*ml"))
+    assert files, f"no Grafana {kind} provisioning files in {folder}"
+    return [(f, yaml.safe_load(f.read_text())) for f in files]
+
+
+def test_grafana_datasource_is_the_prometheus_service(compose):
+    datasources = [ds for _, doc in _grafana_provisioning(compose, "datasources") for ds in doc["datasources"]]
+    assert len(datasources) == 1, datasources
+    ds = datasources[0]
+    assert ds["type"] == "prometheus" and ds.get("isDefault") is True and ds.get("uid")
+    m = re.fullmatch(r"http://([a-z0-9-]+):(\d+)/?", ds["url"])
+    assert m, f"datasource url {ds['url']!r}"
+    assert m.group(1) in compose["services"] and int(m.group(2)) in _container_port(compose, m.group(1))
+    assert _service(compose, m.group(1))["image"].startswith("prom/prometheus:")
+
+
+def _datasource_refs(node: Any):
+    if isinstance(node, dict):
+        ref = node.get("datasource")
+        if isinstance(ref, dict):
+            yield ref
+        for value in node.values():
+            yield from _datasource_refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _datasource_refs(item)
+
+
+def test_grafana_dashboard_uses_the_provisioned_datasource(compose):
+    datasources = [ds for _, doc in _grafana_provisioning(compose, "datasources") for ds in doc["datasources"]]
+    dashboard = json.loads(DASHBOARD.read_text())
+    variables = {v["name"]: v for v in dashboard.get("templating", {}).get("list", []) if v.get("type") == "datasource"}
+    refs = list(_datasource_refs(dashboard))
+    assert refs, "the dashboard names no datasource"
+    for ref in refs:
+        uid = ref.get("uid", "")
+        m = re.fullmatch(r"\$\{?(\w+)\}?", uid)
+        if m:  # a datasource variable: it offers the datasources of its type, the default first
+            assert m.group(1) in variables, f"datasource variable {uid!r} is not defined"
+            assert variables[m.group(1)]["query"] in {ds["type"] for ds in datasources if ds.get("isDefault")}
+        else:
+            assert uid in {ds["uid"] for ds in datasources}, f"the dashboard uses datasource uid {uid!r}, not provisioned"
+        assert ref.get("type", "prometheus") == "prometheus"
+
+
+def test_grafana_dashboard_provider_loads_the_dashboard(compose):
+    service = _service(compose, "grafana")
+    providers = [p for _, doc in _grafana_provisioning(compose, "dashboards") for p in doc["providers"]]
+    assert len(providers) == 1 and providers[0]["type"] == "file", providers
+    folder = providers[0]["options"]["path"].rstrip("/")
+    # what the container sees there: files mounted into the folder, or the files of a mounted folder
+    visible = [host for host, target, _ in _bind_mounts(service) if target.startswith(folder + "/")]
+    if any(folder == t.rstrip("/") or folder.startswith(t.rstrip("/") + "/") for _, t, _ in _bind_mounts(service)):
+        visible += list(_host_path(service, folder).glob("*.json"))
+    assert DASHBOARD in visible, f"provider path {folder} does not hold {DASHBOARD.name} ({visible})"
+    home = _env(service).get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
+    assert home and _host_path(service, home) == DASHBOARD
+    assert 3000 in _container_port(compose, "grafana")
