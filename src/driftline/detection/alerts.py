@@ -6,9 +6,15 @@ suppressed (counted, not published).  Once a firing key has been quiet for
 ``resolve_after`` it is resolved.  Both spans are measured in *event time*, so a
 replay of the same records produces the same alerts as the live stream.
 
-``alert_id`` is derived from the key, the window (topic, partition, offsets)
-and the status: re-processing the same records after a crash yields the same
-id, which is how a consumer recognises a duplicate.  Nothing in an alert but
+``alert_id`` is derived from the key, the status and the cooldown span of
+event time the firing fell in (``event_time // cooldown``): re-processing the
+same records after a crash yields the same id, and so do two workers that
+find the same drift of a *hot* model (one model's traffic spread over
+partitions owned by different workers) within the same span, which is how a
+consumer recognises a duplicate.  Workers also tell each other about
+firings through the alerts topic (:meth:`AlertBook.note_remote`): a key
+another worker fired is in cooldown here too.  Without event times (or with
+no cooldown) the id falls back to the window (topic, partition, offsets).  Nothing in an alert but
 ``detected_at`` depends on how the stream was cut into batches: a key that
 has been quiet long enough is resolved before its next finding is judged,
 whether or not a :meth:`AlertBook.tick` ran in between.
@@ -30,10 +36,14 @@ RESOLVED = "resolved"
 ALERT_SCHEMA_VERSION = 1
 
 
-def alert_id(finding: Finding, status: str) -> str:
-    """Deterministic id from key, window and status."""
-    w = finding.window
-    raw = f"{finding.key}|{w.topic}|{w.partition}|{w.first_offset}|{w.last_offset}|{status}"
+def alert_id(finding: Finding, status: str, cooldown_ms: float = 0.0) -> str:
+    """Deterministic id from key, status and the cooldown span of the finding's event time
+    (or its window, when it has no event time or there is no cooldown)."""
+    if finding.event_time_ms is not None and cooldown_ms > 0:
+        raw = f"{finding.key}|span|{int(finding.event_time_ms // cooldown_ms)}|{status}"
+    else:
+        w = finding.window
+        raw = f"{finding.key}|{w.topic}|{w.partition}|{w.first_offset}|{w.last_offset}|{status}"
     return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
 
 
@@ -77,8 +87,17 @@ class AlertBook:
             self.suppressed_total += 1
             return out
         self._keys[finding.key] = _KeyState(finding, now_ms, now_ms, origin=(finding.window.topic, finding.window.partition))
-        out.append(render(finding, FIRING))
+        out.append(render(finding, FIRING, self.cooldown_ms))
         return out
+
+    def note_remote(self, key: str, fired_at_ms: float) -> bool:
+        """Another worker fired ``key`` at event time ``fired_at_ms``: hold its findings here in
+        cooldown too (a hot model's partitions on several workers).  False if nothing changed."""
+        state = self._keys.get(key)
+        if state is not None and (state.firing is not None or state.fired_at_ms >= fired_at_ms):
+            return False
+        self._keys[key] = _KeyState(None, fired_at_ms, fired_at_ms, origin=None)
+        return True
 
     # ------------------------------------------------------------ checkpoints
     def export(self, topic: str, partition: int) -> list[tuple[str, _KeyState]]:
@@ -100,8 +119,8 @@ class AlertBook:
 
     def _resolve(self, state: _KeyState) -> dict[str, object]:
         assert state.firing is not None
-        alert = render(state.firing, RESOLVED)
-        alert["firing_alert_id"] = alert_id(state.firing, FIRING)
+        alert = render(state.firing, RESOLVED, self.cooldown_ms)
+        alert["firing_alert_id"] = alert_id(state.firing, FIRING, self.cooldown_ms)
         alert["quiet_seconds"] = self.resolve_after_ms / 1000.0
         alert["resolved_event_time"] = rfc3339(int(state.last_seen_ms + self.resolve_after_ms))
         alert["summary"] = f"Resolved: no further findings for {state.firing.key} " \
@@ -121,11 +140,11 @@ class AlertBook:
         return resolved
 
 
-def render(finding: Finding, status: str) -> dict[str, object]:
+def render(finding: Finding, status: str, cooldown_ms: float = 0.0) -> dict[str, object]:
     """The alert record published on the alerts topic."""
     return {
         "schema_version": ALERT_SCHEMA_VERSION,
-        "alert_id": alert_id(finding, status),
+        "alert_id": alert_id(finding, status, cooldown_ms),
         "status": status,
         "model": finding.model,
         "model_version": finding.model_version,

@@ -43,6 +43,7 @@ from driftline.errors import ConfigError, DeliveryError, KafkaFailure
 from driftline.observability.metrics import WorkerMetrics
 from driftline.observability.server import MetricsServer
 from driftline.transport import kafka
+from driftline.transport.alert_feed import WORKER_HEADER, AlertFeed
 from driftline.transport.checkpoints import CheckpointStore
 from driftline.transport.references import ReferenceFeed, ReferenceUpdate, load_profile_files
 
@@ -109,6 +110,9 @@ class Worker:
             self.pipeline.set_reference(profile)
             self.metrics.reference_in_use(profile.model, profile.model_version, profile.name)
         self._references: ReferenceFeed | None = None
+        self._peers: AlertFeed | None = None
+        self.worker_id = settings.worker_transactional_id()
+        self._alert_headers = _JSON + [(WORKER_HEADER, self.worker_id.encode())]
         self.on_alert = on_alert
         self._stop = threading.Event()
         self._assigned: set[tuple[str, int]] = set()
@@ -163,6 +167,8 @@ class Worker:
 
             if s.state_topic:
                 self._checkpoints = CheckpointStore(s, self._state_topic(admin, existing))
+            self._peers = AlertFeed(s, self.worker_id)
+            stack.callback(self._peers.close)
             producer = self._make_producer()
             stack.callback(producer.flush, 10.0)
             consumer = kafka.make_consumer(s)
@@ -376,6 +382,9 @@ class Worker:
         s = self.settings
         if self._references is not None:
             self._apply_references(self._references.poll())
+        if self._peers is not None:
+            for firing in self._peers.poll():
+                self.pipeline.alerts.note_remote(firing.key, firing.event_time_ms)
         messages = self._consumer.consume(s.batch_size, s.poll_timeout_seconds)
         self._last_broker_ok = time.monotonic()
         records: list[SourceRecord] = []
@@ -494,7 +503,7 @@ class Worker:
         s = self.settings
         for alert in result.alerts:
             key = f"{alert['model']}/{alert['model_version']}/{alert['feature']}/{alert['detector']}".encode()
-            self._produce(s.alerts_topic, key, orjson.dumps(alert), _JSON)
+            self._produce(s.alerts_topic, key, orjson.dumps(alert), self._alert_headers)
             log.info(str(alert["summary"]), extra={"ctx": {"alert_status": alert["status"], "model": alert["model"],
                                                             "feature": alert["feature"], "detector": alert["detector"],
                                                             "partition": alert["window"]["partition"]}})  # type: ignore[index]
