@@ -113,6 +113,12 @@ def _cmd_topics(args: argparse.Namespace) -> int:
     return create(_settings_from(args), args)
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    from driftline.cli.status import status
+
+    return status(_settings_from(args), args)
+
+
 def _cmd_schema(args: argparse.Namespace) -> int:
     from driftline.contract.schema import json_schema
 
@@ -211,6 +217,17 @@ def build_parser() -> argparse.ArgumentParser:
     tcreate.add_argument("--partitions", type=int, default=None, help="partitions of new input topics [default: topic_partitions]")
     _add_setting_flags(tcreate)
     tcreate.set_defaults(func=_cmd_topics)
+
+    st = sub.add_parser("status", help="what a worker group monitors: members, partitions, lag, models, active alerts",
+                        description="The consumer group (group_id) with its members and their partitions, committed "
+                                    "offsets against the log end (lag), the models / versions / features monitored with "
+                                    "their reference (newest window summaries) and the active alerts.")
+    st.add_argument("--json", action="store_true", help="one JSON document, for scripts")
+    st.add_argument("--timeout", type=float, default=30.0, help="seconds to query the group and read the topics to their end")
+    st.add_argument("--since", type=float, default=86_400.0,
+                    help="seconds of window summaries to read (0 = the whole metrics topic); alerts are always read whole")
+    _add_setting_flags(st)
+    st.set_defaults(func=_cmd_status)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the input contract")
     schema.set_defaults(func=_cmd_schema)
