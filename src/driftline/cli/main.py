@@ -79,7 +79,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from driftline.cli.demo import run_demo
 
-    return run_demo(events=args.events, drift_at=args.drift_at, rate=args.rate, metrics_port=args.metrics_port)
+    return run_demo(events=args.events, drift_at=args.drift_at, rate=args.rate, metrics_port=args.metrics_port,
+                    live=False if args.no_live else None)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -141,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--drift-at", type=int, default=7_000, help="event at which the drift starts")
     demo.add_argument("--rate", type=float, default=4_000.0, help="events per second sent (0 = as fast as possible)")
     demo.add_argument("--metrics-port", type=int, default=9188, help="port of the worker's /metrics (a free one if busy)")
+    demo.add_argument("--no-live", action="store_true",
+                      help="plain lines instead of the live terminal view (the default when stdout is not a terminal)")
     demo.set_defaults(func=_cmd_demo)
 
     rep = sub.add_parser("replay", help="run the monitor over a file (JSONL, CSV, Parquet) without Kafka",
