@@ -132,3 +132,10 @@ def test_status_renders_tables_and_names_missing_topics(kenv, capsys):
     assert rc == 0
     assert f"group {kenv.group}" in out and "lag (total 0)" in out and "no active alerts" in out
     assert f"topic '{kenv.alerts}' does not exist yet (setting alerts_topic)" in out
+
+
+def test_bad_flags_are_named(capsys):
+    assert main(["status", "--timeout", "0"]) == 2
+    assert "invalid --timeout 0" in capsys.readouterr().err
+    assert main(["status", "--since", "-5"]) == 2
+    assert "invalid --since -5" in capsys.readouterr().err

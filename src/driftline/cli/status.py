@@ -31,6 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from driftline.config import Settings
+from driftline.errors import ConfigError
 from driftline.observability.status import active_alerts, monitored_features, monitored_models, partition_lag
 
 __all__ = ["status", "collect", "group_description", "render"]
@@ -114,7 +115,7 @@ def collect(settings: Settings, *, timeout: float = 30.0, since_seconds: float =
     try:
         group = group_description(admin.describe_consumer_groups([settings.group_id], request_timeout=remaining())
                                   [settings.group_id].result(timeout=remaining()))
-    except KafkaException as exc:
+    except (KafkaException, TimeoutError) as exc:
         group = {"group_id": settings.group_id, "state": "unknown", "assignor": None, "coordinator": None, "members": []}
         notes.append(f"cannot describe group {settings.group_id!r}: {exc.args[0] if exc.args else exc}")
     owners = {(t, p): m["client_id"] or m["member_id"] for m in group["members"] for t, p in m["partitions"]}
@@ -133,7 +134,7 @@ def collect(settings: Settings, *, timeout: float = 30.0, since_seconds: float =
             if tp.error is None and tp.offset >= 0:
                 committed[(tp.topic, tp.partition)] = tp.offset
                 partitions.add((tp.topic, tp.partition))
-    except KafkaException as exc:
+    except (KafkaException, TimeoutError) as exc:
         notes.append(f"cannot read the committed offsets of group {settings.group_id!r}: {exc.args[0] if exc.args else exc}")
     # Workers read with librdkafka's default isolation (read_committed): their end is the last stable offset.
     read_committed = settings.kafka.get("isolation.level", "read_committed") == "read_committed"
@@ -147,7 +148,7 @@ def collect(settings: Settings, *, timeout: float = 30.0, since_seconds: float =
         for tp, future in futures.items():
             try:
                 into[(tp.topic, tp.partition)] = future.result(timeout=remaining()).offset
-            except KafkaException as exc:
+            except (KafkaException, TimeoutError) as exc:
                 notes.append(f"cannot list offsets of {tp.topic}[{tp.partition}]: {exc.args[0] if exc.args else exc}")
     lag = partition_lag(partitions, committed=committed, log_end=log_end, log_start=log_start, owners=owners,
                         reset_to_earliest=settings.auto_offset_reset == "earliest")
@@ -257,6 +258,10 @@ def render(report: dict[str, Any]) -> list[RenderableType]:
 
 def status(settings: Settings, args: argparse.Namespace) -> int:
     """Print the status of the worker group (rich tables, or ``--json``)."""
+    if not args.timeout > 0:
+        raise ConfigError(f"invalid --timeout {args.timeout:g}: seconds to read the group and the topics, more than 0")
+    if not args.since >= 0:
+        raise ConfigError(f"invalid --since {args.since:g}: seconds of window summaries to read, 0 for all of them")
     report = collect(settings, timeout=args.timeout, since_seconds=args.since)
     if args.json:
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
