@@ -188,7 +188,7 @@ class DemoView:
         if not rows:
             return Text("features: waiting for the first window to close (warm-up first)", style="dim")
         versions = sorted({f"{r['model']} {r['model_version']}" for r in rows})
-        table = Table(title=f"{', '.join(versions)}: latest window's drift statistics", title_justify="left",
+        table = Table(title=Text(f"{', '.join(versions)}: latest window's drift statistics"), title_justify="left",
                       box=box.SIMPLE_HEAD, pad_edge=False)
         table.add_column("feature", overflow="fold")
         for _, title, _ in COLUMNS:
@@ -198,7 +198,7 @@ class DemoView:
         for r in rows:
             d = r["drift"]
             name = r["feature"] if len(versions) == 1 else f"{r['model']} {r['model_version']} {r['feature']}"
-            table.add_row(name, *(format(d[stat], spec) if stat in d else "-" for stat, _, spec in COLUMNS),
+            table.add_row(Text(name), *(format(d[stat], spec) if stat in d else "-" for stat, _, spec in COLUMNS),
                           format(r["missing_ratio"], ".1%") if r["missing_ratio"] is not None else "-",
                           Text(str(len(r["firing"])) if r["firing"] else "-", style="bold red" if r["firing"] else "dim"))
         return table

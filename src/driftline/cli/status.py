@@ -26,6 +26,7 @@ import time
 from typing import Any
 
 import orjson
+from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -189,6 +190,40 @@ def _fmt(value: object, spec: str) -> str:
 _STATE_STYLE = {"stable": "green", "empty": "yellow", "dead": "red", "unknown": "red"}
 
 
+#: (statistic, column title, format) of the features tables: mean shift in reference sd, spread ratio,
+#: KS, PSI (numeric and categorical), Jensen-Shannon (categorical).
+_STATISTICS = (("mean_shift_sd", "shift sd", "+.2f"), ("spread_ratio", "spread", ".2f"), ("ks", "KS", ".3f"),
+               ("psi", "PSI", ".3f"), ("jensen_shannon", "JS", ".3f"))
+
+
+def _features_table(model: dict[str, Any], features: list[dict[str, Any]]) -> Table:
+    """One model version's features; the reference goes in the title when all share it."""
+    references = {tuple(f["references"]) for f in features}
+    uniform = len(references) == 1
+    title = f"{model['model']} {model['model_version']}"
+    if uniform:
+        title += f" (reference {', '.join(next(iter(references)))})"
+    table = Table(title=title, title_justify="left", caption="newest window of each partition; statistics at their worst",
+                  caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("feature", overflow="fold")
+    table.add_column("type")
+    if not uniform:
+        table.add_column("reference")
+    for _, column, _ in _STATISTICS:
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("missing", justify="right", no_wrap=True)
+    table.add_column("firing", justify="right", no_wrap=True)
+    for f in features:
+        d = f["drift"]
+        kind = {"numeric": "num", "categorical": "cat"}.get(f["feature_type"], f["feature_type"])
+        cells = [f["feature"], kind] + ([", ".join(f["references"])] if not uniform else [])
+        cells += [_fmt(d.get(name), spec) for name, _, spec in _STATISTICS]
+        cells += [_fmt(f["missing_ratio"], ".1%"),
+                  Text(str(len(f["firing"])) if f["firing"] else "-", style="bold red" if f["firing"] else "dim")]
+        table.add_row(*cells)
+    return table
+
+
 def render(report: dict[str, Any]) -> list[RenderableType]:
     """The report as rich renderables: group, lag, models, features, active alerts."""
     group = report["group"]
@@ -221,35 +256,32 @@ def render(report: dict[str, Any]) -> list[RenderableType]:
     out.append(lag)
 
     models = Table(title="models", title_justify="left")
-    for column in ("model", "version", "reference", "features", "outputs", "newest window"):
+    for column in ("model", "version", "reference", "features", "outputs", "partitions", "newest window"):
         models.add_column(column)
     for m in report["models"]:
+        partitions = {p for f in report["features"] if (f["model"], f["model_version"]) == (m["model"], m["model_version"])
+                      for p in f["partitions"]}
         models.add_row(m["model"], m["model_version"], ", ".join(m["references"]), str(len(m["features"])),
-                       ", ".join(m["outputs"]) or "-", m["last_event_time"] or "-")
+                       ", ".join(m["outputs"]) or "-", str(len(partitions)), m["last_event_time"] or "-")
     out.append(models if report["models"] else Text("no window summaries yet: nothing monitored, or no window closed", style="dim"))
 
-    if report["features"]:
-        features = Table(title="features (newest window of each partition; statistics at their worst)", title_justify="left")
-        for column, justify in (("model/version", "left"), ("feature", "left"), ("type", "left"), ("reference", "left"),
-                                ("partitions", "right"), ("missing", "right"), ("mean shift sd", "right"),
-                                ("spread", "right"), ("KS", "right"), ("PSI", "right"), ("JS", "right"),
-                                ("firing", "left")):
-            features.add_column(column, justify=justify)  # type: ignore[arg-type]
-        for f in report["features"]:
-            d = f["drift"]
-            features.add_row(f"{f['model']}/{f['model_version']}", f["feature"], f["feature_type"],
-                             ", ".join(f["references"]), str(len(f["partitions"])), _fmt(f["missing_ratio"], ".1%"),
-                             _fmt(d.get("mean_shift_sd"), "+.2f"), _fmt(d.get("spread_ratio"), ".2f"),
-                             _fmt(d.get("ks"), ".3f"), _fmt(d.get("psi"), ".3f"), _fmt(d.get("jensen_shannon"), ".3f"),
-                             Text(", ".join(f["firing"]) or "-", style="bold red" if f["firing"] else "dim"))
-        out.append(features)
+    for m in report["models"]:
+        out.append(_features_table(m, [f for f in report["features"]
+                                       if (f["model"], f["model_version"]) == (m["model"], m["model_version"])]))
 
-    alerts = Table(title=f"active alerts ({len(report['active_alerts'])})", title_justify="left")
-    for column in ("severity", "alert key", "kind", "firing since", "summary"):
-        alerts.add_column(column)
+    out.append(Text(f"active alerts ({len(report['active_alerts'])})", style="italic"))
+    alerts = Table.grid(padding=(0, 2))
+    alerts.add_column(no_wrap=True)
+    alerts.add_column()
     for a in report["active_alerts"]:
-        alerts.add_row(Text(str(a.get("severity", "-")), style="bold red" if a.get("severity") == "critical" else "yellow"),
-                       a["alert_key"], str(a.get("kind", "-")), str(a.get("firing_since") or "-"), str(a.get("summary", "")))
+        what = Text()
+        what.append(a["alert_key"], style="bold")
+        what.append(f"  {a.get('kind', '-')}  firing since {a.get('firing_since') or '-'}")
+        if a.get("firing_records", 1) > 1:
+            what.append(f" ({a['firing_records']} firing records)")
+        what.append("\n" + str(a.get("summary", "")).strip(), style="")
+        alerts.add_row(Text(str(a.get("severity", "-")).upper(),
+                            style="bold red" if a.get("severity") == "critical" else "yellow"), what)
     out.append(alerts if report["active_alerts"] else Text("no active alerts", style="green"))
     for note in report["notes"]:
         out.append(Text(f"note: {note}", style="yellow"))
@@ -266,5 +298,6 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
-    Console(highlight=False).print(Group(*render(report)))
+    # markup off: topic, model and feature names are data, and "[...]" in them must print as it is
+    Console(highlight=False, markup=False).print(Group(*render(report)))
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import orjson
 import pytest
@@ -111,6 +113,11 @@ def test_status_of_a_running_worker_group(kenv, capsys):
     assert all(a["status"] == "firing" and a["alert_key"].startswith("fraud/v3/amount/") for a in report["active_alerts"])
     assert amount["firing"] == sorted(a["detector"] for a in report["active_alerts"])
     assert report["read"]["alerts_topic"]["complete"] and report["read"]["metrics_topic"]["complete"]
+    # docs/status.md names every field of the document
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "status.md").read_text()
+    fields = set(report) | set(group) | set(report["partitions"][0]) | set(model) | set(amount) | set(report["read"]["alerts_topic"])
+    fields |= {"alert_key", "firing_since", "firing_records"} | set(group["members"][0] if group["members"] else {})
+    assert not [f for f in sorted(fields) if f"`{f}`" not in doc], "document these fields in docs/status.md"
 
     # the group stopped, and more records arrived: no members, the committed offsets stay, lag appears
     kenv.stop_workers()
