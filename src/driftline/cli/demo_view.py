@@ -87,10 +87,9 @@ class DemoView:
     from one thread at a time (the live refresh or the demo's main loop).
     """
 
-    def __init__(self, metrics: WorkerMetrics, *, total: int, title: str = "driftline demo", rate_window: float = 2.0) -> None:
+    def __init__(self, metrics: WorkerMetrics, *, total: int, rate_window: float = 2.0) -> None:
         self.metrics = metrics
         self.total = total
-        self.title = title
         self.sent = 0
         self.started = time.monotonic()
         self._alerts: list[dict[str, Any]] = []
