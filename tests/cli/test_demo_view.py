@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import orjson
 import pytest
@@ -76,8 +78,19 @@ def test_before_any_window_the_view_says_what_it_waits_for():
     assert "waiting for the first window" in console.export_text()
 
 
+@pytest.fixture
+def driftline_logging():
+    """The demo configures the ``driftline`` logger; give the next tests theirs back."""
+    log = logging.getLogger("driftline")
+    saved = (list(log.handlers), log.level, log.propagate)
+    yield
+    log.handlers[:] = saved[0]
+    log.setLevel(saved[1])
+    log.propagate = saved[2]
+
+
 @pytest.mark.integration
-def test_demo_live_view_in_process():
+def test_demo_live_view_in_process(driftline_logging):
     console = Console(record=True, force_terminal=True, width=120)
     assert run_demo(rate=0, metrics_port=free_port(), console=console) == 0
     text = console.export_text()
