@@ -30,7 +30,7 @@ __all__ = ["DemoView", "feature_rows", "format_alert"]
 #: (statistic label, column title, format) of the features table.
 #: (statistic label, column title, format) of the features table, narrow enough for 80 columns:
 #: shift = mean shift in reference sd, spread = sd ratio (numeric); KS; PSI (numeric and categorical).
-COLUMNS = (("mean_shift_sd", "shift sd", "+.2f"), ("spread_ratio", "spread", ".2f"), ("ks", "KS", ".3f"),
+COLUMNS = (("mean_shift_sd", "shift", "+.2f"), ("spread_ratio", "spread", ".2f"), ("ks", "KS", ".3f"),
            ("psi", "PSI", ".3f"))
 
 
@@ -188,7 +188,7 @@ class DemoView:
             return Text("features: waiting for the first window to close (warm-up first)", style="dim")
         versions = sorted({f"{r['model']} {r['model_version']}" for r in rows})
         table = Table(title=Text(f"{', '.join(versions)}: latest window's drift statistics"), title_justify="left",
-                      box=box.SIMPLE_HEAD, pad_edge=False)
+                      box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
         table.add_column("feature", overflow="fold")
         for _, title, _ in COLUMNS:
             table.add_column(title, justify="right", no_wrap=True)

@@ -204,7 +204,7 @@ def _features_table(model: dict[str, Any], features: list[dict[str, Any]]) -> Ta
     if uniform:
         title += f" (reference {', '.join(next(iter(references)))})"
     table = Table(title=title, title_justify="left", caption="newest window of each partition; statistics at their worst",
-                  caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+                  caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     table.add_column("feature", overflow="fold")
     table.add_column("type")
     if not uniform:
