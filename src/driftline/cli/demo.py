@@ -1,17 +1,21 @@
-"""``driftline demo``: embedded broker, synthetic model server with a drift, one worker."""
+"""``driftline demo``: embedded broker, synthetic model server with a drift, one worker, and a live terminal view."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
 from collections import Counter
+from contextlib import ExitStack
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
+from driftline.cli.demo_view import DemoView, format_alert
 from driftline.config import load_settings
 from driftline.demo.broker import EmbeddedBroker, free_port
 from driftline.demo.traffic import DRIFTING_FEATURES, TrafficSpec
@@ -38,17 +42,21 @@ def _port(preferred: int) -> int:
             return free_port()
 
 
-def run_demo(*, events: int = 12_000, drift_at: int = 7_000, rate: float = 4_000.0, metrics_port: int = 9188) -> int:
-    console = Console()
-    configure_logging("WARNING")
-    fired: list[dict[str, object]] = []
+def run_demo(*, events: int = 12_000, drift_at: int = 7_000, rate: float = 4_000.0, metrics_port: int = 9188,
+             console: Console | None = None, live: bool | None = None) -> int:
+    """Run the demo; 0 when the drift is found and nothing stationary alerts.
 
-    def on_alert(alert: dict[str, object]) -> None:
-        fired.append(alert)
-        colour = "red" if alert["status"] == "firing" else "green"
-        console.print(f"[{colour}]{alert['status'].upper():8}[/] [bold]{alert['kind']}[/] "  # type: ignore[union-attr]
-                      f"{alert['feature']} / {alert['detector']} at offset {alert['window']['last_offset']}: "  # type: ignore[index]
-                      f"{alert['summary']}", highlight=False)
+    ``live`` (default: whether ``console`` is a terminal) shows a
+    ``rich.live.Live`` view while it runs: progress of the events sent and
+    processed, events/s, the features' drift statistics and alert counts,
+    with each alert printed above it as it fires.  Otherwise (output piped
+    to a file or a CI log) the same information comes as plain lines: the
+    alerts as they fire, a progress line every quarter of the events, and
+    the features table once at the end, so logs stay readable.
+    """
+    console = console if console is not None else Console()
+    live = console.is_terminal if live is None else live
+    configure_logging("WARNING")
 
     with EmbeddedBroker() as broker:
         console.print(f"embedded Kafka-protocol broker (tansu) on [bold]{broker.bootstrap_servers}[/]")
@@ -59,7 +67,9 @@ def run_demo(*, events: int = 12_000, drift_at: int = 7_000, rate: float = 4_000
         settings = load_settings(bootstrap_servers=broker.bootstrap_servers, metrics_port=port, metrics_host="127.0.0.1",
                                  session_timeout_ms=6000, heartbeat_interval_ms=500, topic_replication_factor=1, log_level="WARNING")
         metrics = WorkerMetrics()
-        worker = Worker(settings, metrics=metrics, on_alert=on_alert)
+        total = events + len(BAD_RECORDS)
+        view = DemoView(metrics, total=total)
+        worker = Worker(settings, metrics=metrics, on_alert=view.add_alert)
         thread = threading.Thread(target=worker.run, kwargs={"install_signal_handlers": False}, daemon=True)
         thread.start()
         worker.started.wait(30)
@@ -67,30 +77,58 @@ def run_demo(*, events: int = 12_000, drift_at: int = 7_000, rate: float = 4_000
         console.print(f"model server: {events:,} events of credit-risk v2; drift in {', '.join(DRIFTING_FEATURES)} "
                       f"(and so in the prediction) from event {drift_at:,}")
 
+        marks = [0, 0]  # quarters of the events sent and processed reported so far (plain output)
+
+        def print_alerts() -> None:
+            for alert in view.new_alerts():
+                console.print(format_alert(alert), highlight=False)
+            if live:
+                return
+            sent, processed = view.sent * 4 // total, int(view.processed) * 4 // total
+            if [sent, processed] != marks:
+                marks[:] = [sent, processed]
+                _, done_rate = view.rates()
+                console.print(f"sent {view.sent:,} of {total:,} events; processed {view.processed:,.0f} "
+                              f"({done_rate:,.0f} events/s)", highlight=False)
+
         producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 10}, logger=_kafka_log)
         spec = TrafficSpec(total=events, drift_at=drift_at)
-        started = time.monotonic()
-        for i, (key, value) in enumerate(traffic(spec)):
-            producer.produce("ml.inferences", key=key, value=value)
-            if i % 500 == 0:
-                producer.poll(0)
-                if rate > 0:
-                    ahead = i / rate - (time.monotonic() - started)
-                    if ahead > 0:
-                        time.sleep(ahead)
-        for bad in BAD_RECORDS:
-            producer.produce("ml.inferences", key=b"credit-risk", value=bad)
-        producer.flush(30)
+        with ExitStack() as stack:
+            if live:
+                stack.enter_context(Live(console=console, get_renderable=view.render, refresh_per_second=4))
+            view.start()
+            started = view.started
+            for i, (key, value) in enumerate(traffic(spec)):
+                producer.produce("ml.inferences", key=key, value=value)
+                view.sent = i + 1
+                if i % 500 == 0:
+                    producer.poll(0)
+                    print_alerts()
+                    if rate > 0:
+                        ahead = i / rate - (time.monotonic() - started)
+                        if ahead > 0:
+                            time.sleep(ahead)
+            for bad in BAD_RECORDS:
+                producer.produce("ml.inferences", key=b"credit-risk", value=bad)
+            producer.flush(30)
+            view.sent = total
 
-        total = events + len(BAD_RECORDS)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and _processed(metrics) < total:
-            time.sleep(0.1)
-        elapsed = time.monotonic() - started
-        worker.stop()
-        thread.join(30)
-        del producer, admin  # close the clients before the broker goes away
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and _processed(metrics) < total:
+                print_alerts()
+                time.sleep(0.1)
+            elapsed = time.monotonic() - started
+            worker.stop()
+            thread.join(30)
+            print_alerts()
+        if not live:
+            console.print(view.features())
+        # Close the clients before the broker goes away: the worker's sit in reference cycles (delivery
+        # callbacks), and tansu waits 5 s for open connections on SIGTERM.
+        del producer, admin, worker
+        gc.collect()
 
+    fired = view.alerts
     processed = _processed(metrics)
     firing = [a for a in fired if a["status"] == "firing"]
     by_feature = Counter(str(a["feature"]) for a in firing)

@@ -79,7 +79,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from driftline.cli.demo import run_demo
 
-    return run_demo(events=args.events, drift_at=args.drift_at, rate=args.rate, metrics_port=args.metrics_port)
+    return run_demo(events=args.events, drift_at=args.drift_at, rate=args.rate, metrics_port=args.metrics_port,
+                    live=False if args.no_live else None)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -113,6 +114,12 @@ def _cmd_topics(args: argparse.Namespace) -> int:
     return create(_settings_from(args), args)
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    from driftline.cli.status import status
+
+    return status(_settings_from(args), args)
+
+
 def _cmd_schema(args: argparse.Namespace) -> int:
     from driftline.contract.schema import json_schema
 
@@ -135,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--drift-at", type=int, default=7_000, help="event at which the drift starts")
     demo.add_argument("--rate", type=float, default=4_000.0, help="events per second sent (0 = as fast as possible)")
     demo.add_argument("--metrics-port", type=int, default=9188, help="port of the worker's /metrics (a free one if busy)")
+    demo.add_argument("--no-live", action="store_true",
+                      help="plain lines instead of the live terminal view (the default when stdout is not a terminal)")
     demo.set_defaults(func=_cmd_demo)
 
     rep = sub.add_parser("replay", help="run the monitor over a file (JSONL, CSV, Parquet) without Kafka",
@@ -211,6 +220,17 @@ def build_parser() -> argparse.ArgumentParser:
     tcreate.add_argument("--partitions", type=int, default=None, help="partitions of new input topics [default: topic_partitions]")
     _add_setting_flags(tcreate)
     tcreate.set_defaults(func=_cmd_topics)
+
+    st = sub.add_parser("status", help="what a worker group monitors: members, partitions, lag, models, active alerts",
+                        description="The consumer group (group_id) with its members and their partitions, committed "
+                                    "offsets against the log end (lag), the models / versions / features monitored with "
+                                    "their reference (newest window summaries) and the active alerts.")
+    st.add_argument("--json", action="store_true", help="one JSON document, for scripts")
+    st.add_argument("--timeout", type=float, default=30.0, help="seconds to query the group and read the topics to their end")
+    st.add_argument("--since", type=float, default=86_400.0,
+                    help="seconds of window summaries to read (0 = the whole metrics topic); alerts are always read whole")
+    _add_setting_flags(st)
+    st.set_defaults(func=_cmd_status)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the input contract")
     schema.set_defaults(func=_cmd_schema)

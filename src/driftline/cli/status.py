@@ -1,0 +1,303 @@
+"""``driftline status``: what a worker group is monitoring, its lag and its active alerts.
+
+Everything comes from Kafka, so the command works from any machine that can
+reach the brokers, whatever runs the workers:
+
+* the consumer group (setting ``group_id``): state, members and the
+  partitions assigned to each (the group coordinator's description);
+* per input and labels partition: the group's committed offset, the log end
+  offset and their difference, the lag;
+* the models, versions and features monitored, with their reference and
+  latest drift statistics: the newest window summaries on the metrics topic
+  (``--since`` seconds of them, read to the end);
+* the active alerts: the alerts topic read to its end and folded to the keys
+  whose last record is ``firing``.
+
+The folding is pure (:mod:`driftline.observability.status`); this module
+only reads Kafka and prints, as rich tables or, with ``--json``, one JSON
+document for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+import orjson
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from driftline.config import Settings
+from driftline.errors import ConfigError
+from driftline.observability.status import active_alerts, monitored_features, monitored_models, partition_lag
+
+__all__ = ["status", "collect", "group_description", "render"]
+
+
+def group_description(description: Any) -> dict[str, Any]:
+    """A ``ConsumerGroupDescription`` of confluent-kafka as plain data.
+
+    ``members`` list each member's id, client id, host, static instance id
+    and assigned partitions (``[topic, partition]`` pairs, sorted).
+    """
+    members = []
+    for m in description.members or ():
+        assignment = getattr(m, "assignment", None)
+        tps = sorted((tp.topic, tp.partition) for tp in (getattr(assignment, "topic_partitions", None) or ()))
+        members.append({"member_id": m.member_id, "client_id": m.client_id, "host": m.host,
+                        "group_instance_id": m.group_instance_id, "partitions": [list(tp) for tp in tps]})
+    state = getattr(description.state, "name", str(description.state))
+    coordinator = description.coordinator
+    return {"group_id": description.group_id, "state": state.lower(), "assignor": description.partition_assignor or None,
+            "coordinator": f"{coordinator.host}:{coordinator.port}" if coordinator is not None else None,
+            "members": sorted(members, key=lambda m: (m["client_id"] or "", m["member_id"]))}
+
+
+def _read_to_end(settings: Settings, topic: str, partitions: list[int], *, deadline: float,
+                 since_ms: int | None) -> tuple[list[dict[str, Any]], bool]:
+    """JSON objects of a topic, from ``since_ms`` (or the beginning) to its end; and whether the end was reached."""
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicPartition
+
+    from driftline.transport import kafka
+
+    reader = kafka.make_reader(settings, group_id=f"{settings.group_id}.status", client_id="driftline-status")
+    try:
+        if since_ms is None:
+            starts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions]
+        else:
+            found = reader.offsets_for_times([TopicPartition(topic, p, since_ms) for p in partitions],
+                                             timeout=max(1.0, deadline - time.monotonic()))
+            # -1: no record at or after that time, so nothing to read there
+            starts = [TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END) for tp in found]
+        reader.assign(starts)
+        pending, out = set(partitions), []
+        while pending and time.monotonic() < deadline:
+            for msg in reader.consume(1000, 0.2):
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        pending.discard(msg.partition())
+                    continue
+                value = msg.value()
+                if value is None:
+                    continue
+                try:
+                    doc = orjson.loads(value)
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(doc, dict):
+                    out.append(doc)
+        return out, not pending
+    finally:
+        reader.close()
+
+
+def collect(settings: Settings, *, timeout: float = 30.0, since_seconds: float = 86_400.0) -> dict[str, Any]:
+    """Everything ``driftline status`` shows, as plain data (the ``--json`` document)."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaException, TopicPartition
+    from confluent_kafka.admin import OffsetSpec
+
+    from driftline.transport import kafka
+
+    deadline = time.monotonic() + timeout
+    admin = kafka.make_admin(settings)
+    existing = kafka.check_broker(admin, settings)
+    metadata = admin.list_topics(timeout=settings.broker_timeout_seconds).topics
+    notes: list[str] = []
+
+    def remaining() -> float:
+        return max(1.0, deadline - time.monotonic())
+
+    # the group: members and what is assigned to whom
+    try:
+        group = group_description(admin.describe_consumer_groups([settings.group_id], request_timeout=remaining())
+                                  [settings.group_id].result(timeout=remaining()))
+    except (KafkaException, TimeoutError) as exc:
+        group = {"group_id": settings.group_id, "state": "unknown", "assignor": None, "coordinator": None, "members": []}
+        notes.append(f"cannot describe group {settings.group_id!r}: {exc.args[0] if exc.args else exc}")
+    owners = {(t, p): m["client_id"] or m["member_id"] for m in group["members"] for t, p in m["partitions"]}
+
+    # lag: committed offsets against the log end of every input and labels partition
+    topics = [t for t in settings.input_topics + ([settings.labels_topic] if settings.labels_topic else []) if t in existing]
+    for t in settings.input_topics:
+        if t not in existing:
+            notes.append(f"input topic {t!r} does not exist (setting input_topics)")
+    partitions = {(t, p) for t in topics for p in metadata[t].partitions}
+    committed: dict[tuple[str, int], int] = {}
+    try:
+        answer = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(settings.group_id)],
+                                                   request_timeout=remaining())[settings.group_id].result(timeout=remaining())
+        for tp in answer.topic_partitions or ():
+            if tp.error is None and tp.offset >= 0:
+                committed[(tp.topic, tp.partition)] = tp.offset
+                partitions.add((tp.topic, tp.partition))
+    except (KafkaException, TimeoutError) as exc:
+        notes.append(f"cannot read the committed offsets of group {settings.group_id!r}: {exc.args[0] if exc.args else exc}")
+    # Workers read with librdkafka's default isolation (read_committed): their end is the last stable offset.
+    read_committed = settings.kafka.get("isolation.level", "read_committed") == "read_committed"
+    isolation = IsolationLevel.READ_COMMITTED if read_committed else IsolationLevel.READ_UNCOMMITTED
+    log_end, log_start = {}, {}
+    for spec, into in ((OffsetSpec.latest(), log_end), (OffsetSpec.earliest(), log_start)):
+        if not partitions:
+            continue
+        futures = admin.list_offsets({TopicPartition(t, p): spec for t, p in partitions}, isolation_level=isolation,
+                                     request_timeout=remaining())
+        for tp, future in futures.items():
+            try:
+                into[(tp.topic, tp.partition)] = future.result(timeout=remaining()).offset
+            except (KafkaException, TimeoutError) as exc:
+                notes.append(f"cannot list offsets of {tp.topic}[{tp.partition}]: {exc.args[0] if exc.args else exc}")
+    lag = partition_lag(partitions, committed=committed, log_end=log_end, log_start=log_start, owners=owners,
+                        reset_to_earliest=settings.auto_offset_reset == "earliest")
+
+    # what is monitored, from the window summaries; what is firing, from the alerts
+    reads: dict[str, dict[str, Any]] = {}
+
+    def read(topic: str, since_ms: int | None, setting: str) -> list[dict[str, Any]]:
+        if topic not in existing:
+            notes.append(f"topic {topic!r} does not exist yet (setting {setting})")
+            reads[setting] = {"topic": topic, "records": 0, "complete": False}
+            return []
+        records, complete = _read_to_end(settings, topic, sorted(metadata[topic].partitions),
+                                         deadline=deadline, since_ms=since_ms)
+        if not complete:
+            notes.append(f"topic {topic!r} was not read to its end within --timeout {timeout:g} s; the tables may be incomplete")
+        reads[setting] = {"topic": topic, "records": len(records), "complete": complete}
+        return records
+
+    since_ms = int((time.time() - since_seconds) * 1000) if since_seconds > 0 else None
+    features = monitored_features(read(settings.metrics_topic, since_ms, "metrics_topic"))
+    alerts = active_alerts(read(settings.alerts_topic, None, "alerts_topic"))
+    firing: dict[tuple[str, str, str], list[str]] = {}
+    for a in alerts:
+        firing.setdefault((str(a["model"]), str(a["model_version"]), str(a["feature"])), []).append(str(a["detector"]))
+    for row in features:
+        row["firing"] = sorted(firing.get((row["model"], row["model_version"], row["feature"]), []))
+    return {"bootstrap_servers": settings.bootstrap_servers, "group": group, "partitions": lag,
+            "total_lag": sum(r["lag"] for r in lag if r["lag"] is not None),
+            "models": monitored_models(features), "features": features, "active_alerts": alerts,
+            "read": reads, "summaries_since_seconds": since_seconds or None, "notes": notes}
+
+
+def _fmt(value: object, spec: str) -> str:
+    return format(value, spec) if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
+
+_STATE_STYLE = {"stable": "green", "empty": "yellow", "dead": "red", "unknown": "red"}
+
+
+#: (statistic, column title, format) of the features tables: mean shift in reference sd, spread ratio,
+#: KS, PSI (numeric and categorical), Jensen-Shannon (categorical).
+_STATISTICS = (("mean_shift_sd", "shift sd", "+.2f"), ("spread_ratio", "spread", ".2f"), ("ks", "KS", ".3f"),
+               ("psi", "PSI", ".3f"), ("jensen_shannon", "JS", ".3f"))
+
+
+def _features_table(model: dict[str, Any], features: list[dict[str, Any]]) -> Table:
+    """One model version's features; the reference goes in the title when all share it."""
+    references = {tuple(f["references"]) for f in features}
+    uniform = len(references) == 1
+    title = f"{model['model']} {model['model_version']}"
+    if uniform:
+        title += f" (reference {', '.join(next(iter(references)))})"
+    table = Table(title=title, title_justify="left", caption="newest window of each partition; statistics at their worst",
+                  caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("feature", overflow="fold")
+    table.add_column("type")
+    if not uniform:
+        table.add_column("reference")
+    for _, column, _ in _STATISTICS:
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("missing", justify="right", no_wrap=True)
+    table.add_column("firing", justify="right", no_wrap=True)
+    for f in features:
+        d = f["drift"]
+        kind = {"numeric": "num", "categorical": "cat"}.get(f["feature_type"], f["feature_type"])
+        cells = [f["feature"], kind] + ([", ".join(f["references"])] if not uniform else [])
+        cells += [_fmt(d.get(name), spec) for name, _, spec in _STATISTICS]
+        cells += [_fmt(f["missing_ratio"], ".1%"),
+                  Text(str(len(f["firing"])) if f["firing"] else "-", style="bold red" if f["firing"] else "dim")]
+        table.add_row(*cells)
+    return table
+
+
+def render(report: dict[str, Any]) -> list[RenderableType]:
+    """The report as rich renderables: group, lag, models, features, active alerts."""
+    group = report["group"]
+    out: list[RenderableType] = []
+    head = Text()
+    head.append(f"group {group['group_id']}", style="bold")
+    head.append(f" on {report['bootstrap_servers']}: ")
+    head.append(group["state"], style=_STATE_STYLE.get(group["state"], ""))
+    head.append(f", {len(group['members'])} member(s)")
+    if group.get("coordinator"):
+        head.append(f", coordinator {group['coordinator']}", style="dim")
+    out.append(head)
+
+    members = Table(title="members", title_justify="left")
+    for column in ("client id", "host", "member id", "partitions"):
+        members.add_column(column)
+    for m in group["members"]:
+        members.add_row(m["client_id"] or "-", m["host"] or "-", m["member_id"],
+                        ", ".join(f"{t}[{p}]" for t, p in m["partitions"]) or "-")
+    if group["members"]:
+        out.append(members)
+
+    lag = Table(title=f"lag (total {report['total_lag']:,})", title_justify="left")
+    for column, justify in (("topic", "left"), ("partition", "right"), ("member", "left"), ("committed", "right"),
+                            ("log end", "right"), ("lag", "right")):
+        lag.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for r in report["partitions"]:
+        lag.add_row(r["topic"], str(r["partition"]), r["member"] or "-", _fmt(r["committed"], ","),
+                    _fmt(r["log_end"], ","), Text(_fmt(r["lag"], ","), style="yellow" if r["lag"] else ""))
+    out.append(lag)
+
+    models = Table(title="models", title_justify="left")
+    for column in ("model", "version", "reference", "features", "outputs", "partitions", "newest window"):
+        models.add_column(column)
+    for m in report["models"]:
+        partitions = {p for f in report["features"] if (f["model"], f["model_version"]) == (m["model"], m["model_version"])
+                      for p in f["partitions"]}
+        models.add_row(m["model"], m["model_version"], ", ".join(m["references"]), str(len(m["features"])),
+                       ", ".join(m["outputs"]) or "-", str(len(partitions)), m["last_event_time"] or "-")
+    out.append(models if report["models"] else Text("no window summaries yet: nothing monitored, or no window closed", style="dim"))
+
+    for m in report["models"]:
+        out.append(_features_table(m, [f for f in report["features"]
+                                       if (f["model"], f["model_version"]) == (m["model"], m["model_version"])]))
+
+    out.append(Text(f"active alerts ({len(report['active_alerts'])})", style="italic"))
+    alerts = Table.grid(padding=(0, 2))
+    alerts.add_column(no_wrap=True)
+    alerts.add_column()
+    for a in report["active_alerts"]:
+        what = Text()
+        what.append(a["alert_key"], style="bold")
+        what.append(f"  {a.get('kind', '-')}  firing since {a.get('firing_since') or '-'}")
+        if a.get("firing_records", 1) > 1:
+            what.append(f" ({a['firing_records']} firing records)")
+        what.append("\n" + str(a.get("summary", "")).strip(), style="")
+        alerts.add_row(Text(str(a.get("severity", "-")).upper(),
+                            style="bold red" if a.get("severity") == "critical" else "yellow"), what)
+    out.append(alerts if report["active_alerts"] else Text("no active alerts", style="green"))
+    for note in report["notes"]:
+        out.append(Text(f"note: {note}", style="yellow"))
+    return out
+
+
+def status(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the status of the worker group (rich tables, or ``--json``)."""
+    if not args.timeout > 0:
+        raise ConfigError(f"invalid --timeout {args.timeout:g}: seconds to read the group and the topics, more than 0")
+    if not args.since >= 0:
+        raise ConfigError(f"invalid --since {args.since:g}: seconds of window summaries to read, 0 for all of them")
+    report = collect(settings, timeout=args.timeout, since_seconds=args.since)
+    if args.json:
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    # markup off: topic, model and feature names are data, and "[...]" in them must print as it is
+    Console(highlight=False, markup=False).print(Group(*render(report)))
+    return 0

@@ -1,0 +1,227 @@
+"""What a worker group is monitoring, folded from its own output: pure functions behind ``driftline status``.
+
+The workers keep their state in memory; what is visible from outside is what
+they write to Kafka (alerts, window summaries, committed offsets) and the
+group coordinator's view of the group.  These functions turn those records
+into the tables an on-call person reads, without any I/O, so they are tested
+directly and the command itself only reads topics and prints:
+
+* :func:`active_alerts`: the alerts topic folded to the alert keys that are
+  firing now (the last record of the key is ``firing``; duplicates of
+  at-least-once delivery are recognised by ``alert_id``);
+* :func:`monitored_features`: the window summaries folded to one row per
+  (model, model_version, feature): the newest window of every input
+  partition, combined;
+* :func:`monitored_models`: those rows grouped by model version, with the
+  reference each is compared with;
+* :func:`partition_lag`: committed offsets against the log end, per partition,
+  with the group member that owns each partition.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = ["active_alerts", "monitored_features", "monitored_models", "partition_lag", "alert_key",
+           "HIGHER_IS_WORSE", "LOWER_IS_WORSE"]
+
+#: Drift statistics of a window summary where a larger value means more drift:
+#: combined over partitions by their maximum.
+HIGHER_IS_WORSE = ("page_hinkley", "page_hinkley_spread", "ks", "psi", "wasserstein_sd", "chi_square", "jensen_shannon")
+#: p-values: combined by their minimum.
+LOWER_IS_WORSE = ("ks_p_value", "p_value")
+
+
+def alert_key(alert: Mapping[str, Any]) -> str:
+    """``model/model_version/feature/detector``, the Kafka key of an alert record.
+
+    >>> alert_key({"model": "fraud", "model_version": "v3", "feature": "amount", "detector": "psi"})
+    'fraud/v3/amount/psi'
+    """
+    return f"{alert.get('model')}/{alert.get('model_version')}/{alert.get('feature')}/{alert.get('detector')}"
+
+
+def active_alerts(alerts: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The alert keys firing now, from the alert records in topic order.
+
+    A key is active when its last record is ``firing``: a later ``resolved``
+    closes it, a later ``firing`` (a reminder after the cooldown, or a new
+    episode) opens it again.  Records of one key share a Kafka partition, so
+    their order in the topic is the order they were written; records of
+    different keys may come interleaved in any order.  A record whose
+    ``alert_id`` was seen before is a duplicate of at-least-once delivery and
+    is skipped: a re-written ``firing`` after its ``resolved`` must not
+    reopen the key.
+
+    Each result is the newest firing record of the key plus ``alert_key``,
+    ``firing_since`` (``event_time`` of the first firing record of the
+    episode, else its ``detected_at``) and ``firing_records`` (firing records
+    in the episode: 1 + reminders).  Sorted critical first, then by key.
+
+    >>> f = {"model": "m", "model_version": "v1", "feature": "x", "detector": "psi", "severity": "warning"}
+    >>> recs = [dict(f, alert_id="a", status="firing", event_time="t1"),
+    ...         dict(f, alert_id="b", status="resolved"),
+    ...         dict(f, alert_id="a", status="firing", event_time="t1")]   # a duplicate of the first
+    >>> active_alerts(recs)
+    []
+    >>> [a["firing_since"] for a in active_alerts(recs + [dict(f, alert_id="c", status="firing", event_time="t9")])]
+    ['t9']
+    """
+    seen: set[str] = set()
+    state: dict[str, dict[str, Any]] = {}
+    for alert in alerts:
+        alert_id = alert.get("alert_id")
+        if isinstance(alert_id, str):
+            if alert_id in seen:
+                continue
+            seen.add(alert_id)
+        key = alert_key(alert)
+        status = alert.get("status")
+        if status == "resolved":
+            state.pop(key, None)
+        elif status == "firing":
+            episode = state.get(key)
+            since = episode["firing_since"] if episode else (alert.get("event_time") or alert.get("detected_at"))
+            count = episode["firing_records"] + 1 if episode else 1
+            state[key] = {**alert, "alert_key": key, "firing_since": since, "firing_records": count}
+    return sorted(state.values(), key=lambda a: (a.get("severity") != "critical", a["alert_key"]))
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _worst(name: str, values: list[float]) -> float:
+    if name in LOWER_IS_WORSE:
+        return min(values)
+    if name == "mean_shift_sd":
+        return max(values, key=abs)
+    if name == "spread_ratio":  # farthest from 1 on a log scale: 0.5 and 2.0 are equally far
+        return max(values, key=lambda v: abs(math.log(v)) if v > 0 else math.inf)
+    return max(values)
+
+
+def monitored_features(summaries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (model, model_version, feature) from the ``window_summary`` records.
+
+    Each input partition has its own monitor, so a feature has one newest
+    window per partition: the last summary read for that (topic, partition)
+    is kept (summaries of one feature share a Kafka key, so they are read in
+    the order they were written).  The row combines those windows: the
+    partitions, the references they were compared with, the records of the
+    newest windows and their missing ratio, the newest event time, and each
+    drift statistic at its worst over the partitions (largest distance,
+    smallest p-value, mean shift and spread ratio farthest from no change),
+    so one drifting partition is not averaged away.  Other record types on
+    the metrics topic (performance summaries, version comparisons) are
+    skipped.
+
+    >>> s = {"type": "window_summary", "model": "m", "model_version": "v1", "feature": "x", "source": "features",
+    ...      "feature_type": "numeric", "reference": "warmup", "records": 100, "missing": 0, "warmed_up": True}
+    >>> rows = monitored_features([
+    ...     dict(s, window={"topic": "in", "partition": 0, "last_event_time": "2026-01-01T00:00:01.000Z"}, drift={"psi": 0.30}),
+    ...     dict(s, window={"topic": "in", "partition": 1, "last_event_time": "2026-01-01T00:00:02.000Z"}, drift={"psi": 0.01})])
+    >>> rows[0]["partitions"], rows[0]["drift"], rows[0]["records"]
+    (['in[0]', 'in[1]'], {'psi': 0.3}, 200)
+    """
+    newest: dict[tuple[str, str, str], dict[tuple[str, int], Mapping[str, Any]]] = {}
+    for s in summaries:
+        if s.get("type", "window_summary") != "window_summary" or "feature" not in s:
+            continue
+        window = s.get("window") if isinstance(s.get("window"), Mapping) else {}
+        where = (str(window.get("topic", "")), int(window.get("partition", -1)))
+        newest.setdefault((str(s.get("model")), str(s.get("model_version")), str(s["feature"])), {})[where] = s
+    rows = []
+    for (model, version, feature), by_partition in sorted(newest.items()):
+        windows = [by_partition[p] for p in sorted(by_partition)]
+        records = sum(int(w.get("records") or 0) for w in windows)
+        missing = sum(int(w.get("missing") or 0) for w in windows)
+        stats: dict[str, list[float]] = {}
+        for w in windows:
+            drift = w.get("drift") if isinstance(w.get("drift"), Mapping) else {}
+            for name, value in drift.items():
+                number = _number(value)
+                if number is not None and name not in ("adwin_width", "df"):
+                    stats.setdefault(name, []).append(number)
+        types = {str(w.get("feature_type")) for w in windows} - {"unknown", "None"}
+        times = [str(w["window"]["last_event_time"]) for w in windows
+                 if isinstance(w.get("window"), Mapping) and w["window"].get("last_event_time")]
+        rows.append({
+            "model": model, "model_version": version, "feature": feature,
+            "source": str(windows[-1].get("source", "features")),
+            "feature_type": types.pop() if len(types) == 1 else ("mixed" if types else "unknown"),
+            "references": sorted({str(w.get("reference", "warmup")) for w in windows}),
+            "partitions": [f"{t}[{p}]" for t, p in sorted(by_partition)],
+            "warmed_up": all(bool(w.get("warmed_up")) for w in windows),
+            "records": records,
+            "missing_ratio": missing / records if records else None,
+            "last_event_time": max(times) if times else None,  # RFC 3339 UTC strings sort in time order
+            "drift": {name: _worst(name, values) for name, values in sorted(stats.items())},
+        })
+    return rows
+
+
+def monitored_models(features: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of :func:`monitored_features` grouped by (model, model_version).
+
+    >>> monitored_models([{"model": "m", "model_version": "v1", "feature": "x", "source": "features",
+    ...                    "references": ["profile@ab12"], "last_event_time": "t"}])
+    [{'model': 'm', 'model_version': 'v1', 'references': ['profile@ab12'], 'features': ['x'], 'outputs': [], 'last_event_time': 't'}]
+    """
+    models: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in features:
+        entry = models.setdefault((str(row["model"]), str(row["model_version"])), {
+            "model": row["model"], "model_version": row["model_version"], "references": set(),
+            "features": [], "outputs": [], "last_event_time": None})
+        entry["references"].update(row.get("references") or ())
+        entry["outputs" if row.get("source") == "prediction" else "features"].append(row["feature"])
+        t = row.get("last_event_time")
+        if t is not None and (entry["last_event_time"] is None or t > entry["last_event_time"]):
+            entry["last_event_time"] = t
+    return [{**m, "references": sorted(m["references"]), "features": sorted(m["features"]), "outputs": sorted(m["outputs"])}
+            for _, m in sorted(models.items())]
+
+
+def partition_lag(partitions: Iterable[tuple[str, int]], *, committed: Mapping[tuple[str, int], int],
+                  log_end: Mapping[tuple[str, int], int], log_start: Mapping[tuple[str, int], int] | None = None,
+                  owners: Mapping[tuple[str, int], str] | None = None, reset_to_earliest: bool = True) -> list[dict[str, Any]]:
+    """Lag per partition: the log end offset minus the group's committed offset.
+
+    ``committed`` holds the next offset the group will read (Kafka's
+    convention), ``log_end`` the offset after the last readable record (the
+    high watermark, or the last stable offset for ``read_committed``
+    consumers).  A partition without a committed offset starts where
+    ``auto_offset_reset`` says: from ``log_start`` when ``reset_to_earliest``
+    (lag = every record kept), else the lag is unknown (``None``).  A log end
+    below the committed offset (a stale or inconsistent answer) counts as no
+    lag rather than a negative one, and ``log_end`` reports at least the
+    committed offset.  Partitions whose log end is unknown get ``lag`` None.
+
+    >>> partition_lag([("in", 0), ("in", 1)], committed={("in", 0): 90},  # doctest: +NORMALIZE_WHITESPACE
+    ...               log_end={("in", 0): 100, ("in", 1): 40}, log_start={("in", 1): 0}, owners={("in", 0): "w-1"})
+    [{'topic': 'in', 'partition': 0, 'member': 'w-1', 'committed': 90, 'log_end': 100, 'lag': 10},
+     {'topic': 'in', 'partition': 1, 'member': None, 'committed': None, 'log_end': 40, 'lag': 40}]
+    """
+    rows = []
+    for tp in sorted(set(partitions)):
+        done, end = committed.get(tp), log_end.get(tp)
+        if done is not None and done < 0:
+            done = None
+        if end is not None and end < 0:
+            end = None
+        if end is None:
+            lag = None
+        elif done is not None:
+            end = max(end, done)
+            lag = end - done
+        elif reset_to_earliest and log_start is not None and tp in log_start and log_start[tp] >= 0:
+            lag = max(0, end - log_start[tp])
+        else:
+            lag = None
+        rows.append({"topic": tp[0], "partition": tp[1], "member": (owners or {}).get(tp),
+                     "committed": done, "log_end": end, "lag": lag})
+    return rows

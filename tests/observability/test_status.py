@@ -1,0 +1,125 @@
+"""The folds behind ``driftline status``: active alerts, monitored features and models, lag."""
+
+import itertools
+
+from hypothesis import given, strategies as st
+
+from driftline.observability.status import active_alerts, monitored_features, monitored_models, partition_lag
+
+_ids = itertools.count()
+
+
+def alert(status, feature="amount", detector="psi", severity="warning", alert_id=None, event_time=None, **kw):
+    return {"alert_id": alert_id or f"id{next(_ids)}", "status": status, "model": "fraud", "model_version": "v3",
+            "feature": feature, "detector": detector, "kind": "data_drift", "severity": severity,
+            "event_time": event_time, "detected_at": "2026-11-26T10:00:00.000Z", "summary": f"{status} {feature}", **kw}
+
+
+def test_a_key_is_active_until_resolved_and_reopens_on_a_new_firing():
+    first = alert("firing", event_time="2026-11-26T10:00:00.000Z")
+    reminder = alert("firing", event_time="2026-11-26T10:06:00.000Z", summary="still drifting")
+    resolved = alert("resolved")
+    again = alert("firing", event_time="2026-11-26T11:00:00.000Z")
+    [a] = active_alerts([first, reminder])
+    assert a["alert_key"] == "fraud/v3/amount/psi" and a["firing_records"] == 2
+    assert a["firing_since"] == "2026-11-26T10:00:00.000Z" and a["summary"] == "still drifting"  # newest record, first time
+    assert active_alerts([first, reminder, resolved]) == []
+    [b] = active_alerts([first, resolved, again])
+    assert b["firing_since"] == "2026-11-26T11:00:00.000Z" and b["firing_records"] == 1
+
+
+def test_a_duplicate_firing_after_its_resolution_does_not_reopen_the_key():
+    firing, resolved = alert("firing"), alert("resolved")
+    assert active_alerts([firing, resolved, dict(firing), dict(resolved)]) == []
+    assert active_alerts([firing, resolved, dict(firing)]) == []  # redelivered, not a new alert
+
+
+def test_keys_are_independent_and_critical_ones_come_first():
+    records = [alert("firing", feature="amount"), alert("firing", feature="age", severity="critical"),
+               alert("firing", feature="country", detector="chi_square"), alert("resolved", feature="amount")]
+    assert [a["alert_key"] for a in active_alerts(records)] == ["fraud/v3/age/psi", "fraud/v3/country/chi_square"]
+    # the same feature with two detectors is two keys
+    two = active_alerts([alert("firing", detector="psi"), alert("firing", detector="page_hinkley")])
+    assert {a["detector"] for a in two} == {"psi", "page_hinkley"}
+
+
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.sampled_from(["firing", "resolved"])), max_size=30))
+def test_active_keys_are_those_whose_last_record_fires(events):
+    records = [alert(status, feature=feature) for feature, status in events]
+    last = {}
+    for feature, status in events:
+        last[feature] = status
+    assert {a["feature"] for a in active_alerts(records)} == {f for f, s in last.items() if s == "firing"}
+
+
+def summary(partition, feature="amount", *, drift, last_event_time="2026-11-26T10:00:00.000Z", records=500, missing=0,
+            reference="warmup", feature_type="numeric", source="features", version="v3", **kw):
+    return {"type": "window_summary", "model": "fraud", "model_version": version, "feature": feature, "source": source,
+            "feature_type": feature_type, "reference": reference, "records": records, "missing": missing,
+            "warmed_up": True, "drift": drift,
+            "window": {"topic": "in", "partition": partition, "last_event_time": last_event_time}, **kw}
+
+
+def test_the_newest_window_of_each_partition_is_combined_at_its_worst():
+    rows = monitored_features([
+        summary(0, drift={"psi": 0.9, "ks_p_value": 1e-9, "mean_shift_sd": -1.2}, last_event_time="2026-11-26T10:00:00.000Z"),
+        summary(0, drift={"psi": 0.02, "ks_p_value": 0.4, "mean_shift_sd": 0.1, "spread_ratio": 1.1},
+                last_event_time="2026-11-26T10:05:00.000Z"),  # partition 0 recovered: its older window no longer counts
+        summary(1, drift={"psi": 0.05, "ks_p_value": 0.01, "mean_shift_sd": -0.3, "spread_ratio": 0.4, "adwin_width": 900},
+                records=400, missing=40, last_event_time="2026-11-26T10:04:00.000Z"),
+    ])
+    [row] = rows
+    assert row["partitions"] == ["in[0]", "in[1]"] and row["records"] == 900
+    assert row["missing_ratio"] == 40 / 900
+    assert row["drift"] == {"psi": 0.05, "ks_p_value": 0.01, "mean_shift_sd": -0.3, "spread_ratio": 0.4}
+    assert row["last_event_time"] == "2026-11-26T10:05:00.000Z"
+
+
+def test_spread_ratio_is_worst_farthest_from_one_on_a_log_scale():
+    [row] = monitored_features([summary(0, drift={"spread_ratio": 1.8}), summary(1, drift={"spread_ratio": 0.5})])
+    assert row["drift"]["spread_ratio"] == 0.5  # halved is farther than 1.8 times
+
+
+def test_features_and_outputs_group_into_model_versions_with_their_references():
+    records = [
+        summary(0, "amount", drift={}, reference="profile@ab12"),
+        summary(0, "country", drift={"jensen_shannon": 0.1, "p_value": 0.2}, feature_type="categorical", reference="profile@ab12"),
+        summary(0, "prediction", drift={}, source="prediction", reference="profile@ab12"),
+        summary(0, "amount", drift={}, version="v4", last_event_time="2026-11-26T11:00:00.000Z"),
+        summary(1, "amount", drift={}, version="v4", reference="profile@cd34"),  # a profile arrived on one partition
+        {"type": "performance_summary", "model": "fraud", "model_version": "v3", "window": {"partition": 0}},
+        {"type": "version_comparison", "model": "fraud", "champion": "v3", "challenger": "v4"},
+    ]
+    features = monitored_features(records)
+    assert [(f["model_version"], f["feature"]) for f in features] == [("v3", "amount"), ("v3", "country"),
+                                                                      ("v3", "prediction"), ("v4", "amount")]
+    assert features[1]["feature_type"] == "categorical" and features[1]["drift"] == {"jensen_shannon": 0.1, "p_value": 0.2}
+    assert features[3]["references"] == ["profile@cd34", "warmup"]
+    models = monitored_models(features)
+    assert [(m["model_version"], m["references"], m["features"], m["outputs"]) for m in models] == [
+        ("v3", ["profile@ab12"], ["amount", "country"], ["prediction"]),
+        ("v4", ["profile@cd34", "warmup"], ["amount"], [])]
+    assert models[1]["last_event_time"] == "2026-11-26T11:00:00.000Z"
+
+
+def test_non_finite_and_non_numeric_statistics_are_left_out():
+    [row] = monitored_features([summary(0, drift={"ks": None, "psi": float("nan"), "chi_square": True, "page_hinkley": 2.0})])
+    assert row["drift"] == {"page_hinkley": 2.0}
+
+
+def test_lag_is_log_end_minus_committed_never_negative():
+    rows = partition_lag([("in", 0), ("in", 1), ("in", 2), ("in", 3)],
+                         committed={("in", 0): 1000, ("in", 1): 500, ("in", 3): -1001},
+                         log_end={("in", 0): 1200, ("in", 1): 450, ("in", 2): 80, ("in", 3): 70},
+                         log_start={("in", 2): 30, ("in", 3): 0}, owners={("in", 0): "worker-a", ("in", 1): "worker-b"})
+    assert [(r["partition"], r["member"], r["committed"], r["log_end"], r["lag"]) for r in rows] == [
+        (0, "worker-a", 1000, 1200, 200),
+        (1, "worker-b", 500, 500, 0),      # a stale log end below the commit is no lag
+        (2, None, None, 80, 50),           # nothing committed: auto_offset_reset earliest reads from the log start
+        (3, None, None, 70, 70),           # -1001 is librdkafka's "no offset"
+    ]
+    latest = partition_lag([("in", 2)], committed={}, log_end={("in", 2): 80}, log_start={("in", 2): 30},
+                           reset_to_earliest=False)
+    assert latest[0]["lag"] is None  # auto_offset_reset latest: the group would skip what is there
+    unknown = partition_lag([("in", 0)], committed={("in", 0): 5}, log_end={})
+    assert unknown[0]["lag"] is None and unknown[0]["committed"] == 5
