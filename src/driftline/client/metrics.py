@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from driftline.errors import ConfigError
 
 if TYPE_CHECKING:
-    from driftline.client.logger import PredictionLogger
+    from driftline.client.logger import ClientStats, PredictionLogger
 
 __all__ = ["ClientCollector", "register_collector"]
 
@@ -41,11 +41,19 @@ class ClientCollector(Collector):
         self._logger = logger
 
     def collect(self) -> Iterator[Metric]:
-        stats = self._logger.stats()
+        return self._families(self._logger.stats())
+
+    def describe(self) -> Iterator[Metric]:
+        """The metric names, so that a registry refuses a second logger's duplicates."""
+        return self._families(None)
+
+    @staticmethod
+    def _families(stats: "ClientStats | None") -> Iterator[Metric]:
         for name, doc in _COUNTERS:
-            yield CounterMetricFamily(f"driftline_client_records_{name}", doc, value=getattr(stats, name))
+            yield CounterMetricFamily(f"driftline_client_records_{name}", doc,
+                                      value=getattr(stats, name) if stats is not None else None)
         yield GaugeMetricFamily("driftline_client_buffered_records", "Records queued or in flight, awaiting delivery.",
-                                value=stats.buffered)
+                                value=stats.buffered if stats is not None else None)
 
 
 def register_collector(registry: object, logger: "PredictionLogger") -> ClientCollector:
