@@ -24,15 +24,22 @@ pytestmark = pytest.mark.integration
 QUIET = {"log_level": 0}  # librdkafka's connection-refused lines add nothing here
 
 
-def read_topic(bootstrap: str, topic: str, partitions: int, expected: int, timeout: float = 30.0):
-    """All records of a topic, read by assignment (no group join), until ``expected`` arrived."""
+def read_topic(bootstrap: str, topic: str, partitions: int, expected: int, timeout: float = 30.0, idle: float | None = None):
+    """Records of a topic, read by assignment (no group join), until ``expected`` arrived
+    (or, with ``idle``, until nothing new arrived for ``idle`` seconds after the first)."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{uuid.uuid4().hex[:6]}", "enable.auto.commit": False})
     c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     out = []
     deadline = time.monotonic() + timeout
     try:
+        last_new = time.monotonic()
         while len(out) < expected and time.monotonic() < deadline:
-            out += [m for m in c.consume(500, 0.5) if m.error() is None]
+            batch = [m for m in c.consume(500, 0.5) if m.error() is None]
+            out += batch
+            if batch:
+                last_new = time.monotonic()
+            elif idle is not None and out and time.monotonic() - last_new > idle:
+                break
     finally:
         c.close()
     return out
