@@ -27,12 +27,15 @@ import logging
 import os
 import threading
 import time
-from typing import Mapping, NamedTuple
+from typing import TYPE_CHECKING, Mapping, NamedTuple
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from driftline.client.records import DEFAULT_MAX_RECORD_BYTES, Timestamp, encode_inference, encode_label
 from driftline.errors import ConfigError, RecordError
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 __all__ = ["PredictionLogger", "ClientStats", "DEFAULT_BOOTSTRAP_SERVERS", "DEFAULT_TOPIC", "DEFAULT_LABELS_TOPIC"]
 
@@ -95,7 +98,7 @@ class PredictionLogger:
                  labels_topic: str = DEFAULT_LABELS_TOPIC, max_buffered_records: int = 100_000,
                  max_buffered_bytes: int = 64 * 1024 * 1024, delivery_timeout_seconds: float = 300.0,
                  linger_ms: int = 20, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-                 kafka: Mapping[str, object] | None = None, registry: object | None = None,
+                 kafka: Mapping[str, object] | None = None, registry: CollectorRegistry | None = None,
                  report_interval_seconds: float = 30.0) -> None:
         servers = bootstrap_servers or os.environ.get("DRIFTLINE_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP_SERVERS
         _check(isinstance(topic, str) and bool(topic), "topic", topic, "a topic name")
@@ -210,18 +213,22 @@ class PredictionLogger:
         if self._closed:
             self._count_dropped("the logger is closed")
             return False
+        with self._lock:
+            self._sent += 1  # before produce(): its delivery report may be served before produce() returns here
         try:
             self._producer.produce(topic, value=value, key=model.encode())
         except BufferError:
-            self._count_dropped("local buffer full (max_buffered_records / max_buffered_bytes): newest record dropped")
+            with self._lock:
+                self._sent -= 1
+                self._dropped += 1
+            self.last_error = "local buffer full (max_buffered_records / max_buffered_bytes): newest record dropped"
             return False
         except Exception as exc:  # noqa: BLE001 - KafkaException (e.g. a fatal producer error) and anything else
             with self._lock:
+                self._sent -= 1
                 self._failed += 1
             self.last_error = f"produce failed: {exc}"
             return False
-        with self._lock:
-            self._sent += 1
         return True
 
     def _count_invalid(self, why: str) -> None:
