@@ -121,6 +121,8 @@ def test_invalid_input_is_counted_never_raised():
 def test_bad_settings_fail_at_start_naming_the_setting():
     with pytest.raises(ConfigError, match="max_buffered_records"):
         PredictionLogger("127.0.0.1:1", max_buffered_records=0)
+    with pytest.raises(ConfigError, match="report_interval_seconds"):
+        PredictionLogger("127.0.0.1:1", report_interval_seconds=0)
     with pytest.raises(ConfigError, match="model / model_version"):
         PredictionLogger("127.0.0.1:1", model="")
     with pytest.raises(ConfigError, match="argument 'kafka'"):

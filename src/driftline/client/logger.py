@@ -111,6 +111,8 @@ class PredictionLogger:
                "delivery_timeout_seconds", delivery_timeout_seconds, "a positive number of seconds")
         _check(type(linger_ms) is int and 0 <= linger_ms <= 900_000, "linger_ms", linger_ms, "an int from 0 to 900000")
         _check(type(max_record_bytes) is int and max_record_bytes > 0, "max_record_bytes", max_record_bytes, "a positive int")
+        _check(isinstance(report_interval_seconds, (int, float)) and report_interval_seconds > 0,
+               "report_interval_seconds", report_interval_seconds, "a positive number of seconds")
         try:
             if model is not None:
                 encode_inference(model=model, features={}, model_version=model_version)
