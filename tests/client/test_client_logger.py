@@ -221,3 +221,24 @@ def test_concurrent_threads_are_all_counted(kenv):
             t.join()
         assert logger.flush(20) == 0
         assert logger.sent == logger.delivered == 1000
+
+
+def _log_in_child(logger: PredictionLogger, conn) -> None:
+    conn.send((logger.log({"x": 1.0}), logger.dropped, logger.sent, logger.last_error))
+
+
+def test_a_logger_inherited_through_fork_drops_and_says_why():
+    import multiprocessing
+
+    logger = PredictionLogger(f"127.0.0.1:{free_port()}", model="m", kafka=QUIET)
+    try:
+        parent_end, child_end = multiprocessing.get_context("fork").Pipe()
+        child = multiprocessing.get_context("fork").Process(target=_log_in_child, args=(logger, child_end))
+        child.start()
+        assert parent_end.poll(30), "the child did not answer"
+        event_id, dropped, sent, why = parent_end.recv()
+        child.join(30)
+        assert (event_id, dropped, sent) == (None, 1, 0) and "another process" in why
+        assert logger.log({"x": 1.0}) is not None and logger.sent == 1  # the parent's logger still works
+    finally:
+        logger.close(0)

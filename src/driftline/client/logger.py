@@ -27,6 +27,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from typing import TYPE_CHECKING, Mapping, NamedTuple
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -130,6 +131,7 @@ class PredictionLogger:
         self._lock = threading.Lock()
         self._sent = self._delivered = self._failed = self._dropped = self._invalid = 0
         self._closed = False
+        self._unusable: str | None = None  # why records are dropped instead of queued: closed, or forked
 
         conf: dict[str, object] = {
             "bootstrap.servers": servers,
@@ -159,6 +161,7 @@ class PredictionLogger:
         self._poller = threading.Thread(target=self._poll_loop, name="driftline-client-poll", daemon=True)
         self._poller.start()
         atexit.register(self._close_at_exit)
+        _LOGGERS.add(self)
 
     # -- the serving path ---------------------------------------------------------------------------
 
@@ -212,8 +215,8 @@ class PredictionLogger:
         return self._produce(self.labels_topic, model, value)
 
     def _produce(self, topic: str, model: str, value: bytes) -> bool:
-        if self._closed:
-            self._count_dropped("the logger is closed")
+        if self._unusable is not None:
+            self._count_dropped(self._unusable)
             return False
         with self._lock:
             self._sent += 1  # before produce(): its delivery report may be served before produce() returns here
@@ -348,6 +351,7 @@ class PredictionLogger:
         if self._closed:
             return self.buffered
         self._closed = True
+        self._unusable = "the logger is closed"
         remaining = self.flush(timeout)
         self._stop.set()
         if self._poller is not threading.current_thread():
@@ -385,6 +389,24 @@ class PredictionLogger:
         s = self.stats()
         return (f"PredictionLogger(topic={self.topic!r}, model={self.model!r}, sent={s.sent}, delivered={s.delivered}, "
                 f"failed={s.failed}, dropped={s.dropped}, invalid={s.invalid}, buffered={s.buffered})")
+
+
+#: Every logger of this process, so that a fork() marks them unusable in the child.
+_LOGGERS: "weakref.WeakSet[PredictionLogger]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # The child has the producer's memory but none of librdkafka's threads: records would queue forever.
+    for logger in list(_LOGGERS):
+        logger._lock = threading.Lock()  # it may have been held by another thread of the parent
+        logger._unusable = ("the logger was created in another process (before a fork): create one in each "
+                            "process, e.g. after gunicorn forks its workers")
+        logger._closed = True
+        log.warning("prediction logger inherited through fork() will drop every record; create it in the child process")
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _check(ok: bool, name: str, value: object, what: str) -> None:
