@@ -34,7 +34,7 @@ def read_topic(bootstrap: str, topic: str, partitions: int, expected: int, timeo
     try:
         last_new = time.monotonic()
         while len(out) < expected and time.monotonic() < deadline:
-            batch = [m for m in c.consume(500, 0.5) if m.error() is None]
+            batch = [m for m in c.consume(max(1, min(500, expected - len(out))), 0.5) if m.error() is None]
             out += batch
             if batch:
                 last_new = time.monotonic()
@@ -242,3 +242,14 @@ def test_a_logger_inherited_through_fork_drops_and_says_why():
         assert logger.log({"x": 1.0}) is not None and logger.sent == 1  # the parent's logger still works
     finally:
         logger.close(0)
+
+
+def test_a_logger_never_closed_is_flushed_at_interpreter_exit(kenv):
+    import subprocess
+    import sys
+
+    code = (f"from driftline.client import PredictionLogger\n"
+            f"logger = PredictionLogger({kenv.broker.bootstrap_servers!r}, model='m', topic={kenv.input!r}, linger_ms=3000)\n"
+            f"for i in range(50): logger.log({{'x': i}})\n")  # linger 3 s: only the exit flush sends them
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    assert len(read_topic(kenv.broker.bootstrap_servers, kenv.input, 2, 50, timeout=10)) == 50
