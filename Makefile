@@ -31,6 +31,10 @@ fwer: $(VENV)/.installed
 outcomes: $(VENV)/.installed
 	$(PY) benchmarks/outcomes.py
 
+.PHONY: client-outage
+client-outage: $(VENV)/.installed
+	$(PY) benchmarks/client_outage.py
+
 schema: $(VENV)/.installed
 	$(VENV)/bin/driftline schema > docs/inference-event.schema.json
 

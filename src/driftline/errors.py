@@ -4,6 +4,7 @@
     ├── ConfigError                a setting is invalid; the message names it
     ├── ProfileError               a reference profile cannot be read or merged
     ├── BrokerUnreachableError     no Kafka broker answered at start-up
+    ├── RecordError                a record the client was asked to send breaks the input contract
     └── KafkaFailure               Kafka refused something the worker needs
         └── DeliveryError          output records could not be delivered
 
@@ -14,7 +15,7 @@ with a reason (see :mod:`driftline.contract.decode`).
 
 from __future__ import annotations
 
-__all__ = ["DriftlineError", "ConfigError", "ProfileError", "BrokerUnreachableError", "KafkaFailure", "DeliveryError"]
+__all__ = ["DriftlineError", "ConfigError", "ProfileError", "BrokerUnreachableError", "KafkaFailure", "DeliveryError", "RecordError"]
 
 
 class DriftlineError(Exception):
@@ -39,3 +40,11 @@ class KafkaFailure(DriftlineError):
 
 class DeliveryError(KafkaFailure):
     """Output records (alerts, summaries, dead letters) were not delivered."""
+
+
+class RecordError(DriftlineError, ValueError):
+    """A prediction or label given to :mod:`driftline.client` cannot be encoded per the input contract.
+
+    Raised by the pure encoders; the logger never lets it reach the serving
+    code, it counts the record as ``invalid`` instead.
+    """
