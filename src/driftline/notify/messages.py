@@ -152,7 +152,7 @@ def slack_message(alert: dict[str, Any]) -> dict[str, Any]:
     ]
     attachment: dict[str, Any] = {
         "color": _colour(alert),
-        "fallback": f"{status.upper()} {where} {what}: {alert.get('summary', '')}",
+        "fallback": _escape(f"{status.upper()} {where} {what}: {alert.get('summary', '')}"),
         "title": _escape(alert.get("summary") or f"{status} {what}"),
         "fields": fields,
         "footer": _escape(f"driftline · alert {alert.get('alert_id')} · key {alert_key(alert)}"),
