@@ -37,13 +37,6 @@ def test_which_answers_are_retried(status, retry):
     assert RetryPolicy.retryable(status) is retry
 
 
-def test_give_up_after_max_retries():
-    policy = RetryPolicy(max_retries=3)
-    assert [policy.should_retry(n, 503) for n in range(5)] == [True, True, True, False, False]
-    assert not policy.should_retry(0, 404)
-    assert not RetryPolicy(max_retries=0).should_retry(0, 503)
-
-
 def test_worst_case_bounds_one_delivery():
     policy = RetryPolicy(max_retries=5, first_backoff=1.0, max_backoff=30.0)
     # six attempts of 10 s and the five longest waits 1 + 2 + 4 + 8 + 16

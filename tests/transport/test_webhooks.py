@@ -87,3 +87,15 @@ def test_stop_cuts_a_wait_short_and_reports_stopped():
                                stop=stop, on_retry=lambda e, r, w: stop.set())
         result = sender.deliver(_endpoint(server.url("/h")), BODY, HEADERS)
     assert result.outcome == "stopped" and len(server.received) == 1
+
+
+def test_an_endpoint_given_up_on_gets_one_attempt_per_message_until_it_answers_again():
+    with WebhookServer({"/h": [(503, {})] * 6}) as server:
+        sender, waits = _sender()
+        endpoint = _endpoint(server.url("/h"))
+        assert sender.deliver(endpoint, BODY, HEADERS).attempts == 4  # the whole schedule
+        assert "webhook#1" in sender.failing
+        assert (sender.deliver(endpoint, BODY, HEADERS).outcome, len(server.received)) == ("failed", 5)  # one attempt
+        assert sender.deliver(endpoint, BODY, HEADERS).outcome == "failed"
+        assert sender.deliver(endpoint, BODY, HEADERS).outcome == "delivered"  # back: retries again from now on
+        assert "webhook#1" not in sender.failing and len(server.received) == 7 and len(waits) == 3

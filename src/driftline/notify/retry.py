@@ -64,10 +64,6 @@ class RetryPolicy:
             wait = min(retry_after, self.max_backoff)
         return wait
 
-    def should_retry(self, retries_done: int, status: int | None) -> bool:
-        """Whether to try again after a failed attempt, ``retries_done`` retries in."""
-        return self.retryable(status) and retries_done < self.max_retries
-
     def worst_case_seconds(self, request_timeout: float) -> float:
         """Longest one delivery to one endpoint can take: every attempt times out, every wait is the longest."""
         return (self.max_retries + 1) * request_timeout + sum(self.ceiling(n) for n in range(self.max_retries))

@@ -99,6 +99,11 @@ class WebhookSender:
 
     ``stop`` is an event that cuts a wait short (shutdown); ``post_fn`` and
     ``rng`` are injectable for tests.
+
+    An endpoint whose last delivery was given up is *failing*: it gets one
+    attempt per message, without retries, until it answers with a 2xx again.
+    A dead endpoint then costs each later alert one request, not the whole
+    retry schedule, and the other endpoints are not held up behind it.
     """
 
     def __init__(self, policy: RetryPolicy, timeout: float, *, stop: threading.Event | None = None,
@@ -110,17 +115,21 @@ class WebhookSender:
         self.rng = rng or random.Random()
         self.post_fn = post_fn
         self.on_retry = on_retry
+        self.failing: set[str] = set()
 
     def deliver(self, endpoint: Endpoint, body: bytes, headers: dict[str, str]) -> DeliveryResult:
         retries = 0
+        limit = 0 if endpoint.name in self.failing else self.policy.max_retries
         while True:
             response = self.post_fn(endpoint.url.get_secret_value(), body, headers, self.timeout)
             attempts = retries + 1
             if response.status is not None and 200 <= response.status < 300:
+                self.failing.discard(endpoint.name)
                 return DeliveryResult("delivered", attempts, response.status)
             if not self.policy.retryable(response.status):
                 return DeliveryResult("rejected", attempts, response.status, response.error)
-            if not self.policy.should_retry(retries, response.status):
+            if retries >= limit:
+                self.failing.add(endpoint.name)
                 return DeliveryResult("failed", attempts, response.status, response.error)
             wait = self.policy.delay(retries, retry_after=parse_retry_after(response.retry_after), rng=self.rng)
             if self.on_retry is not None:
