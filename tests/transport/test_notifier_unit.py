@@ -62,3 +62,17 @@ def test_bad_records_are_skipped_and_counted():
         for value in (None, b"", b"\xff\xfe", b"[]", b'{"status": "firing"}', b"null"):
             assert notifier.handle(value)
     assert server.received == [] and _count(metrics, "bad_record") == 6
+
+
+def test_a_new_group_starts_at_the_end_unless_told_otherwise(monkeypatch):
+    from driftline.transport.notifier import consumer_config
+
+    monkeypatch.delenv("DRIFTLINE_AUTO_OFFSET_RESET", raising=False)
+    notify = load_notify_settings(webhooks=["http://a.example"], group="pager")
+    conf = consumer_config(load_settings(), notify, max_poll_interval_ms=400_000)
+    assert conf["auto.offset.reset"] == "latest" and conf["group.id"] == "pager"
+    assert conf["enable.auto.commit"] is False and conf["max.poll.interval.ms"] == 400_000
+    assert consumer_config(load_settings(auto_offset_reset="earliest"), notify,
+                           max_poll_interval_ms=1)["auto.offset.reset"] == "earliest"
+    monkeypatch.setenv("DRIFTLINE_AUTO_OFFSET_RESET", "earliest")
+    assert consumer_config(load_settings(), notify, max_poll_interval_ms=1)["auto.offset.reset"] == "earliest"

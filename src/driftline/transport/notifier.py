@@ -35,7 +35,7 @@ from driftline.observability.server import MetricsServer
 from driftline.transport import kafka
 from driftline.transport.webhooks import Endpoint, Response, WebhookSender, endpoints_from
 
-__all__ = ["Notifier", "make_notify_consumer"]
+__all__ = ["Notifier", "consumer_config", "max_poll_interval_ms"]
 
 log = logging.getLogger("driftline.notify")
 
@@ -44,8 +44,13 @@ log = logging.getLogger("driftline.notify")
 DEFAULT_START = "latest"
 
 
-def make_notify_consumer(settings: Settings, notify: NotifySettings, *, max_poll_interval_ms: int) -> Consumer:
-    """A group member on the alerts topic that commits by hand."""
+def consumer_config(settings: Settings, notify: NotifySettings, *, max_poll_interval_ms: int) -> dict[str, object]:
+    """librdkafka configuration of a group member on the alerts topic that commits by hand.
+
+    A new group starts at the end of the topic unless ``auto_offset_reset`` was
+    given explicitly (flag, environment or file): a first start posts new
+    alerts, not the week of history the topic keeps.
+    """
     start = settings.auto_offset_reset if "auto_offset_reset" in settings.model_fields_set else DEFAULT_START
     conf: dict[str, object] = {
         **settings.kafka_properties(),
@@ -59,7 +64,16 @@ def make_notify_consumer(settings: Settings, notify: NotifySettings, *, max_poll
         "enable.partition.eof": False,
     }
     conf.setdefault("client.id", "driftline-notify")
-    return kafka._client(Consumer, conf, "consumer")
+    return conf
+
+
+def max_poll_interval_ms(worst_case_seconds: float) -> int:
+    """Room for the slowest record (every endpoint retried to the end) plus a minute; Kafka's 5 min at least.
+
+    >>> max_poll_interval_ms(91.0), max_poll_interval_ms(2 * 91.0 + 500)
+    (300000, 742000)
+    """
+    return int(min(86_400_000, max(300_000, 1000 * (worst_case_seconds + 60))))
 
 
 class Notifier:
@@ -106,10 +120,9 @@ class Notifier:
             if s.alerts_topic not in kafka.check_broker(admin, s):
                 log.warning("alerts topic does not exist yet; waiting for it", extra={"ctx": {"topic": s.alerts_topic}})
             self._last_broker_ok = time.monotonic()
-            # librdkafka drops a member that does not poll for max.poll.interval.ms: leave room for the
-            # slowest record (all endpoints retried to the end) plus a margin.
-            interval_ms = int(min(86_400_000, max(300_000, 1000 * (self._worst_case() + 60))))
-            consumer = make_notify_consumer(s, self.notify, max_poll_interval_ms=interval_ms)
+            # librdkafka drops a member that does not poll for max.poll.interval.ms.
+            conf = consumer_config(s, self.notify, max_poll_interval_ms=max_poll_interval_ms(self._worst_case()))
+            consumer = kafka._client(Consumer, conf, "consumer")
             stack.callback(self._close_consumer, consumer)
             self._consumer = consumer
             if s.metrics_port:
