@@ -99,3 +99,12 @@ def test_invariants_on_any_sequence(events, cooldown):
                 assert not sent[key] or sent[key][-1][0] == "firing", "a resolved without a sent firing"
                 awaiting[key] = False
             sent[key].append((status, t))
+
+
+def test_forgotten_keys_are_unknown_again_but_their_ids_stay_duplicates():
+    gate = NotifyGate(cooldown_seconds=300)
+    assert gate.decide("k", "firing", "f1", 0) is S
+    gate.forget(["k"])
+    assert not gate.is_open("k")
+    assert gate.decide("k", "firing", "f1", 1000) is Decision.DUPLICATE
+    assert gate.decide("k", "firing", "f2", 2000) is S  # no cooldown remembered

@@ -76,3 +76,16 @@ def test_a_new_group_starts_at_the_end_unless_told_otherwise(monkeypatch):
                            max_poll_interval_ms=1)["auto.offset.reset"] == "earliest"
     monkeypatch.setenv("DRIFTLINE_AUTO_OFFSET_RESET", "earliest")
     assert consumer_config(load_settings(), notify, max_poll_interval_ms=1)["auto.offset.reset"] == "earliest"
+
+
+def test_keys_of_a_revoked_partition_are_forgotten():
+    from confluent_kafka import TopicPartition
+
+    with WebhookServer() as server:
+        notifier, _ = _notifier(server, cooldown_seconds=300)
+        notifier.handle(_alert("f1", detected_at="2026-11-26T10:00:00.000Z"), source=("alerts", 1, 7))
+        assert notifier.gate.is_open("fraud/v1/x/adwin")
+        notifier._on_revoke(None, [TopicPartition("alerts", 0)])
+        assert notifier.gate.is_open("fraud/v1/x/adwin")
+        notifier._on_revoke(None, [TopicPartition("alerts", 1)])
+        assert not notifier.gate.is_open("fraud/v1/x/adwin") and len(notifier.gate) == 0

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Iterable
 from enum import Enum
 
 __all__ = ["Decision", "NotifyGate"]
@@ -93,6 +94,12 @@ class NotifyGate:
         state.open, state.muted = True, False
         self._prune()
         return Decision.SEND
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Drop what is known about ``keys`` (their partition went to another process, whose
+        decisions this one does not see); alert ids are kept for de-duplication."""
+        for key in keys:
+            self._keys.pop(key, None)
 
     def is_open(self, key: str) -> bool:
         """Whether a firing of ``key`` was sent and its resolution not yet."""

@@ -93,6 +93,7 @@ class Notifier:
         self._filters = {k: v for k, v in notify.filters().items() if v is not None}
         self._consumer: Consumer | None = None
         self._assigned: set[tuple[str, int]] = set()
+        self._keys_seen: dict[tuple[str, int], set[str]] = {}  # alert keys per partition, forgotten on revoke
         self._last_broker_ok = 0.0
         self.metrics_port: int | None = None
         self.started = threading.Event()
@@ -158,8 +159,13 @@ class Notifier:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Every finished record is committed before the next consume, so nothing is pending here.
-        self._assigned -= {(p.topic, p.partition) for p in partitions}
+        # The next owner decides for these keys now: if they come back, start from "unknown".
+        gone = {(p.topic, p.partition) for p in partitions}
+        self._assigned -= gone
+        for tp in gone:
+            self.gate.forget(self._keys_seen.pop(tp, ()))
         self.metrics.assigned_partitions.set(len(self._assigned))
+        log.info("partitions revoked", extra={"ctx": {"partitions": ",".join(f"{t}[{p}]" for t, p in sorted(gone))}})
 
     # ------------------------------------------------------------ the loop
     def poll_once(self) -> int:
@@ -176,7 +182,7 @@ class Notifier:
                 if err.code() != KafkaError._PARTITION_EOF:
                     log.warning("consumer error", extra={"ctx": {"error": err.str()}})
                 continue
-            if not self.handle(msg.value(), where=f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"):
+            if not self.handle(msg.value(), source=(msg.topic(), msg.partition(), msg.offset())):
                 return done  # stopped mid-delivery: not committed, read again after a restart
             self._commit(TopicPartition(msg.topic(), msg.partition(), msg.offset() + 1))
             done += 1
@@ -191,11 +197,15 @@ class Notifier:
             log.warning("offset commit failed; the record may be posted again after a restart",
                         extra={"ctx": {"error": str(exc.args[0] if exc.args else exc)}})
 
-    def handle(self, value: bytes | None, *, where: str = "") -> bool:
-        """Judge and post one record.  False only when stopped before every endpoint had an answer."""
+    def handle(self, value: bytes | None, *, source: tuple[str, int, int] | None = None) -> bool:
+        """Judge and post one record (``source``: its topic, partition and offset).
+
+        False only when stopped before every endpoint had an answer.
+        """
         decoded = decode_alert(value)
         if decoded.alert is None:
             self.metrics.alerts.labels("bad_record").inc()
+            where = f"{source[0]}[{source[1]}]@{source[2]}" if source else "?"
             log.warning("skipped a record that is not an alert", extra={"ctx": {"record": where, "problem": decoded.problem}})
             return True
         alert = decoded.alert
@@ -203,6 +213,8 @@ class Notifier:
             self.metrics.alerts.labels("filtered").inc()
             return True
         key = alert_key(alert)
+        if source is not None:
+            self._keys_seen.setdefault(source[:2], set()).add(key)
         at_ms = detected_at_ms(alert)
         decision = self.gate.decide(key, alert["status"], alert["alert_id"],
                                     at_ms if at_ms is not None else self.clock() * 1000.0)
