@@ -120,6 +120,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return status(_settings_from(args), args)
 
 
+def _cmd_notify(args: argparse.Namespace) -> int:
+    from driftline.cli.notify import notify
+
+    return notify(_settings_from(args), args)
+
+
 def _cmd_schema(args: argparse.Namespace) -> int:
     from driftline.contract.schema import json_schema
 
@@ -231,6 +237,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds of window summaries to read (0 = the whole metrics topic); alerts are always read whole")
     _add_setting_flags(st)
     st.set_defaults(func=_cmd_status)
+
+    from driftline.cli.notify import add_notify_flags
+
+    notify = sub.add_parser("notify", help="post alerts to Slack and generic JSON webhooks",
+                            description="Consume the alerts topic in a consumer group and post every alert, firing and "
+                                        "resolved, to webhooks: retried with backoff, at most one firing message per "
+                                        "alert key per cooldown, offsets committed after delivery (at-least-once: "
+                                        "receivers de-duplicate on alert_id). See docs/notify.md.")
+    add_notify_flags(notify)
+    _add_setting_flags(notify)
+    notify.set_defaults(func=_cmd_notify)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the input contract")
     schema.set_defaults(func=_cmd_schema)

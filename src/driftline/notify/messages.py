@@ -1,0 +1,191 @@
+"""What a webhook receives for one alert record: pure formatting, no I/O.
+
+Two shapes (see ``docs/notify.md``):
+
+* **generic** — the alert record exactly as the worker wrote it to the alerts
+  topic (``docs/outputs.md``), so a receiver parses one layout whether it reads
+  Kafka or a webhook; ``alert_id`` is in it for de-duplication.
+* **slack** — a Slack incoming-webhook message: ``text`` (the notification
+  line) and one attachment coloured by status and severity, with the details
+  as fields.  Only the classic attachment keys are used, which Mattermost,
+  Rocket.Chat and Discord's ``/slack`` endpoints understand too.
+
+:func:`decode_alert` decides whether a Kafka value is an alert at all; a
+value that is not becomes a counted skip in the loop, never an exception.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import orjson
+
+from driftline import __version__
+
+__all__ = ["Decoded", "decode_alert", "alert_key", "slack_message", "generic_message", "request_body",
+           "request_headers", "detected_at_ms", "COLOURS", "FIRING", "RESOLVED"]
+
+FIRING = "firing"
+RESOLVED = "resolved"
+
+#: Attachment colours: status first, then severity for firing alerts.
+COLOURS = {
+    ("firing", "critical"): "#E01E5A",  # red
+    ("firing", "warning"): "#ECB22E",   # amber
+    ("resolved", None): "#2EB67D",      # green
+}
+_UNKNOWN_COLOUR = "#808080"
+
+_EMOJI = {"firing": ":rotating_light:", "resolved": ":white_check_mark:"}
+
+
+class Decoded(NamedTuple):
+    """An alert record, or why a value is not one (``problem``)."""
+
+    alert: dict[str, Any] | None
+    problem: str | None
+
+
+def decode_alert(value: bytes | None) -> Decoded:
+    """Parse one value of the alerts topic.
+
+    An alert needs a JSON object with ``status`` firing/resolved, a string
+    ``alert_id`` and a ``model``; anything else is reported, not raised.
+
+    >>> decode_alert(b'{"status": "firing", "alert_id": "a1", "model": "m"}').problem is None
+    True
+    >>> decode_alert(b"not json").problem
+    'not JSON'
+    """
+    if not value:
+        return Decoded(None, "empty value")
+    try:
+        record = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return Decoded(None, "not JSON")
+    if not isinstance(record, dict):
+        return Decoded(None, "not a JSON object")
+    if record.get("status") not in (FIRING, RESOLVED):
+        return Decoded(None, f"status {record.get('status')!r} is neither firing nor resolved")
+    if not isinstance(record.get("alert_id"), str) or not record["alert_id"]:
+        return Decoded(None, "no alert_id")
+    if not isinstance(record.get("model"), str):
+        return Decoded(None, "no model")
+    return Decoded(record, None)
+
+
+def alert_key(alert: dict[str, Any]) -> str:
+    """The alert key ``model/model_version/feature/detector`` (the Kafka key the worker uses).
+
+    >>> alert_key({"model": "fraud", "model_version": "v3", "feature": "amount", "detector": "adwin"})
+    'fraud/v3/amount/adwin'
+    """
+    return "/".join(str(alert.get(f, "")) for f in ("model", "model_version", "feature", "detector"))
+
+
+def detected_at_ms(alert: dict[str, Any]) -> float | None:
+    """``detected_at`` as epoch milliseconds, or ``None`` when absent or unreadable.
+
+    >>> detected_at_ms({"detected_at": "2025-11-26T10:06:42.104Z"})
+    1764151602104.0
+    """
+    text = alert.get("detected_at")
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return round(moment.timestamp() * 1000.0, 3)
+
+
+def _escape(text: object) -> str:
+    """Slack's three control characters (``&``, ``<``, ``>``), escaped."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _number(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value) if value is not None else "-"
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.4g}"
+
+
+def _colour(alert: dict[str, Any]) -> str:
+    status = alert.get("status")
+    if status == RESOLVED:
+        return COLOURS[(RESOLVED, None)]
+    return COLOURS.get((str(status), str(alert.get("severity"))), _UNKNOWN_COLOUR)
+
+
+def slack_message(alert: dict[str, Any]) -> dict[str, Any]:
+    """The Slack incoming-webhook payload for one alert record.
+
+    >>> msg = slack_message({"status": "firing", "severity": "critical", "model": "fraud", "model_version": "v3",
+    ...                      "feature": "amount", "kind": "data_drift", "detector": "psi", "alert_id": "a1"})
+    >>> msg["attachments"][0]["color"], msg["text"]
+    ('#E01E5A', ':rotating_light: *FIRING* (critical) fraud/v3 · amount · data_drift/psi')
+    """
+    status = str(alert.get("status", "?"))
+    where = f"{alert.get('model')}/{alert.get('model_version', '-')} · {alert.get('feature', '-')}"
+    what = f"{alert.get('kind', '-')}/{alert.get('detector', '-')}"
+    severity = f" ({_escape(alert.get('severity'))})" if status == FIRING and alert.get("severity") else ""
+    text = f"{_EMOJI.get(status, '')} *{_escape(status.upper())}*{severity} {_escape(where)} · {_escape(what)}".strip()
+    window = alert.get("window") if isinstance(alert.get("window"), dict) else {}
+    fields = [
+        {"title": "Model", "value": _escape(f"{alert.get('model')} {alert.get('model_version', '')}".strip()), "short": True},
+        {"title": "Feature", "value": _escape(alert.get("feature", "-")), "short": True},
+        {"title": "Check", "value": _escape(what), "short": True},
+        {"title": "Severity", "value": _escape(alert.get("severity", "-")), "short": True},
+        {"title": "Statistic", "value": f"{_number(alert.get('statistic'))} (threshold {_number(alert.get('threshold'))})",
+         "short": True},
+        {"title": "Event time", "value": _escape(alert.get("event_time") or "-"), "short": True},
+        {"title": "Reference", "value": _escape(alert.get("reference", "-")), "short": True},
+        {"title": "Records", "value": _escape(f"{window.get('topic', '-')}[{window.get('partition', '-')}] "
+                                              f"offsets {window.get('first_offset', '-')}–{window.get('last_offset', '-')}"),
+         "short": True},
+    ]
+    attachment: dict[str, Any] = {
+        "color": _colour(alert),
+        "fallback": _escape(f"{status.upper()} {where} {what}: {alert.get('summary', '')}"),
+        "title": _escape(alert.get("summary") or f"{status} {what}"),
+        "fields": fields,
+        "footer": _escape(f"driftline · alert {alert.get('alert_id')} · key {alert_key(alert)}"),
+    }
+    detected = detected_at_ms(alert)
+    if detected is not None:
+        attachment["ts"] = int(detected // 1000)
+    return {"text": text, "attachments": [attachment]}
+
+
+def generic_message(alert: dict[str, Any]) -> dict[str, Any]:
+    """The generic webhook payload: the alert record as it is on the alerts topic."""
+    return alert
+
+
+def request_body(kind: str, alert: dict[str, Any]) -> bytes:
+    """The POST body for an endpoint of ``kind`` (``slack`` or ``webhook``)."""
+    return orjson.dumps(slack_message(alert) if kind == "slack" else generic_message(alert))
+
+
+def request_headers(alert: dict[str, Any]) -> dict[str, str]:
+    """Headers of every POST: JSON, and the ids a receiver can de-duplicate on."""
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": f"driftline-notify/{__version__}",
+        "Idempotency-Key": _header_value(alert.get("alert_id", "")),
+        "X-Driftline-Alert-Id": _header_value(alert.get("alert_id", "")),
+        "X-Driftline-Alert-Key": _header_value(alert_key(alert)),
+        "X-Driftline-Alert-Status": _header_value(alert.get("status", "")),
+    }
+
+
+def _header_value(value: object, limit: int = 256) -> str:
+    """Printable ASCII only (a feature name may hold anything; headers may not)."""
+    text = str(value).encode("ascii", "backslashreplace").decode()
+    return "".join(c if " " <= c <= "~" else "?" for c in text)[:limit]

@@ -1,0 +1,245 @@
+"""``driftline notify``'s loop: alerts topic → gate → webhooks → commit.
+
+One record at a time, in partition order (so a key's firing is posted
+before its resolution): decode, filter, ask the :class:`NotifyGate`, post
+to every endpoint (retried), then commit the record's offset.  The offset
+is committed only once every endpoint has the message or was given up on,
+so delivery is **at-least-once**: a process stopped or killed between the
+POST and the commit posts the record again after a restart, and receivers
+de-duplicate on ``alert_id``.  Records that are not alerts are skipped,
+counted and committed, never raised.
+
+Instances in one consumer group (``--group``) share the topic's partitions;
+all records of an alert key are on one partition, so one instance sees a
+key's whole history and its cooldown holds across the group.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from contextlib import ExitStack
+from typing import Any, Callable
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from driftline.config import Settings
+from driftline.errors import ConfigError, KafkaFailure
+from driftline.notify.gate import Decision, NotifyGate
+from driftline.notify.messages import alert_key, decode_alert, detected_at_ms, request_body, request_headers
+from driftline.notify.settings import NotifySettings
+from driftline.observability.notify_metrics import NotifyMetrics
+from driftline.observability.server import MetricsServer
+from driftline.transport import kafka
+from driftline.transport.webhooks import Endpoint, Response, WebhookSender, endpoints_from
+
+__all__ = ["Notifier", "consumer_config", "max_poll_interval_ms"]
+
+log = logging.getLogger("driftline.notify")
+
+#: Where a new group starts when ``auto_offset_reset`` is not given: new alerts only,
+#: not a week of history.
+DEFAULT_START = "latest"
+
+
+def consumer_config(settings: Settings, notify: NotifySettings, *, max_poll_interval_ms: int) -> dict[str, object]:
+    """librdkafka configuration of a group member on the alerts topic that commits by hand.
+
+    A new group starts at the end of the topic unless ``auto_offset_reset`` was
+    given explicitly (flag, environment or file): a first start posts new
+    alerts, not the week of history the topic keeps.
+    """
+    start = settings.auto_offset_reset if "auto_offset_reset" in settings.model_fields_set else DEFAULT_START
+    conf: dict[str, object] = {
+        **settings.kafka_properties(),
+        "group.id": notify.group,
+        "auto.offset.reset": start,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "session.timeout.ms": settings.session_timeout_ms,
+        "heartbeat.interval.ms": settings.heartbeat_interval_ms,
+        "max.poll.interval.ms": max_poll_interval_ms,
+        "enable.partition.eof": False,
+    }
+    conf.setdefault("client.id", "driftline-notify")
+    return conf
+
+
+def max_poll_interval_ms(worst_case_seconds: float) -> int:
+    """Room for the slowest record (every endpoint retried to the end) plus a minute; Kafka's 5 min at least.
+
+    >>> max_poll_interval_ms(91.0), max_poll_interval_ms(2 * 91.0 + 500)
+    (300000, 742000)
+    """
+    return int(min(86_400_000, max(300_000, 1000 * (worst_case_seconds + 60))))
+
+
+class Notifier:
+    """Posts the alerts topic's records to webhooks until :meth:`stop`."""
+
+    def __init__(self, settings: Settings, notify: NotifySettings, *, metrics: NotifyMetrics | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.notify = notify
+        self.metrics = metrics or NotifyMetrics()
+        self.clock = clock
+        self.gate = NotifyGate(notify.cooldown_seconds)
+        self.endpoints: list[Endpoint] = endpoints_from(notify)
+        self._stop = threading.Event()
+        self.sender = WebhookSender(notify.retry_policy(), notify.timeout_seconds, stop=self._stop,
+                                    on_retry=self._retrying)
+        self._filters = {k: v for k, v in notify.filters().items() if v is not None}
+        self._consumer: Consumer | None = None
+        self._assigned: set[tuple[str, int]] = set()
+        self._keys_seen: dict[tuple[str, int], set[str]] = {}  # alert keys per partition, forgotten on revoke
+        self._last_broker_ok = 0.0
+        self.metrics_port: int | None = None
+        self.started = threading.Event()
+
+    # ------------------------------------------------------------ lifecycle
+    def stop(self, *_: object) -> None:
+        """Stop after the current record; a wait between retries is cut short (signal-safe)."""
+        self._stop.set()
+
+    def ready(self) -> tuple[bool, str]:
+        if not self._assigned:
+            return False, "no partitions of the alerts topic assigned yet"
+        if time.monotonic() - self._last_broker_ok > max(30.0, 4 * self.settings.poll_timeout_seconds) + self._worst_case():
+            return False, "no successful broker round trip recently"
+        return True, f"ready: {len(self._assigned)} partition(s)"
+
+    def _worst_case(self) -> float:
+        """Longest one record can take: every endpoint exhausts its retries."""
+        return len(self.endpoints) * self.sender.policy.worst_case_seconds(self.sender.timeout)
+
+    def run(self, *, install_signal_handlers: bool = True) -> None:
+        s = self.settings
+        with ExitStack() as stack:
+            admin = kafka.make_admin(s)
+            if s.alerts_topic not in kafka.check_broker(admin, s):
+                log.warning("alerts topic does not exist yet; waiting for it", extra={"ctx": {"topic": s.alerts_topic}})
+            self._last_broker_ok = time.monotonic()
+            # librdkafka drops a member that does not poll for max.poll.interval.ms.
+            conf = consumer_config(s, self.notify, max_poll_interval_ms=max_poll_interval_ms(self._worst_case()))
+            consumer = kafka._client(Consumer, conf, "consumer")
+            stack.callback(self._close_consumer, consumer)
+            self._consumer = consumer
+            if s.metrics_port:
+                try:
+                    server = stack.enter_context(MetricsServer(self.metrics.registry, s.metrics_host, s.metrics_port, self.ready))
+                except OSError as exc:
+                    raise ConfigError(f"cannot serve metrics on {s.metrics_host}:{s.metrics_port} ({exc}); set another "
+                                      f"metrics_port (--metrics-port, DRIFTLINE_METRICS_PORT), or 0 to turn it off") from None
+                self.metrics_port = server.port
+            if install_signal_handlers and threading.current_thread() is threading.main_thread():
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    previous = signal.signal(sig, self.stop)
+                    stack.callback(signal.signal, sig, previous)
+            consumer.subscribe([s.alerts_topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
+                               on_lost=self._on_revoke)
+            log.info("notify started", extra={"ctx": {"group": self.notify.group, "topic": s.alerts_topic,
+                                                       "endpoints": ",".join(e.name for e in self.endpoints),
+                                                       "cooldown_seconds": self.notify.cooldown_seconds,
+                                                       "metrics_port": self.metrics_port}})
+            self.started.set()
+            while not self._stop.is_set():
+                self.poll_once()
+            log.info("notify stopping")
+
+    def _close_consumer(self, consumer: Consumer) -> None:
+        consumer.close()
+        self.metrics.assigned_partitions.set(0)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned |= {(p.topic, p.partition) for p in partitions}
+        self.metrics.assigned_partitions.set(len(self._assigned))
+        log.info("partitions assigned", extra={"ctx": {"partitions": ",".join(f"{p.topic}[{p.partition}]" for p in partitions)}})
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Every finished record is committed before the next consume, so nothing is pending here.
+        # The next owner decides for these keys now: if they come back, start from "unknown".
+        gone = {(p.topic, p.partition) for p in partitions}
+        self._assigned -= gone
+        for tp in gone:
+            self.gate.forget(self._keys_seen.pop(tp, ()))
+        self.metrics.assigned_partitions.set(len(self._assigned))
+        log.info("partitions revoked", extra={"ctx": {"partitions": ",".join(f"{t}[{p}]" for t, p in sorted(gone))}})
+
+    # ------------------------------------------------------------ the loop
+    def poll_once(self) -> int:
+        """Consume and handle at most one record; return how many were finished and committed."""
+        assert self._consumer is not None
+        messages = self._consumer.consume(1, self.settings.poll_timeout_seconds)
+        self._last_broker_ok = time.monotonic()
+        done = 0
+        for msg in messages:
+            err = msg.error()
+            if err is not None:
+                if err.fatal():
+                    raise KafkaFailure(f"fatal consumer error: {err.str()}")
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer error", extra={"ctx": {"error": err.str()}})
+                continue
+            if not self.handle(msg.value(), source=(msg.topic(), msg.partition(), msg.offset())):
+                return done  # stopped mid-delivery: not committed, read again after a restart
+            self._commit(TopicPartition(msg.topic(), msg.partition(), msg.offset() + 1))
+            done += 1
+        return done
+
+    def _commit(self, position: TopicPartition) -> None:
+        assert self._consumer is not None
+        try:
+            self._consumer.commit(offsets=[position], asynchronous=False)
+        except KafkaException as exc:
+            # The record was handled; an uncommitted offset only means it may be posted again.
+            log.warning("offset commit failed; the record may be posted again after a restart",
+                        extra={"ctx": {"error": str(exc.args[0] if exc.args else exc)}})
+
+    def handle(self, value: bytes | None, *, source: tuple[str, int, int] | None = None) -> bool:
+        """Judge and post one record (``source``: its topic, partition and offset).
+
+        False only when stopped before every endpoint had an answer.
+        """
+        decoded = decode_alert(value)
+        if decoded.alert is None:
+            self.metrics.alerts.labels("bad_record").inc()
+            where = f"{source[0]}[{source[1]}]@{source[2]}" if source else "?"
+            log.warning("skipped a record that is not an alert", extra={"ctx": {"record": where, "problem": decoded.problem}})
+            return True
+        alert = decoded.alert
+        if any(alert.get(field) != want for field, want in self._filters.items()):
+            self.metrics.alerts.labels("filtered").inc()
+            return True
+        key = alert_key(alert)
+        if source is not None:
+            self._keys_seen.setdefault(source[:2], set()).add(key)
+        at_ms = detected_at_ms(alert)
+        decision = self.gate.decide(key, alert["status"], alert["alert_id"],
+                                    at_ms if at_ms is not None else self.clock() * 1000.0)
+        if decision is not Decision.SEND:
+            self.metrics.alerts.labels(decision.value).inc()
+            log.info(f"alert not posted ({decision.value})", extra={"ctx": {"key": key, "status": alert["status"],
+                                                                             "alert_id": alert["alert_id"]}})
+            return True
+        headers = request_headers(alert)
+        for endpoint in self.endpoints:
+            result = self.sender.deliver(endpoint, request_body(endpoint.kind, alert), headers)
+            if result.outcome == "stopped":
+                return False
+            self.metrics.deliveries.labels(endpoint.name, result.outcome).inc()
+            ctx: dict[str, Any] = {"endpoint": endpoint.name, "key": key, "status": alert["status"],
+                                   "alert_id": alert["alert_id"], "attempts": result.attempts}
+            if result.outcome == "delivered":
+                log.info("alert posted", extra={"ctx": ctx})
+            else:
+                log.error(f"alert not delivered ({result.outcome}), given up",
+                          extra={"ctx": {**ctx, "http_status": result.status, "error": result.error}})
+        self.metrics.alerts.labels("sent").inc()
+        return True
+
+    def _retrying(self, endpoint: Endpoint, response: Response, wait: float) -> None:
+        self.metrics.retries.labels(endpoint.name).inc()
+        log.warning("webhook failed; retrying", extra={"ctx": {"endpoint": endpoint.name, "http_status": response.status,
+                                                                "error": response.error, "wait_seconds": round(wait, 3)}})

@@ -1,0 +1,42 @@
+"""docs/notify.md must follow the code: settings, metrics and the Slack example."""
+
+import re
+from pathlib import Path
+
+import orjson
+import pytest
+
+from driftline.notify.messages import slack_message
+from driftline.notify.settings import FLAGS, NOTIFY_ENV_PREFIX, NotifySettings
+from driftline.observability.notify_metrics import NotifyMetrics
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def _json_blocks(path: Path) -> list[str]:
+    return re.findall(r"```json\n(.*?)```", path.read_text(encoding="utf-8"), re.S)
+
+
+@pytest.mark.parametrize("name", list(NotifySettings.model_fields))
+def test_every_notify_setting_is_documented(name):
+    text = (DOCS / "notify.md").read_text(encoding="utf-8")
+    env = f"{NOTIFY_ENV_PREFIX}{name.upper()}"
+    short_env = f"..._{name.upper()}"  # the filter row abbreviates its variables
+    missing = [t for t in (f"`{name}`", FLAGS[name]) if t not in text]
+    if env not in text and short_env not in text:
+        missing.append(env)
+    assert not missing, f"docs/notify.md does not mention {missing} of notify setting {name!r}: add it to the settings table"
+
+
+def test_every_notify_metric_is_documented():
+    text = (DOCS / "notify.md").read_text(encoding="utf-8")
+    names = [f.name + ("_total" if f.type == "counter" else "") for f in NotifyMetrics(process_metrics=False).registry.collect()]
+    assert len(names) == 4
+    missing = [n for n in names if f"`{n}`" not in text]
+    assert not missing, f"docs/notify.md does not list the metric(s) {missing}; add them to its metrics table"
+
+
+def test_the_slack_example_is_what_the_code_posts_for_the_outputs_example():
+    firing = next(orjson.loads(b) for b in _json_blocks(DOCS / "outputs.md") if '"status": "firing"' in b)
+    example = orjson.loads(_json_blocks(DOCS / "notify.md")[0])
+    assert example == slack_message(firing), "update the Slack example in docs/notify.md from slack_message()"

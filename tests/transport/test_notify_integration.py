@@ -1,0 +1,114 @@
+"""driftline notify over the real broker: alerts topic → local webhook server, with failures and a restart."""
+
+import threading
+import uuid
+
+import orjson
+import pytest
+from confluent_kafka.admin import NewTopic
+
+from conftest import wait_for
+from driftline.notify.messages import COLOURS, alert_key
+from driftline.notify.settings import load_notify_settings
+from driftline.observability.notify_metrics import NotifyMetrics
+from driftline.transport.notifier import Notifier
+from webhook_server import WebhookServer
+
+pytestmark = pytest.mark.integration
+
+
+def _alert(alert_id, key, status, detected_at, severity="warning"):
+    model, version, feature, detector = key.split("/")
+    return {"schema_version": 1, "alert_id": alert_id, "status": status, "model": model, "model_version": version,
+            "feature": feature, "kind": "data_drift", "detector": detector, "severity": severity,
+            "statistic": 9.5, "threshold": 5.0, "summary": f"{status} {key}", "reference": "warmup",
+            "window": {"topic": "ml.inferences", "partition": 0, "first_offset": 0, "last_offset": 10,
+                       "first_event_time": None, "last_event_time": None},
+            "event_time": None, "detected_at": detected_at, "details": {}}
+
+
+A, B, C = "fraud/v3/amount/page_hinkley", "fraud/v3/country/chi_square", "churn/v1/age/adwin"
+a1 = _alert("a1", A, "firing", "2026-11-26T10:00:00.000Z", "critical")
+a2 = _alert("a2", A, "firing", "2026-11-26T10:01:00.000Z", "critical")  # a reminder within the cooldown
+b1 = _alert("b1", B, "firing", "2026-11-26T10:00:30.000Z")
+ra = {**_alert("ra", A, "resolved", "2026-11-26T10:11:40.000Z", "critical"), "firing_alert_id": "a2"}
+b2 = _alert("b2", B, "firing", "2026-11-26T10:06:00.000Z")  # after the cooldown: sent again
+c1 = _alert("c1", C, "firing", "2026-11-26T10:20:00.000Z")
+
+
+class Run:
+    def __init__(self, kenv, topic, group, server, metrics):
+        self.notifier = Notifier(
+            kenv.settings(alerts_topic=topic, auto_offset_reset="earliest", metrics_port=0),
+            load_notify_settings(webhooks=[server.url("/generic")], slack_webhooks=[server.url("/slack")],
+                                 cooldown_seconds=300, max_retries=4, backoff_seconds=0.02, max_backoff_seconds=0.2,
+                                 timeout_seconds=2, group=group),
+            metrics=metrics)
+        self.thread = threading.Thread(target=self.notifier.run, kwargs={"install_signal_handlers": False}, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.notifier.stop()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+
+
+def _produce(kenv, topic, alerts):
+    kenv.produce([((alert_key(a) if isinstance(a, dict) else A).encode(),
+                   orjson.dumps(a) if isinstance(a, dict) else a) for a in alerts], topic=topic)
+
+
+def test_alerts_are_posted_retried_deduplicated_and_committed(kenv):
+    topic, group = f"alerts-{uuid.uuid4().hex[:8]}", f"notify-{uuid.uuid4().hex[:8]}"
+    for f in kenv.admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)]).values():
+        f.result(10)
+    _produce(kenv, topic, [a1, a2, a1, b"not json", b1, ra, b2])
+    script = {"/generic": [(500, {}), (500, {}), (429, {"Retry-After": "0"})], "/slack": [(503, {})]}
+    metrics = NotifyMetrics(process_metrics=False)
+    value = lambda name, **labels: metrics.registry.get_sample_value(name, labels) or 0.0  # noqa: E731
+
+    with WebhookServer(script) as server:
+        run = Run(kenv, topic, group, server, metrics)
+        try:
+            wait_for(lambda: len(server.ok("/generic")) >= 4 and len(server.ok("/slack")) >= 4
+                     and value("driftline_notify_alerts_total", outcome="sent") == 4, 60, "4 alerts posted to each endpoint")
+        finally:
+            run.stop()
+
+        # Generic endpoint: the records as they are, each once, firing before its resolution.
+        generic = [orjson.loads(r.body) for r in server.ok("/generic")]
+        assert sorted(a["alert_id"] for a in generic) == ["a1", "b1", "b2", "ra"]
+        assert {a["alert_id"]: a for a in generic} == {"a1": a1, "b1": b1, "b2": b2, "ra": ra}
+        order = [a["alert_id"] for a in generic]
+        assert order.index("a1") < order.index("ra") and order.index("b1") < order.index("b2")
+        assert all(r.headers["Idempotency-Key"] == orjson.loads(r.body)["alert_id"] for r in server.ok("/generic"))
+
+        # Slack endpoint: Slack's shape, coloured by status and severity.
+        slack = {orjson.loads(r.body)["attachments"][0]["footer"].split()[3]: orjson.loads(r.body)
+                 for r in server.ok("/slack")}
+        assert set(slack) == {"a1", "b1", "b2", "ra"}
+        for msg in slack.values():
+            assert set(msg) == {"text", "attachments"} and len(msg["attachments"]) == 1
+            assert {"color", "fallback", "title", "fields", "footer"} <= set(msg["attachments"][0])
+        assert slack["a1"]["attachments"][0]["color"] == COLOURS[("firing", "critical")]
+        assert slack["b1"]["attachments"][0]["color"] == COLOURS[("firing", "warning")]
+        assert slack["ra"]["attachments"][0]["color"] == COLOURS[("resolved", None)] and "RESOLVED" in slack["ra"]["text"]
+
+        # What was retried, suppressed and skipped was counted.
+        assert value("driftline_notify_retries_total", endpoint="webhook#1") == 3
+        assert value("driftline_notify_retries_total", endpoint="slack#1") == 1
+        assert value("driftline_notify_deliveries_total", endpoint="webhook#1", outcome="delivered") == 4
+        assert value("driftline_notify_alerts_total", outcome="suppressed") == 1
+        assert value("driftline_notify_alerts_total", outcome="duplicate") == 1
+        assert value("driftline_notify_alerts_total", outcome="bad_record") == 1
+
+        # A second instance of the group resumes after the committed offsets: only the new alert is posted.
+        _produce(kenv, topic, [c1])
+        run = Run(kenv, topic, group, server, NotifyMetrics(process_metrics=False))
+        try:
+            wait_for(lambda: any(orjson.loads(r.body)["alert_id"] == "c1" for r in server.ok("/generic"))
+                     and len(server.ok("/slack")) >= 5, 60, "the new alert posted after the restart")
+        finally:
+            run.stop()
+        assert sorted(orjson.loads(r.body)["alert_id"] for r in server.ok("/generic")) == ["a1", "b1", "b2", "c1", "ra"]
+        assert len(server.ok("/slack")) == 5
