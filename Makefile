@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench calibration fwer outcomes schema clean
+.PHONY: demo test bench calibration fwer outcomes checkpoint soak schema clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian/Ubuntu install the python3-venv package"; exit 1; }
@@ -34,6 +34,12 @@ outcomes: $(VENV)/.installed
 .PHONY: client-outage
 client-outage: $(VENV)/.installed
 	$(PY) benchmarks/client_outage.py
+
+checkpoint: $(VENV)/.installed
+	$(PY) benchmarks/checkpoint.py
+
+soak: $(VENV)/.installed
+	$(PY) benchmarks/soak.py
 
 schema: $(VENV)/.installed
 	$(VENV)/bin/driftline schema > docs/inference-event.schema.json
