@@ -7,7 +7,7 @@ into bytes and back, with no I/O.
 
 Envelope (all integers big-endian)::
 
-    b"DLCK"  u16 format  u8 flags  32-byte digest  zlib(pickle)
+    b"DLCK"  u16 format  u8 flags  32-byte digest  pickle (or zlib(pickle), flag bit 1)
 
 * ``format`` is :data:`STATE_FORMAT`.  A checkpoint of another format is
   rejected with a :class:`CheckpointError` naming both formats; the caller
@@ -46,6 +46,7 @@ STATE_FORMAT = 1
 _MAGIC = b"DLCK"
 _HEADER = struct.Struct(">4sHB32s")
 _SIGNED = 0x01
+_ZLIB = 0x02
 
 
 class CheckpointError(ValueError):
@@ -130,12 +131,17 @@ def _digest(payload: bytes, secret: bytes | None) -> bytes:
     return hashlib.sha256(payload).digest()
 
 
-def encode_state(state: PartitionState, *, secret: bytes | None = None, level: int = 1) -> bytes:
-    """Checkpoint bytes of ``state`` (zlib ``level`` 1: fast, most of the gain)."""
+def encode_state(state: PartitionState, *, secret: bytes | None = None, compress: bool = False) -> bytes:
+    """Checkpoint bytes of ``state``.
+
+    Not compressed by default: the producer compresses the records (lz4) in C,
+    and zlib would triple the time the worker loop spends on a checkpoint
+    (1,000 features: 0.29 s to pickle, +0.63 s to zlib 41 MB to 19 MB).
+    """
     buffer = io.BytesIO()
     _StatePickler(buffer, protocol=5).dump(state)
-    payload = zlib.compress(buffer.getvalue(), level)
-    flags = _SIGNED if secret else 0
+    payload = zlib.compress(buffer.getvalue(), 1) if compress else buffer.getvalue()
+    flags = (_SIGNED if secret else 0) | (_ZLIB if compress else 0)
     return _HEADER.pack(_MAGIC, STATE_FORMAT, flags, _digest(payload, secret)) + payload
 
 
@@ -155,7 +161,8 @@ def decode_state(data: bytes | None, *, secret: bytes | None = None) -> Partitio
     if not hmac.compare_digest(digest, _digest(payload, secret)):
         raise CheckpointError("checkpoint digest does not match its content (corrupt, truncated or wrong secret)")
     try:
-        state = _StateUnpickler(io.BytesIO(zlib.decompress(payload))).load()
+        raw = zlib.decompress(payload) if flags & _ZLIB else payload
+        state = _StateUnpickler(io.BytesIO(raw)).load()
     except CheckpointError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of an old or foreign payload is a rejection
