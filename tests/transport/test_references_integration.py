@@ -103,7 +103,7 @@ def test_a_references_topic_created_after_start_is_followed(kenv, tmp_path, monk
     from driftline.transport import references
 
     monkeypatch.setattr(references, "LOOK_AGAIN_SECONDS", 0.2)
-    worker = kenv.start_worker(create_topics=False)
+    worker = kenv.start_worker(create_topics=False, state_topic="")  # no topic may be created: run without checkpoints
     assert worker._references is not None and not worker._references._assigned
     profile = build_profile(tmp_path, kenv, 0.0, publish=True)  # creates the topic
     wait_for(lambda: sample(worker, "driftline_reference_updates_total", outcome="applied") >= 1, 30, "profile applied")
