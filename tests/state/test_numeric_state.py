@@ -34,3 +34,18 @@ def test_no_detection_during_warmup_and_on_a_stationary_stream():
     state = _state()
     assert _feed(state, rng.lognormal(size=60_000), 5000) == []
     assert state.warmed_up and state.moments.n + state.window_moments.n == 60_000
+
+
+def test_a_detection_in_a_pair_completed_by_a_tiny_batch_points_into_that_batch():
+    """Found by the soak benchmark: a pair of blocks mostly made of an earlier call's values,
+    completed by a call with one value, gave a negative index (an IndexError upstream)."""
+    rng = np.random.default_rng(42)
+    x = np.concatenate([rng.normal(size=6000), rng.normal(size=2000) + 1.0])
+    state = _state()
+    state.update(x[:6000])
+    found = []
+    for i in range(6000, x.size):
+        for j, det, _ in state.update(x[i:i + 1]):
+            assert j == 0, j  # the only value of this call
+            found.append((i, det.detector))
+    assert found and found[0][0] >= 6063  # never before the position found with large batches

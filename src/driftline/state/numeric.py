@@ -168,8 +168,10 @@ class NumericState:
         out = []
         for det in found:
             rel = det.block - first_block  # 1-based block index within z_all
-            # Index (in ``values``) of the last value of the detecting block.
-            out.append((offset + rel * block - 1 - pending, det, self._recent_effect(history, kept + rel * block)))
+            # Index (in ``values``) of the last value of the detecting block; a block that ended in an
+            # earlier call (its pair completed only now) is reported at this call's first value.
+            index = max(0, offset + rel * block - 1 - pending)
+            out.append((index, det, self._recent_effect(history, kept + rel * block)))
         return out
 
     def _recent_effect(self, history: np.ndarray, end: int) -> tuple[float, float]:
