@@ -172,7 +172,7 @@ def _read_to_end(settings: Settings, topic: str, keep: Callable[[bytes | None, R
         pending, out = set(partitions), []
         deadline = time.monotonic() + timeout
         while pending and time.monotonic() < deadline:
-            for msg in reader.consume(1000, 0.5):
+            for msg in reader.consume(1000, 0.1):
                 err = msg.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:

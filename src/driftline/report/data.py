@@ -183,7 +183,7 @@ def _critical(alpha: float, df: int) -> float:
 
 def _window(record: Mapping[str, object]) -> Mapping[str, object]:
     window = record.get("window")
-    return window if isinstance(window, Mapping) else {}
+    return window if isinstance(window, dict) else {}
 
 
 def _series(window: Mapping[str, object]) -> str:
@@ -194,7 +194,7 @@ def _statistic_point(summary: Mapping[str, object], kind: str, statistic: str, t
                      series: str) -> Point | None:
     """The window's alerting statistic, its threshold and the alert condition, as the monitor judges it."""
     drift = summary.get("drift")
-    if not isinstance(drift, Mapping):
+    if not isinstance(drift, dict):
         return None
     value = _number(drift.get(statistic))
     if value is None:
@@ -226,7 +226,7 @@ def _weighted_quantiles(summaries: Sequence[Mapping[str, object]]) -> tuple[dict
     for s in summaries:
         q = s.get("quantiles")
         n = s.get("count")
-        if not isinstance(q, Mapping) or not isinstance(n, int) or n <= 0:
+        if not isinstance(q, dict) or not isinstance(n, int) or n <= 0:
             continue
         values = [_number(q.get(k)) for k in QUANTILE_KEYS]
         if any(v is None for v in values):
@@ -244,7 +244,7 @@ def _summed_categories(summaries: Sequence[Mapping[str, object]]) -> tuple[dict[
     counts: dict[str, float] = defaultdict(float)
     for s in summaries:
         cats = s.get("categories")
-        if isinstance(cats, Mapping):
+        if isinstance(cats, dict):
             for name, n in cats.items():
                 if _number(n) is not None:
                     counts[str(name)] += float(n)  # type: ignore[arg-type]
@@ -310,7 +310,7 @@ def _feature(name: str, source: str, summaries: list[tuple[float, Mapping[str, o
                 feature.points.append(point)
                 if point.over and feature.first_over is None:
                     feature.first_over = point
-            drift = s.get("drift") if isinstance(s.get("drift"), Mapping) else {}
+            drift = s.get("drift") if isinstance(s.get("drift"), dict) else {}
             value = _number(drift.get(secondary)) if kind == NUMERIC else _number(s.get(secondary))  # type: ignore[union-attr]
             if value is not None:
                 feature.secondary_points.append(Point(x, series, value))
@@ -319,7 +319,7 @@ def _feature(name: str, source: str, summaries: list[tuple[float, Mapping[str, o
             feature.missing_points.append(Point(x, series, ratio))
     if summaries:
         last = summaries[-1][1]
-        feature.latest = {"drift": last.get("drift") if isinstance(last.get("drift"), Mapping) else {},
+        feature.latest = {"drift": last.get("drift") if isinstance(last.get("drift"), dict) else {},
                           "missing_ratio": last.get("missing_ratio"), "window": _window(last)}
     feature.alerts = [a for _, a in alerts]
     firing = [(x, a) for x, a in alerts if a.get("status") == "firing"]
@@ -373,12 +373,12 @@ def assemble(summaries: Iterable[Mapping[str, object]], alerts: Iterable[Mapping
 
     Records of other models, other record types and malformed records are ignored.
     """
-    ours = [s for s in summaries if isinstance(s, Mapping) and s.get("type") == "window_summary"
+    ours = [s for s in summaries if isinstance(s, dict) and s.get("type") == "window_summary"
             and s.get("model") == model and isinstance(s.get("feature"), str)]
     all_versions = sorted({str(s.get("model_version")) for s in ours})
     if model_version is not None:
         ours = [s for s in ours if s.get("model_version") == model_version]
-    our_alerts = [a for a in alerts if isinstance(a, Mapping) and a.get("model") == model
+    our_alerts = [a for a in alerts if isinstance(a, dict) and a.get("model") == model
                   and (model_version is None or a.get("model_version") == model_version)]
     time_axis = all(parse_time(_window(s).get("last_event_time")) is not None for s in ours)
     report = ReportData(model, [], source, generated_at, tests, time_axis,

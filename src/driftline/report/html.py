@@ -19,10 +19,12 @@ from driftline.report.data import (MISSING_DETECTORS, STAT_NAMES, FeatureData, P
                                    record_x)
 from driftline.report.svg import BarGroup, BoxRow, Dot, Line, Marker, category_bars, line_chart, quantile_rows
 
-__all__ = ["render", "MAX_ALERT_ROWS", "MAX_CATEGORIES"]
+__all__ = ["render", "MAX_ALERT_ROWS", "MAX_CATEGORIES", "MAX_MOVED_ROWS"]
 
 #: Rows of the alerts table per model version (the newest are kept).
 MAX_ALERT_ROWS = 1000
+#: Rows of the "moved first" table (every feature has its card below it).
+MAX_MOVED_ROWS = 20
 #: Categories drawn per categorical feature; the rest are added up as "other".
 MAX_CATEGORIES = 12
 
@@ -39,7 +41,7 @@ CSS = """
 body{margin:0;background:#f4f5f7;color:#1f2328;font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif}
 main{max-width:1240px;margin:0 auto;padding:20px 24px 48px}
 h1{font-size:24px;margin:4px 0 2px}h2{font-size:20px;margin:36px 0 8px;padding-top:8px;border-top:2px solid #d0d4da}
-h3{font-size:16px;margin:24px 0 8px}h4{font-size:16px;margin:0 0 4px;word-break:break-all}
+h3{font-size:16px;margin:24px 0 8px}h4{font-size:16px;margin:0 0 4px;overflow-wrap:anywhere}
 .sub{color:#666;margin:0 0 12px}
 .facts{display:grid;grid-template-columns:repeat(auto-fill,minmax(180px,1fr));gap:8px;margin:12px 0}
 .fact{background:#fff;border:1px solid #dde1e6;border-radius:6px;padding:8px 10px}
@@ -50,7 +52,8 @@ th,td{padding:5px 8px;border-bottom:1px solid #eceff2;text-align:left;vertical-a
 th{background:#f0f2f5;font-weight:600;font-size:12px;color:#444}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.time{white-space:nowrap}
-td.name{word-break:break-all;max-width:260px}
+td.signal{min-width:22em}
+td.name{overflow-wrap:anywhere;min-width:9em;max-width:260px}
 tr.moved td:first-child{border-left:3px solid #d62728}
 .feature{background:#fff;border:1px solid #dde1e6;border-radius:8px;padding:14px 16px;margin:16px 0}
 .meta{color:#555;margin:0 0 8px;font-size:13px}
@@ -308,7 +311,9 @@ def _feature_section(f: FeatureData, v: VersionData, anchor: str, rank: int | No
                           f'<i class="tri" style="border-top-color:{ALERT_COLOURS["warning"]}"></i>firing alert',
                           f'<i class="tri" style="border-top-color:{ALERT_COLOURS["critical"]}"></i>critical',
                           f'<i class="dot" style="border:2px solid {RESOLVED_COLOUR}"></i>resolved')
-    missing_legend = _legend(_sw(SERIES_COLOURS[0], "missing ratio"),
+    missing_series = ([_sw(SERIES_COLOURS[0], "missing ratio")] if len(v.partitions) <= 1 else
+                      [_sw(SERIES_COLOURS[i % len(SERIES_COLOURS)], p) for i, p in enumerate(v.partitions)])
+    missing_legend = _legend(*missing_series,
                              _sw("#888", "reference" + (f" {f.reference_missing_ratio:.2%}" if f.reference_missing_ratio is not None else " (unknown)"), True),
                              "markers: missing-rate / vanished-feature alerts")
     secondary = STAT_NAMES.get(f.secondary, f.secondary) if f.secondary else "second statistic"
@@ -346,21 +351,23 @@ def _moved_table(v: VersionData, anchors: dict[int, str], clock: _Clock) -> str:
                 f"in {v.windows:,} windows.</p>")
     start = v.x_range[0]
     rows = []
-    for rank, f in enumerate(moved, 1):
+    for rank, f in enumerate(moved[:MAX_MOVED_ROWS], 1):
         after = ""
         if clock.time_axis and f.moved_at is not None:
             after = f"+{(f.moved_at - start) / 1000.0:,.0f} s"
         rows.append(
             f'<tr class="moved"><td class="num">{rank}</td><td class="name"><a href="#{anchors[id(f)]}">{_e(f.name)}</a></td>'
             f"<td class=\"time\">{_e(clock.when(f.moved_at))}</td><td class=\"num\">{after}</td>"
-            f"<td>{_first_signal(f, clock)}</td>"
+            f'<td class="signal">{_first_signal(f, clock)}</td>'
             f"<td class=\"time\">{_e(clock.when(f.first_alert_x))}</td>"
             f"<td class=\"time\">{_e(clock.when(f.first_over.x if f.first_over else None))}</td>"
             f'<td class="num">{_num(f.max_statistic)}</td><td class="num">{f.firing}</td></tr>')
     return ("<table><thead><tr><th class=\"num\">#</th><th>feature</th><th>moved at</th><th class=\"num\">after start</th>"
             "<th>first signal</th><th>first firing alert</th><th>first window over threshold</th>"
             "<th class=\"num\">max statistic</th><th class=\"num\">firing alerts</th></tr></thead><tbody>"
-            + "".join(rows) + "</tbody></table>")
+            + "".join(rows) + "</tbody></table>"
+            + (f'<p class="note">{len(moved) - MAX_MOVED_ROWS:,} more features moved later: see the table below.</p>'
+               if len(moved) > MAX_MOVED_ROWS else ""))
 
 
 def _overview_table(v: VersionData, anchors: dict[int, str]) -> str:
