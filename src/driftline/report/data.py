@@ -86,6 +86,8 @@ class Distribution:
 
 @dataclass(slots=True)
 class FeatureData:
+    """One feature (or model output) of one model version: its series, alerts, distributions and first signal."""
+
     name: str
     source: str
     kind: str
@@ -100,8 +102,6 @@ class FeatureData:
     reference_distribution: Distribution | None = None
     current_distribution: Distribution | None = None
     windows: int = 0
-    #: latest window's ``drift`` object and missing ratio
-    latest: dict[str, object] = field(default_factory=dict)
     first_alert: dict[str, object] | None = None
     first_alert_x: float | None = None
     first_over: Point | None = None
@@ -123,12 +123,14 @@ class FeatureData:
 
 @dataclass(slots=True)
 class VersionData:
+    """One model version: its features in report order, counts, references and alerts."""
+
     model: str
     model_version: str
     #: features in report order: those that moved (first first), then the others by name
     features: list[FeatureData]
     references: list[str]
-    #: ids of the profiles the summaries name that were supplied to the report
+    #: the references the summaries name (``profile@<id>``) whose profile was supplied to the report
     profiles_supplied: list[str]
     x_range: tuple[float, float]
     events: int
@@ -145,6 +147,8 @@ class VersionData:
 
 @dataclass(slots=True)
 class ReportData:
+    """Everything the page shows about one model."""
+
     model: str
     versions: list[VersionData]
     source: str
@@ -294,7 +298,7 @@ def _warmup_windows(typed: Sequence[Mapping[str, object]]) -> list[Mapping[str, 
 
 def _feature(name: str, source: str, summaries: list[tuple[float, Mapping[str, object]]],
              alerts: list[tuple[float, dict[str, object]]], profile: ReferenceProfile | None,
-             tests: WindowTests, time_axis: bool) -> FeatureData:
+             tests: WindowTests) -> FeatureData:
     kinds = [str(s.get("feature_type")) for _, s in summaries if s.get("feature_type") in (NUMERIC, CATEGORICAL)]
     kind = kinds[-1] if kinds else "unknown"
     references = [str(s.get("reference")) for _, s in summaries if s.get("reference")]
@@ -317,10 +321,6 @@ def _feature(name: str, source: str, summaries: list[tuple[float, Mapping[str, o
         ratio = _number(s.get("missing_ratio"))
         if ratio is not None:
             feature.missing_points.append(Point(x, series, ratio))
-    if summaries:
-        last = summaries[-1][1]
-        feature.latest = {"drift": last.get("drift") if isinstance(last.get("drift"), dict) else {},
-                          "missing_ratio": last.get("missing_ratio"), "window": _window(last)}
     feature.alerts = [a for _, a in alerts]
     firing = [(x, a) for x, a in alerts if a.get("status") == "firing"]
     if firing:
@@ -422,7 +422,7 @@ def _version(model: str, version: str, rows: list[tuple[float, Mapping[str, obje
             alerts_of[feature].append((x, a))
         else:
             other.append(a)
-    features = [_feature(name, source, per_feature[(source, name)], alerts_of.get(name, []), profile, tests, time_axis)
+    features = [_feature(name, source, per_feature[(source, name)], alerts_of.get(name, []), profile, tests)
                 for source, name in per_feature]
     features.sort(key=lambda f: (f.moved_at is None, f.moved_at or 0.0, f.name))
     xs = [x for x, _ in rows] + [x for x, _ in alerts]
