@@ -1,4 +1,4 @@
-"""``driftline`` command line: ``run``, ``demo``, ``replay``, ``reference``, ``compare``, ``schema``."""
+"""``driftline`` command line: ``run``, ``demo``, ``replay``, ``reference``, ``compare``, ``report``, ``schema``."""
 
 from __future__ import annotations
 
@@ -126,6 +126,13 @@ def _cmd_notify(args: argparse.Namespace) -> int:
     return notify(_settings_from(args), args)
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from driftline.cli.report import report
+
+    tune_gc()
+    return report(_settings_from(args), args)
+
+
 def _cmd_schema(args: argparse.Namespace) -> int:
     from driftline.contract.schema import json_schema
 
@@ -248,6 +255,25 @@ def build_parser() -> argparse.ArgumentParser:
     add_notify_flags(notify)
     _add_setting_flags(notify)
     notify.set_defaults(func=_cmd_notify)
+
+    rpt = sub.add_parser("report", help="write a self-contained HTML drift report for a model",
+                         description="Per feature: reference vs current distribution, drift statistics per window with "
+                                     "alert markers, missing ratio, and the features that moved first. From a replayed "
+                                     "FILE, from --summaries [--alerts] JSONL files, or from the metrics and alerts topics.")
+    rpt.add_argument("file", nargs="?", default=None,
+                     help="replay this file (JSONL of input-contract records, or a CSV / Parquet table) and report it")
+    rpt.add_argument("--model", required=True, help="the model to report (and the model of tables without a 'model' column)")
+    rpt.add_argument("--model-version", default=None, help="only this version (default: every version, one section each)")
+    rpt.add_argument("--output", "-o", required=True, help="HTML file to write")
+    rpt.add_argument("--summaries", default=None, help="JSONL of window summaries (replay --summaries-out) instead of FILE or the topics")
+    rpt.add_argument("--alerts", default=None, help="with --summaries: JSONL of alerts (replay --alerts-out)")
+    rpt.add_argument("--format", choices=("jsonl", "csv", "parquet"), default=None, help="FILE's format (default: from its name)")
+    rpt.add_argument("--topic", default=None, help="FILE: topic name recorded in windows (default: the file name)")
+    rpt.add_argument("--partition", type=int, default=0, help="FILE: partition recorded in windows")
+    rpt.add_argument("--prediction-column", default="prediction", help="FILE: the output column of a table")
+    rpt.add_argument("--timeout", type=float, default=60.0, help="seconds to read the topics to their end")
+    _add_setting_flags(rpt)
+    rpt.set_defaults(func=_cmd_report)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the input contract")
     schema.set_defaults(func=_cmd_schema)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import IO
+from typing import IO, Iterator
 
 import orjson
 from rich.console import Console
@@ -17,39 +17,64 @@ from driftline.transport.files import read_records
 from driftline.transport.references import load_profile_files
 from driftline.transport.worker import pipeline_settings
 
-__all__ = ["replay"]
+__all__ = ["replay", "FileReplay"]
+
+
+class FileReplay:
+    """The live pipeline over one file, batch by batch: what ``replay`` and ``report`` both run.
+
+    Reference profiles of ``settings.reference_files`` are loaded before the
+    first record, as a worker loads the references topic before its first batch.
+    """
+
+    def __init__(self, settings: Settings, path: str, *, fmt: str | None = None, topic: str | None = None,
+                 partition: int = 0, model: str | None = None, model_version: str | None = None,
+                 prediction_column: str = "prediction") -> None:
+        self.settings = settings
+        self.pipeline = Pipeline(pipeline_settings(settings))
+        self.profiles = load_profile_files(settings.reference_files)
+        for profile in self.profiles:
+            self.pipeline.set_reference(profile)
+        self._records = read_records(path, topic=topic, partition=partition, fmt=fmt, model=model,
+                                     model_version=model_version, prediction_column=prediction_column)
+
+    def results(self) -> Iterator[BatchResult]:
+        """One result per ``batch_size`` records, in file order."""
+        batch = []
+        for record in self._records:
+            batch.append(record)
+            if len(batch) >= self.settings.batch_size:
+                yield self.pipeline.process(batch)
+                batch = []
+        if batch:
+            yield self.pipeline.process(batch)
+
+    def unused_references(self) -> list[str]:
+        """One sentence per loaded profile whose model version the file did not hold."""
+        seen = {(m.model, m.model_version) for m in self.pipeline.monitors.values()}
+        names = ", ".join(sorted(f"{m}/{v}" for m, v in seen)) or "none"
+        return [f"reference {profile.name} ({model}/{version}) was not used: the file holds {names} "
+                f"(check --model / --model-version)"
+                for (model, version), profile in self.pipeline.references.items() if (model, version) not in seen]
 
 
 def replay(settings: Settings, args: argparse.Namespace) -> int:
     """Run every record of the file through the pipeline; print and write what it finds."""
-    pipeline = Pipeline(pipeline_settings(settings))
-    for profile in load_profile_files(settings.reference_files):
-        pipeline.set_reference(profile)
+    run = FileReplay(settings, args.file, fmt=args.format, topic=args.topic, partition=args.partition,
+                     model=args.model, model_version=args.model_version, prediction_column=args.prediction_column)
     console = Console(stderr=True)
     alerts_out = _open(args.alerts_out)
     summaries_out = _open(args.summaries_out)
     counts: Counter[str] = Counter()
-    batch = []
-    records = read_records(args.file, topic=args.topic, partition=args.partition, fmt=args.format,
-                           model=args.model, model_version=args.model_version, prediction_column=args.prediction_column)
     try:
-        for record in records:
-            batch.append(record)
-            if len(batch) >= settings.batch_size:
-                _emit(pipeline.process(batch), args.json, console, alerts_out, summaries_out, counts)
-                batch = []
-        if batch:
-            _emit(pipeline.process(batch), args.json, console, alerts_out, summaries_out, counts)
+        for result in run.results():
+            _emit(result, args.json, console, alerts_out, summaries_out, counts)
     finally:
         for handle in (alerts_out, summaries_out):
             if handle is not None:
                 handle.close()
-    seen = {(m.model, m.model_version) for m in pipeline.monitors.values()}
-    for (model, version), profile in pipeline.references.items():
-        if (model, version) not in seen:
-            names = ", ".join(sorted(f"{m}/{v}" for m, v in seen)) or "none"
-            console.print(f"[yellow]reference {profile.name} ({model}/{version}) was not used: the file holds {names} "
-                          f"(check --model / --model-version)[/]", soft_wrap=True)
+    for warning in run.unused_references():
+        console.print(f"[yellow]{warning}[/]", soft_wrap=True)
     console.print(f"replayed {counts['records']:,} records: {counts['firing']} firing and {counts['resolved']} resolved "
                   f"alert(s), {counts['summaries']:,} window summaries, {counts['dead']} dead letter(s)")
     return 0
