@@ -213,13 +213,15 @@ class Worker:
         return producer
 
     def _state_topic(self, admin, existing: set[str]) -> int:
-        """Partitions of the state topic (created by ``ensure_topics`` when ``create_topics`` is on)."""
+        """Partitions of the state topic (created by ``ensure_topics`` when ``create_topics`` is on,
+        perhaps by another worker starting at the same time)."""
         s = self.settings
-        if s.state_topic not in existing:
+        counts = kafka.partition_counts(admin, s)
+        if s.state_topic not in counts:
             raise ConfigError(f"invalid setting state_topic (env DRIFTLINE_STATE_TOPIC): topic {s.state_topic!r} does "
-                              "not exist and create_topics is off; create it compacted (driftline topics create) or "
-                              "set state_topic to '' to run without checkpoints")
-        return kafka.partition_counts(admin, s).get(s.state_topic, 1)
+                              f"not exist{'' if s.create_topics else ' and create_topics is off'}; create it compacted "
+                              "(driftline topics create) or set state_topic to '' to run without checkpoints")
+        return counts[s.state_topic]
 
     # ------------------------------------------------------------ rebalance
     def _on_assign(self, consumer, partitions: list[TopicPartition]) -> None:
