@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import orjson
@@ -73,7 +72,7 @@ def compare(settings: Settings, args: argparse.Namespace) -> int:
 
 def _read_topic(settings: Settings, timeout: float) -> list[dict[str, object]]:
     """Comparison summaries on the metrics topic (filtered by record key, read to its end)."""
-    from confluent_kafka import KafkaError, OFFSET_BEGINNING, TopicPartition
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
     from driftline.transport import kafka
 
@@ -85,18 +84,11 @@ def _read_topic(settings: Settings, timeout: float) -> list[dict[str, object]]:
     try:
         metadata = reader.list_topics(settings.metrics_topic, timeout=settings.broker_timeout_seconds)
         partitions = sorted(metadata.topics[settings.metrics_topic].partitions)
-        reader.assign([TopicPartition(settings.metrics_topic, p, OFFSET_BEGINNING) for p in partitions])
-        pending, out = set(partitions), []
-        deadline = time.monotonic() + timeout
-        while pending and time.monotonic() < deadline:
-            for msg in reader.consume(1000, 0.5):
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(msg.partition())
-                    continue
-                if (msg.key() or b"").endswith(b"/comparison") and msg.value() is not None:
-                    out.append(orjson.loads(msg.value()))
+        out = []
+        for msg in kafka.ReadToEnd(reader, [TopicPartition(settings.metrics_topic, p, OFFSET_BEGINNING) for p in partitions],
+                                   timeout):
+            if (msg.key() or b"").endswith(b"/comparison") and msg.value() is not None:
+                out.append(orjson.loads(msg.value()))
         return out
     finally:
         reader.close()

@@ -160,7 +160,7 @@ def _read_topics(settings: Settings, model: str, timeout: float
 def _read_to_end(settings: Settings, topic: str, keep: Callable[[bytes | None, Record], bool],
                  timeout: float) -> list[Record]:
     """Every JSON record of ``topic`` that ``keep`` accepts, from the beginning to the end of each partition."""
-    from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
     from driftline.transport import kafka
 
@@ -168,28 +168,22 @@ def _read_to_end(settings: Settings, topic: str, keep: Callable[[bytes | None, R
     try:
         metadata = reader.list_topics(topic, timeout=settings.broker_timeout_seconds)
         partitions = sorted(metadata.topics[topic].partitions)
-        reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        pending, out = set(partitions), []
-        deadline = time.monotonic() + timeout
-        while pending and time.monotonic() < deadline:
-            for msg in reader.consume(1000, 0.1):
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(msg.partition())
-                    continue
-                value = msg.value()
-                if value is None:
-                    continue
-                try:
-                    record = orjson.loads(value)
-                except orjson.JSONDecodeError:
-                    continue
-                if isinstance(record, dict) and keep(msg.key(), record):
-                    out.append(record)
-        if pending:
+        records = kafka.ReadToEnd(reader, [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions], timeout,
+                                  poll_seconds=0.1)
+        out = []
+        for msg in records:
+            value = msg.value()
+            if value is None:
+                continue
+            try:
+                record = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and keep(msg.key(), record):
+                out.append(record)
+        if records.pending:
             raise DriftlineError(f"{topic!r} was not read to its end within --timeout {timeout:g} s "
-                                 f"(partitions {sorted(pending)} still behind)")
+                                 f"(partitions {sorted(records.pending)} still behind)")
         return out
     finally:
         reader.close()

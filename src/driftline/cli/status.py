@@ -60,7 +60,7 @@ def group_description(description: Any) -> dict[str, Any]:
 def _read_to_end(settings: Settings, topic: str, partitions: list[int], *, deadline: float,
                  since_ms: int | None) -> tuple[list[dict[str, Any]], bool]:
     """JSON objects of a topic, from ``since_ms`` (or the beginning) to its end; and whether the end was reached."""
-    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicPartition
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 
     from driftline.transport import kafka
 
@@ -73,25 +73,19 @@ def _read_to_end(settings: Settings, topic: str, partitions: list[int], *, deadl
                                              timeout=max(1.0, deadline - time.monotonic()))
             # -1: no record at or after that time, so nothing to read there
             starts = [TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END) for tp in found]
-        reader.assign(starts)
-        pending, out = set(partitions), []
-        while pending and time.monotonic() < deadline:
-            for msg in reader.consume(1000, 0.2):
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(msg.partition())
-                    continue
-                value = msg.value()
-                if value is None:
-                    continue
-                try:
-                    doc = orjson.loads(value)
-                except orjson.JSONDecodeError:
-                    continue
-                if isinstance(doc, dict):
-                    out.append(doc)
-        return out, not pending
+        records = kafka.ReadToEnd(reader, starts, max(0.0, deadline - time.monotonic()), poll_seconds=0.2)
+        out = []
+        for msg in records:
+            value = msg.value()
+            if value is None:
+                continue
+            try:
+                doc = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(doc, dict):
+                out.append(doc)
+        return out, not records.pending
     finally:
         reader.close()
 

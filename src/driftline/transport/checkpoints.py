@@ -20,12 +20,11 @@ offsets that were never committed.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 import zlib
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from driftline.config import Settings
 from driftline.state.checkpoint import CheckpointError, PartitionState, decode_state, encode_state
@@ -151,25 +150,17 @@ class CheckpointStore:
             topic = metadata.topics.get(self.topic)
             if topic is None or topic.error is not None:
                 return
-            partitions = sorted(topic.partitions)
-            reader.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
-            pending = set(partitions)
-            deadline = time.monotonic() + s.broker_timeout_seconds
-            while pending and time.monotonic() < deadline:
-                for msg in reader.consume(1000, 0.5):
-                    err = msg.error()
-                    if err is not None:
-                        if err.code() == KafkaError._PARTITION_EOF:
-                            pending.discard(msg.partition())
-                        else:
-                            log.warning("state topic read error", extra={"ctx": {"error": err.str()}})
-                        continue
-                    key = msg.key()
-                    if key is None:
-                        continue
-                    yield key.decode("utf-8", "replace"), msg.value(), [(k, v) for k, v in (msg.headers() or [])]
-            if pending:
+            records = kafka.ReadToEnd(
+                reader, [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in sorted(topic.partitions)],
+                s.broker_timeout_seconds,
+                on_error=lambda err: log.warning("state topic read error", extra={"ctx": {"error": err.str()}}))
+            for msg in records:
+                key = msg.key()
+                if key is None:
+                    continue
+                yield key.decode("utf-8", "replace"), msg.value(), [(k, v) for k, v in (msg.headers() or [])]
+            if records.pending:
                 log.warning("state topic not read to its end; partitions without a checkpoint start clean",
-                            extra={"ctx": {"partitions": sorted(pending)}})
+                            extra={"ctx": {"partitions": sorted(records.pending)}})
         finally:
             reader.close()

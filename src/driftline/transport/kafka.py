@@ -7,15 +7,16 @@ exceptions are turned into :mod:`driftline.errors` here.
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+import time
+from typing import Callable, Iterable, Iterator
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from driftline.config import Settings
 from driftline.errors import BrokerUnreachableError, ConfigError, KafkaFailure
 
-__all__ = ["make_admin", "make_consumer", "make_producer", "make_reader", "partition_counts", "check_labels_topic", "check_broker", "ensure_topics", "OUTPUT_TOPIC_CONFIGS"]
+__all__ = ["make_admin", "make_consumer", "make_producer", "make_reader", "ReadToEnd", "partition_counts", "check_labels_topic", "check_broker", "ensure_topics", "OUTPUT_TOPIC_CONFIGS"]
 
 log = logging.getLogger("driftline.kafka")
 
@@ -89,6 +90,38 @@ def make_reader(settings: Settings, *, group_id: str, client_id: str) -> Consume
         "client.id": client_id,
     }
     return _client(Consumer, conf, "reader")
+
+
+class ReadToEnd:
+    """The records of one topic from ``starts`` until every partition has reported its end once.
+
+    Iterate over it for the records (a reader from :func:`make_reader`, which
+    turns on ``enable.partition.eof``); afterwards ``pending`` holds the
+    partitions whose end was not reached within ``timeout``.  Errors other
+    than end-of-partition go to ``on_error`` (default: ignored).
+    """
+
+    def __init__(self, reader: Consumer, starts: list[TopicPartition], timeout: float, *, poll_seconds: float = 0.5,
+                 on_error: Callable[[KafkaError], None] | None = None) -> None:
+        self.reader = reader
+        self.starts = starts
+        self.timeout = timeout
+        self.poll_seconds = poll_seconds
+        self.on_error = on_error
+        self.pending = {tp.partition for tp in starts}
+
+    def __iter__(self) -> Iterator[Message]:
+        self.reader.assign(self.starts)
+        deadline = time.monotonic() + self.timeout
+        while self.pending and time.monotonic() < deadline:
+            for msg in self.reader.consume(1000, self.poll_seconds):
+                err = msg.error()
+                if err is None:
+                    yield msg
+                elif err.code() == KafkaError._PARTITION_EOF:
+                    self.pending.discard(msg.partition())
+                elif self.on_error is not None:
+                    self.on_error(err)
 
 
 def check_broker(admin: AdminClient, settings: Settings) -> set[str]:

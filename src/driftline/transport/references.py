@@ -112,33 +112,22 @@ class ReferenceFeed:
                      extra={"ctx": {"topic": topic}})
             self._next_look = time.monotonic() + LOOK_AGAIN_SECONDS
             return []
-        partitions = self._assign()
         # Read until every partition reported its end once (or the broker timeout passes).
-        pending = set(partitions)
-        updates: list[ReferenceUpdate] = []
-        deadline = time.monotonic() + self.settings.broker_timeout_seconds
-        while pending and time.monotonic() < deadline:
-            for msg in self._consumer.consume(500, 0.5):
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(msg.partition())
-                    else:
-                        log.warning("references consumer error", extra={"ctx": {"error": err.str()}})
-                    continue
-                updates.append(_update(msg.key(), msg.value()))
-        if pending:
+        records = kafka.ReadToEnd(self._consumer, self._starts(), self.settings.broker_timeout_seconds,
+                                  on_error=lambda err: log.warning("references consumer error",
+                                                                   extra={"ctx": {"error": err.str()}}))
+        updates = [_update(msg.key(), msg.value()) for msg in records]
+        if records.pending:
             log.warning("references topic not read to its end at start-up; the rest applies as it arrives",
-                        extra={"ctx": {"partitions": sorted(pending)}})
+                        extra={"ctx": {"partitions": sorted(records.pending)}})
         return updates
 
-    def _assign(self) -> list[int]:
+    def _starts(self) -> list[TopicPartition]:
+        """Every partition of the topic from its beginning (the feed follows them from then on)."""
         topic = self.settings.references_topic
         metadata = self._consumer.list_topics(topic, timeout=self.settings.broker_timeout_seconds)
-        partitions = sorted(metadata.topics[topic].partitions)
-        self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         self._assigned = True
-        return partitions
+        return [TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(metadata.topics[topic].partitions)]
 
     def poll(self) -> list[ReferenceUpdate]:
         """New records since the last call (does not wait)."""
@@ -154,7 +143,7 @@ class ReferenceFeed:
                     return []
             except KafkaException:
                 return []
-            self._assign()
+            self._consumer.assign(self._starts())
             log.info("references topic appeared; following it", extra={"ctx": {"topic": self.settings.references_topic}})
         updates = []
         for msg in self._consumer.consume(100, 0):
