@@ -236,11 +236,11 @@ class Worker:
             consumer.incremental_assign(partitions)
         else:
             consumer.assign(partitions)
-        for tp in [tp for tp in self._held if tp not in set(tps)]:
-            self.pipeline.drop_partitions([tp])
+        assigned = set(tps)
+        self.pipeline.drop_partitions([tp for tp in self._held if tp not in assigned])  # held, not given back
         self._held.clear()
         self.metrics.restore_seconds.observe(time.perf_counter() - started)
-        self._assigned |= set(tps)
+        self._assigned |= assigned
         self.metrics.assigned_partitions.set(len(self._assigned))
         log.info("partitions assigned", extra={"ctx": {"partitions": _names(partitions),
                                                         "restore_seconds": round(time.perf_counter() - started, 3)}})
@@ -455,10 +455,10 @@ class Worker:
                 [TopicPartition(t, p, o) for (t, p), o in offsets.items()], self._consumer.consumer_group_metadata(), timeout))
         _retrying(lambda: self._producer.commit_transaction(timeout))
         self.metrics.transactions.labels("committed").inc()
-        if self._delivery_errors:  # delivered nothing wrong, or the commit above would have failed
-            self._delivery_errors = []
+        self._delivery_errors = []  # a failed delivery fails the commit: none can be left here
 
     def _abort(self) -> None:
+        self._delivery_errors = []  # they belong to the aborted transaction
         try:
             self._producer.abort_transaction(max(30.0, self.settings.broker_timeout_seconds))
             self.metrics.transactions.labels("aborted").inc()
@@ -474,7 +474,7 @@ class Worker:
         log.warning("transaction aborted; rewinding to the last checkpoint", extra={"ctx": {"error": str(exc)}})
         tps = sorted(self._assigned)
         self._held.clear()
-        self._mute = {tp: end for tp, end in self._mute.items()}
+        self._mute.clear()  # _restore sets it again from the committed offsets
         starts = self._restore(tps)
         for (topic, partition) in tps:
             start = starts.get((topic, partition))
