@@ -72,7 +72,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     settings = _settings_from(args)
     tune_gc()
     configure_logging(settings.log_level, settings.log_format)
-    Worker(settings).run()
+    Worker(settings).run(exit_on_stall=True)
     return 0
 
 

@@ -14,10 +14,13 @@ __all__ = ["MetricsServer"]
 class MetricsServer:
     """Serves metrics and health in a daemon thread.
 
-    ``ready`` is called for ``/readyz`` and returns ``(ready, reason)``.
+    ``ready`` is called for ``/readyz`` and ``alive`` for ``/healthz``; both
+    return ``(ok, reason)``.  Without ``alive``, ``/healthz`` answers while the
+    process serves HTTP.
     """
 
-    def __init__(self, registry: CollectorRegistry, host: str, port: int, ready: Callable[[], tuple[bool, str]]) -> None:
+    def __init__(self, registry: CollectorRegistry, host: str, port: int, ready: Callable[[], tuple[bool, str]],
+                 *, alive: Callable[[], tuple[bool, str]] | None = None) -> None:
         server_self = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -26,7 +29,8 @@ class MetricsServer:
                 if path == "/metrics":
                     self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
                 elif path == "/healthz":
-                    self._send(200, b"ok\n", "text/plain")
+                    ok, reason = server_self.alive() if server_self.alive is not None else (True, "ok")
+                    self._send(200 if ok else 503, (reason + "\n").encode(), "text/plain")
                 elif path == "/readyz":
                     ok, reason = server_self.ready()
                     self._send(200 if ok else 503, (reason + "\n").encode(), "text/plain")
@@ -44,6 +48,7 @@ class MetricsServer:
                 pass
 
         self.ready = ready
+        self.alive = alive
         self._httpd = ThreadingHTTPServer((host, port), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="driftline-metrics", daemon=True)

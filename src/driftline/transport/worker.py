@@ -23,6 +23,7 @@ nothing is counted twice.  SIGTERM and SIGINT stop the loop between batches.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -57,6 +58,14 @@ DEADLETTER_HEADERS = (
     "driftline.source.partition", "driftline.source.offset", "driftline.source.timestamp",
 )
 _JSON = [("content-type", b"application/json")]
+
+#: Retries of a transaction call that failed with a retriable error (a broker outage): 10 × up to 30 s.
+TRANSACTION_RETRIES = 10
+#: A transaction call still blocked this long after its own timeout has hung in the client.
+STALL_GRACE_SECONDS = 60.0
+#: Exit code of ``driftline run`` after a hung Kafka call (EX_SOFTWARE).
+EXIT_STALLED = 70
+
 
 def pipeline_settings(settings: Settings) -> PipelineSettings:
     monitor = MonitorSettings.calibrated(
@@ -132,6 +141,8 @@ class Worker:
         self._held: dict[tuple[str, int], int] = {}
         self._records_since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
+        #: the blocking transaction call under way: (name, started, timeout)
+        self._blocked: tuple[str | None, float, float] = (None, 0.0, 0.0)
 
     # ------------------------------------------------------------ lifecycle
     def stop(self, *_: object) -> None:
@@ -145,8 +156,13 @@ class Worker:
             return False, "no successful broker round trip in the last 30 s"
         return True, f"ready: {len(self._assigned)} partition(s)"
 
-    def run(self, *, install_signal_handlers: bool = True) -> None:
+    def run(self, *, install_signal_handlers: bool = True, exit_on_stall: bool = False) -> None:
+        """Consume until :meth:`stop`.  ``exit_on_stall`` ends the process (exit code
+        ``EXIT_STALLED``) when a Kafka call hangs past its timeout (see :meth:`stalled`),
+        for process supervisors without a liveness probe; ``driftline run`` sets it."""
         s = self.settings
+        if exit_on_stall:
+            threading.Thread(target=self._exit_when_stalled, name="driftline-stall-watch", daemon=True).start()
         with ExitStack() as stack:
             admin = kafka.make_admin(s)
             existing = kafka.check_broker(admin, s)
@@ -176,7 +192,8 @@ class Worker:
             self._producer, self._consumer = producer, consumer
 
             if s.metrics_port:
-                server = stack.enter_context(MetricsServer(self.metrics.registry, s.metrics_host, s.metrics_port, self.ready))
+                server = stack.enter_context(MetricsServer(self.metrics.registry, s.metrics_host, s.metrics_port, self.ready,
+                                                                   alive=self.alive))
                 self.metrics_port = server.port
             if install_signal_handlers and threading.current_thread() is threading.main_thread():
                 for sig in (signal.SIGTERM, signal.SIGINT):
@@ -193,6 +210,15 @@ class Worker:
             log.info("worker stopping")
             self._checkpoint(sorted(self._assigned), "shutdown")
 
+    def _exit_when_stalled(self) -> None:
+        while not self._stop.wait(5.0):
+            reason = self.stalled()
+            if reason is not None:
+                log.critical(reason)
+                for handler in logging.getLogger().handlers:
+                    handler.flush()
+                os._exit(EXIT_STALLED)
+
     def _close_consumer(self, consumer) -> None:
         consumer.close()
         self.metrics.assigned_partitions.set(0)
@@ -202,9 +228,18 @@ class Worker:
         if not self._exactly_once:
             return kafka.make_producer(s)
         tid = s.worker_transactional_id()
-        producer = kafka.make_producer(s, extra={"transactional.id": tid, "transaction.timeout.ms": s.transaction_timeout_ms})
+        extra: dict[str, object] = {"transactional.id": tid, "transaction.timeout.ms": s.transaction_timeout_ms}
+        # librdkafka 2.16 re-bootstraps when every broker was down (a one-broker
+        # restart) and decommissions the known brokers; a group coordinator
+        # cached on a decommissioned broker leaves send_offsets_to_transaction
+        # blocked past its timeout (librdkafka issues #5511 and #5456; measured
+        # here: 4 hangs in 4 broker restarts, none in 4 without re-bootstrap).
+        # Without re-bootstrap the producer reconnects to the same addresses.
+        if "metadata.recovery.strategy" not in s.kafka:
+            extra["metadata.recovery.strategy"] = "none"
+        producer = kafka.make_producer(s, extra=extra)
         try:
-            producer.init_transactions(max(30.0, s.broker_timeout_seconds))
+            self._transaction_call("init_transactions", lambda t: producer.init_transactions(t), retries=1)
         except KafkaException as exc:
             raise KafkaFailure(f"cannot start Kafka transactions with transactional id {tid!r}: {_kafka_text(exc)}; "
                                "the broker must support transactions (Kafka 2.5+), or set processing_guarantee "
@@ -444,23 +479,51 @@ class Worker:
         self._observe(result, records, positions, elapsed)
         return result
 
+    def _transaction_call(self, name: str, call: Callable[[float], object], *, retries: int = TRANSACTION_RETRIES) -> None:
+        """Run a blocking transaction call, again while it fails with a retriable error (librdkafka allows
+        that); while it runs, :meth:`stalled` can tell whether it outlived its timeout."""
+        timeout = max(30.0, self.settings.broker_timeout_seconds)
+        for attempt in range(retries):
+            self._blocked = (name, time.monotonic(), timeout)
+            try:
+                call(timeout)
+                return
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args else None
+                if not (isinstance(err, KafkaError) and err.retriable()) or attempt == retries - 1:
+                    raise
+                log.warning("Kafka transaction call failed; retrying",
+                            extra={"ctx": {"call": name, "error": err.str(), "attempt": attempt + 1}})
+            finally:
+                self._blocked = (None, 0.0, 0.0)
+
+    def stalled(self) -> str | None:
+        """Why the worker is stuck (a Kafka call blocked well past its timeout), or ``None``."""
+        call, since, timeout = self._blocked
+        return stall_reason(call, since, timeout, time.monotonic())
+
+    def alive(self) -> tuple[bool, str]:
+        reason = self.stalled()
+        return (False, reason) if reason else (True, "ok")
+
     def _reset_interval(self) -> None:
         self._records_since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
 
     def _commit_transaction(self, offsets: dict[tuple[str, int], int]) -> None:
-        timeout = max(30.0, self.settings.broker_timeout_seconds)
         if offsets:
-            _retrying(lambda: self._producer.send_offsets_to_transaction(
-                [TopicPartition(t, p, o) for (t, p), o in offsets.items()], self._consumer.consumer_group_metadata(), timeout))
-        _retrying(lambda: self._producer.commit_transaction(timeout))
+            tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+            group = self._consumer.consumer_group_metadata()
+            self._transaction_call("send_offsets_to_transaction",
+                                   lambda t: self._producer.send_offsets_to_transaction(tps, group, t))
+        self._transaction_call("commit_transaction", lambda t: self._producer.commit_transaction(t))
         self.metrics.transactions.labels("committed").inc()
         self._delivery_errors = []  # a failed delivery fails the commit: none can be left here
 
     def _abort(self) -> None:
         self._delivery_errors = []  # they belong to the aborted transaction
         try:
-            self._producer.abort_transaction(max(30.0, self.settings.broker_timeout_seconds))
+            self._transaction_call("abort_transaction", lambda t: self._producer.abort_transaction(t), retries=1)
             self.metrics.transactions.labels("aborted").inc()
         except KafkaException as exc:
             raise KafkaFailure(f"cannot abort the Kafka transaction: {_kafka_text(exc)}") from None
@@ -567,21 +630,15 @@ def _summary_key(summary: dict[str, object]) -> bytes:
     return f"{summary['model']}/{summary['model_version']}/{summary['feature']}".encode()
 
 
-#: Retries of a transaction call that failed with a retriable error (a broker outage): 10 × up to 30 s.
-TRANSACTION_RETRIES = 10
 
 
-def _retrying(call: Callable[[], object]) -> None:
-    """Run a transaction call again while it fails with a retriable error (librdkafka allows that)."""
-    for attempt in range(TRANSACTION_RETRIES):
-        try:
-            call()
-            return
-        except KafkaException as exc:
-            err = exc.args[0] if exc.args else None
-            if not (isinstance(err, KafkaError) and err.retriable()) or attempt == TRANSACTION_RETRIES - 1:
-                raise
-            log.warning("Kafka transaction call failed; retrying", extra={"ctx": {"error": err.str(), "attempt": attempt + 1}})
+def stall_reason(call: str | None, since: float, timeout: float, now: float,
+                 grace: float = STALL_GRACE_SECONDS) -> str | None:
+    """Why the worker counts as stuck, or ``None``: a Kafka call blocked past ``timeout + grace``."""
+    if call is None or now - since <= timeout + grace:
+        return None
+    return (f"Kafka call {call} has been blocked for {now - since:.0f} s, past its {timeout:.0f} s timeout: "
+            "the client is stuck; restart the worker (its state is restored from the last checkpoint)")
 
 
 def _kafka_text(exc: KafkaException) -> str:
