@@ -32,7 +32,6 @@ def profile_of(columns, model="m", version="v1"):
 
 
 def events_of(columns, start=0):
-    n = len(next(iter(columns.values())))
     names = list(columns)
     cols = [list(columns[k]) for k in names]
     return [LocatedEvent(start + i, InferenceEvent("m", "v1", None, T0 + (start + i) * 10, dict(zip(names, vals)), None))

@@ -128,7 +128,7 @@ def test_prometheus_scrapes_a_worker_and_its_drift_series_and_rules(kenv, promet
     firing = wait_for(lambda: prom.query('driftline_alerts_firing{job="driftline"} == 1'), 60, "a firing drift alert scraped")
     assert {r["metric"]["feature"] for r in firing} == {"amount"}
     assert all(r["metric"]["model"] == "fraud" and r["metric"]["kind"] == "data_drift" for r in firing)
-    wait_for(lambda: prom.query(f'driftline_events_total{{job="driftline",model="fraud"}} == 4000'), 60, "all events scraped")
+    wait_for(lambda: prom.query('driftline_events_total{job="driftline",model="fraud"} == 4000'), 60, "all events scraped")
 
     # The drift statistics Prometheus holds are the worker's, label for label.
     result = prom.query('driftline_feature_drift_statistic{job="driftline",model="fraud",feature="amount"}')

@@ -40,7 +40,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from driftline.demo.broker import EmbeddedBroker, free_port
+from driftline.demo.broker import free_port
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration

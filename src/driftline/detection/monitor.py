@@ -30,7 +30,7 @@ from driftline.detection.findings import Finding, Kind, Severity, WindowSpan
 from driftline.detection.settings import MonitorSettings
 from driftline.reference.profile import CATEGORICAL, NUMERIC, ReferenceProfile
 from driftline.state.categorical import CategoricalState
-from driftline.state.detectors import ADWIN, PAGE_HINKLEY, PAGE_HINKLEY_SPREAD
+from driftline.state.detectors import PAGE_HINKLEY, PAGE_HINKLEY_SPREAD
 from driftline.state.numeric import NumericState
 from driftline.stats.divergence import chi_square_critical, chi_square_two_sample
 
