@@ -7,7 +7,7 @@ The outage (about 3 s) is shorter than the group session timeout (15 s here,
 
 Three cases: the broker is killed between two batches of the worker, under
 both processing guarantees, and while an exactly-once transaction is open
-(the worker blocked in ``send_offsets_to_transaction``).  at-least-once is
+(the worker blocked in ``send_offsets_to_transaction`` or ``commit_transaction``).  at-least-once is
 not killed mid-batch: it may then publish a window twice, by design.
 
 In the mid-transaction case all input is produced before the worker starts:
@@ -89,7 +89,8 @@ def test_worker_rides_through_a_broker_kill_and_loses_nothing(s3, monkeypatch, g
         thread.start()
         if kill_at == "mid_transaction":
             wait_for(lambda: processed() >= half, 60, "a quarter processed")
-            wait_for(_polled_fast(lambda: worker._blocked[0] == "send_offsets_to_transaction"), 30, "a transaction under way")
+            in_transaction = ("send_offsets_to_transaction", "commit_transaction")
+            wait_for(_polled_fast(lambda: worker._blocked[0] in in_transaction), 30, "a transaction under way")
         else:
             wait_for(lambda: len(worker._assigned) == 2, 60, "assignment")
             produce(broker.bootstrap_servers, topics.input, 0, half)
