@@ -97,11 +97,15 @@ class CheckpointStore:
     # ------------------------------------------------------------- reading
     def read(self, partitions: list[tuple[str, int]], committed: dict[tuple[str, int], int],
              *, exactly_once: bool) -> dict[tuple[str, int], Restored]:
-        """The checkpoint to use for each partition (read from the whole state topic)."""
+        """The checkpoint to use for each partition (read from the state partitions that hold them).
+
+        Only the best candidate so far is kept per partition, so memory stays at
+        about two checkpoints each however much history compaction has left."""
         wanted = {self.key(t, p): (t, p) for t, p in partitions}
-        found: dict[str, list[_Candidate]] = {base: [] for base in wanted}
+        limits = {base: committed.get(tp) if exactly_once else None for base, tp in wanted.items()}
+        best: dict[str, _Candidate] = {}
         open_: dict[tuple[str, bytes], _Candidate] = {}
-        for key, value, headers in self._scan():
+        for key, value, headers in self._scan({self._state_partition(base) for base in wanted}):
             base, _, index = key.rpartition("#")
             if base not in wanted or not index.isdigit():
                 continue
@@ -112,22 +116,21 @@ class CheckpointStore:
                 ident, chunks, offset = h[H_ID], int(h[H_CHUNKS]), int(h[H_OFFSET])
             except (KeyError, ValueError):
                 continue
+            self._chunks[base] = max(self._chunks.get(base, 0), chunks)  # tail chunks to tombstone later
+            limit = limits[base]
+            if limit is not None and offset > limit:
+                continue  # covers offsets never committed (an aborted transaction's)
             cand = open_.setdefault((base, ident), _Candidate(offset, chunks))
             cand.parts[int(index)] = value
             if len(cand.parts) == cand.chunks:
-                found[base].append(cand)
+                best[base] = cand  # read in write order: the newest complete one wins
                 del open_[(base, ident)]
-                self._chunks[base] = max(self._chunks.get(base, 0), cand.chunks)
         out: dict[tuple[str, int], Restored] = {}
         for base, (topic, partition) in wanted.items():
-            usable = found[base]
-            limit = committed.get((topic, partition))
-            if exactly_once and limit is not None:
-                usable = [c for c in usable if c.offset <= limit]
-            if not usable:
+            cand = best.get(base)
+            if cand is None:
                 out[(topic, partition)] = Restored(None, "none")
                 continue
-            cand = usable[-1]
             data = b"".join(cand.parts[i] for i in range(cand.chunks))
             try:
                 state = decode_state(data, secret=self._secret)
@@ -140,8 +143,8 @@ class CheckpointStore:
             out[(topic, partition)] = Restored(state, "restored", None, len(data))
         return out
 
-    def _scan(self):
-        """Every record of the state topic, in order per partition, up to its end now."""
+    def _scan(self, state_partitions: set[int]):
+        """Every record of those partitions of the state topic, in order per partition, up to its end now."""
         s = self.settings
         reader: Consumer = kafka.make_reader(s, group_id=f"{s.group_id}.state.{uuid.uuid4().hex[:8]}",
                                              client_id="driftline-state-reader")
@@ -151,7 +154,7 @@ class CheckpointStore:
             if topic is None or topic.error is not None:
                 return
             records = kafka.ReadToEnd(
-                reader, [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in sorted(topic.partitions)],
+                reader, [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in sorted(state_partitions) if p in topic.partitions],
                 s.broker_timeout_seconds,
                 on_error=lambda err: log.warning("state topic read error", extra={"ctx": {"error": err.str()}}))
             for msg in records:
