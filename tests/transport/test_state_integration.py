@@ -317,3 +317,31 @@ def test_a_new_owner_rereads_from_the_checkpoint_and_publishes_nothing_twice(bro
         for w in (a, b):
             if w is not None and w.proc.poll() is None:
                 w.stop()
+
+
+def test_cooperative_rebalance_moves_only_the_partitions_that_change_owner(broker):
+    """A second worker joins with cooperative-sticky assignment: the first keeps three partitions
+    without a revoke, hands over three with their checkpoints, and every record is counted once."""
+    topics = Topics(broker.bootstrap_servers)
+    cooperative = {"kafka__partition_assignment_strategy": "cooperative-sticky"}
+    a = WorkerProcess(topics, "a", **cooperative)
+    b = None
+    try:
+        wait_for(lambda: a.metric("driftline_assigned_partitions") == 6, 90, "a owning all 6 partitions")
+        feeder = threading.Thread(target=produce, args=(broker.bootstrap_servers, topics.input, 0, PER_PARTITION),
+                                  kwargs={"rate": 3_000.0, "seed": 2})
+        feeder.start()
+        wait_for(lambda: a.metric("driftline_records_total") >= 6 * 1_000, 120, "a past its first windows")
+        b = WorkerProcess(topics, "b", **cooperative)
+        wait_for(lambda: a.metric("driftline_assigned_partitions") == 3 and b.metric("driftline_assigned_partitions") == 3,
+                 90, "the 6 partitions split 3 / 3")
+        feeder.join(120)
+        wait_for(lambda: complete(broker.bootstrap_servers, topics), 180, "every window of every partition")
+        assert a.metric("driftline_checkpoints_total", trigger="revoke") == 3, a.logs()  # eager would revoke all 6
+        assert a.metric("driftline_state_restores_total", outcome="kept") == 0, a.logs()
+        assert b.metric("driftline_state_restores_total", outcome="restored") == 3, b.logs()
+        assert_every_record_once(broker.bootstrap_servers, topics)
+    finally:
+        for w in (a, b):
+            if w is not None and w.proc.poll() is None:
+                w.stop()
