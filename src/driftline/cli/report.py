@@ -170,17 +170,7 @@ def _read_to_end(settings: Settings, topic: str, keep: Callable[[bytes | None, R
         partitions = sorted(metadata.topics[topic].partitions)
         records = kafka.ReadToEnd(reader, [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions], timeout,
                                   poll_seconds=0.1)
-        out = []
-        for msg in records:
-            value = msg.value()
-            if value is None:
-                continue
-            try:
-                record = orjson.loads(value)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(record, dict) and keep(msg.key(), record):
-                out.append(record)
+        out = [record for msg, record in kafka.json_objects(records) if keep(msg.key(), record)]
         if records.pending:
             raise DriftlineError(f"{topic!r} was not read to its end within --timeout {timeout:g} s "
                                  f"(partitions {sorted(records.pending)} still behind)")

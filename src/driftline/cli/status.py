@@ -74,17 +74,7 @@ def _read_to_end(settings: Settings, topic: str, partitions: list[int], *, deadl
             # -1: no record at or after that time, so nothing to read there
             starts = [TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END) for tp in found]
         records = kafka.ReadToEnd(reader, starts, max(0.0, deadline - time.monotonic()), poll_seconds=0.2)
-        out = []
-        for msg in records:
-            value = msg.value()
-            if value is None:
-                continue
-            try:
-                doc = orjson.loads(value)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(doc, dict):
-                out.append(doc)
+        out = [doc for _, doc in kafka.json_objects(records)]
         return out, not records.pending
     finally:
         reader.close()

@@ -10,13 +10,14 @@ import logging
 import time
 from typing import Callable, Iterable, Iterator
 
+import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from driftline.config import Settings
 from driftline.errors import BrokerUnreachableError, ConfigError, KafkaFailure
 
-__all__ = ["make_admin", "make_consumer", "make_producer", "make_reader", "ReadToEnd", "partition_counts", "check_labels_topic", "check_broker", "ensure_topics", "OUTPUT_TOPIC_CONFIGS"]
+__all__ = ["make_admin", "make_consumer", "make_producer", "make_reader", "ReadToEnd", "json_objects", "partition_counts", "check_labels_topic", "check_broker", "ensure_topics", "OUTPUT_TOPIC_CONFIGS"]
 
 log = logging.getLogger("driftline.kafka")
 
@@ -90,6 +91,20 @@ def make_reader(settings: Settings, *, group_id: str, client_id: str) -> Consume
         "client.id": client_id,
     }
     return _client(Consumer, conf, "reader")
+
+
+def json_objects(messages: Iterable[Message]) -> Iterator[tuple[Message, dict]]:
+    """The messages whose value is a JSON object, with it decoded; others (tombstones, not JSON) are skipped."""
+    for msg in messages:
+        value = msg.value()
+        if value is None:
+            continue
+        try:
+            doc = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(doc, dict):
+            yield msg, doc
 
 
 class ReadToEnd:
