@@ -34,6 +34,7 @@ b1 = _alert("b1", B, "firing", "2026-11-26T10:00:30.000Z")
 ra = {**_alert("ra", A, "resolved", "2026-11-26T10:11:40.000Z", "critical"), "firing_alert_id": "a2"}
 b2 = _alert("b2", B, "firing", "2026-11-26T10:06:00.000Z")  # after the cooldown: sent again
 c1 = _alert("c1", C, "firing", "2026-11-26T10:20:00.000Z")
+b3 = _alert("b3", B, "firing", "2026-11-26T10:08:00.000Z")  # read after a restart, within the cooldown of b2
 
 
 class Run:
@@ -102,13 +103,18 @@ def test_alerts_are_posted_retried_deduplicated_and_committed(kenv):
         assert value("driftline_notify_alerts_total", outcome="duplicate") == 1
         assert value("driftline_notify_alerts_total", outcome="bad_record") == 1
 
-        # A second instance of the group resumes after the committed offsets: only the new alert is posted.
-        _produce(kenv, topic, [c1])
-        run = Run(kenv, topic, group, server, NotifyMetrics(process_metrics=False))
+        # A second instance of the group resumes after the committed offsets: it re-reads the records
+        # before them to rebuild the cooldowns, so b2's reminder is held back and only the new alert is posted.
+        _produce(kenv, topic, [c1, b3])
+        metrics = NotifyMetrics(process_metrics=False)
+        run = Run(kenv, topic, group, server, metrics)
         try:
             wait_for(lambda: any(orjson.loads(r.body)["alert_id"] == "c1" for r in server.ok("/generic"))
-                     and len(server.ok("/slack")) >= 5, 60, "the new alert posted after the restart")
+                     and len(server.ok("/slack")) >= 5 and value("driftline_notify_alerts_total", outcome="suppressed") == 1,
+                     60, "the new alert posted and the reminder suppressed after the restart")
         finally:
             run.stop()
+        assert value("driftline_notify_replayed_records_total") == 7  # everything before the committed offsets
+        assert value("driftline_notify_alerts_total", outcome="sent") == 1
         assert sorted(orjson.loads(r.body)["alert_id"] for r in server.ok("/generic")) == ["a1", "b1", "b2", "c1", "ra"]
         assert len(server.ok("/slack")) == 5

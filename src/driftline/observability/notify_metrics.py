@@ -33,6 +33,8 @@ class NotifyMetrics:
                                   ["endpoint", "outcome"], registry=r)
         self.retries = Counter("driftline_notify_retries_total", "Retries of a message to an endpoint.",
                                ["endpoint"], registry=r)
+        self.replayed = Counter("driftline_notify_replayed_records_total", "Alert records re-read (not posted) on "
+                                "assignment to rebuild the cooldown state of the partitions' keys.", registry=r)
         self.assigned_partitions = Gauge("driftline_notify_assigned_partitions",
                                          "Partitions of the alerts topic assigned to this process.", registry=r)
         for outcome in ALERT_OUTCOMES:

@@ -11,7 +11,10 @@ counted and committed, never raised.
 
 Instances in one consumer group (``--group``) share the topic's partitions;
 all records of an alert key are on one partition, so one instance sees a
-key's whole history and its cooldown holds across the group.
+key's whole history and its cooldown holds across the group.  When a
+partition is assigned (a start, a restart, a rebalance), the records before
+its committed offset from the last two cooldowns are re-read and judged
+without posting: the cooldown and open keys hold across restarts too.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import time
 from contextlib import ExitStack
 from typing import Any, Callable
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from driftline.config import Settings
 from driftline.errors import ConfigError, KafkaFailure
@@ -156,6 +159,40 @@ class Notifier:
         self._assigned |= {(p.topic, p.partition) for p in partitions}
         self.metrics.assigned_partitions.set(len(self._assigned))
         log.info("partitions assigned", extra={"ctx": {"partitions": ",".join(f"{p.topic}[{p.partition}]" for p in partitions)}})
+        try:
+            replayed = self._warm_gate(consumer, partitions)
+        except KafkaException as exc:  # a cold gate posts a firing early, never loses one
+            log.warning("could not re-read the alerts before the committed offsets; cooldowns start empty",
+                        extra={"ctx": {"error": str(exc.args[0] if exc.args else exc)}})
+            return
+        if replayed:
+            log.info("cooldown state rebuilt", extra={"ctx": {"records": replayed, "keys": len(self.gate)}})
+
+    def _warm_gate(self, consumer: Consumer, partitions: list[TopicPartition]) -> int:
+        """Judge, without posting, the records of the last two cooldowns before each committed offset."""
+        s = self.settings
+        committed = {(tp.topic, tp.partition): tp.offset
+                     for tp in consumer.committed(partitions, timeout=s.broker_timeout_seconds) if tp.offset > 0}
+        if not committed:
+            return 0
+        lookback_ms = 2000.0 * max(self.notify.cooldown_seconds, s.cooldown_seconds)
+        reader = kafka.make_reader(s, group_id=f"{self.notify.group}.warm", client_id="driftline-notify-warm")
+        try:
+            since = int(self.clock() * 1000.0 - lookback_ms)
+            found = reader.offsets_for_times([TopicPartition(t, p, since) for (t, p) in committed],
+                                             timeout=s.broker_timeout_seconds)
+            # no record since then (-1): nothing to judge; an error: from the beginning (more history, same rules)
+            starts = [TopicPartition(tp.topic, tp.partition, tp.offset if tp.error is None else OFFSET_BEGINNING)
+                      for tp in found if tp.error is not None or 0 <= tp.offset < committed[(tp.topic, tp.partition)]]
+            replayed = 0
+            for msg in kafka.ReadToEnd(reader, starts, s.broker_timeout_seconds):
+                if msg.offset() < committed[(msg.topic(), msg.partition())]:
+                    self._judge(msg.value(), (msg.topic(), msg.partition(), msg.offset()), warm=True)
+                    replayed += 1
+            self.metrics.replayed.inc(replayed)
+            return replayed
+        finally:
+            reader.close()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Every finished record is committed before the next consume, so nothing is pending here.
@@ -197,21 +234,23 @@ class Notifier:
             log.warning("offset commit failed; the record may be posted again after a restart",
                         extra={"ctx": {"error": str(exc.args[0] if exc.args else exc)}})
 
-    def handle(self, value: bytes | None, *, source: tuple[str, int, int] | None = None) -> bool:
-        """Judge and post one record (``source``: its topic, partition and offset).
+    def _judge(self, value: bytes | None, source: tuple[str, int, int] | None, *,
+               warm: bool = False) -> tuple[dict[str, Any], str] | None:
+        """Decode, filter and ask the gate; the alert and its key when it is to be posted.
 
-        False only when stopped before every endpoint had an answer.
-        """
+        ``warm``: a record re-read on assignment, judged only to rebuild the gate (not counted, not logged)."""
         decoded = decode_alert(value)
         if decoded.alert is None:
-            self.metrics.alerts.labels("bad_record").inc()
-            where = f"{source[0]}[{source[1]}]@{source[2]}" if source else "?"
-            log.warning("skipped a record that is not an alert", extra={"ctx": {"record": where, "problem": decoded.problem}})
-            return True
+            if not warm:
+                self.metrics.alerts.labels("bad_record").inc()
+                where = f"{source[0]}[{source[1]}]@{source[2]}" if source else "?"
+                log.warning("skipped a record that is not an alert", extra={"ctx": {"record": where, "problem": decoded.problem}})
+            return None
         alert = decoded.alert
         if any(alert.get(field) != want for field, want in self._filters.items()):
-            self.metrics.alerts.labels("filtered").inc()
-            return True
+            if not warm:
+                self.metrics.alerts.labels("filtered").inc()
+            return None
         key = alert_key(alert)
         if source is not None:
             self._keys_seen.setdefault(source[:2], set()).add(key)
@@ -219,10 +258,22 @@ class Notifier:
         decision = self.gate.decide(key, alert["status"], alert["alert_id"],
                                     at_ms if at_ms is not None else self.clock() * 1000.0)
         if decision is not Decision.SEND:
-            self.metrics.alerts.labels(decision.value).inc()
-            log.info(f"alert not posted ({decision.value})", extra={"ctx": {"key": key, "status": alert["status"],
-                                                                             "alert_id": alert["alert_id"]}})
+            if not warm:
+                self.metrics.alerts.labels(decision.value).inc()
+                log.info(f"alert not posted ({decision.value})", extra={"ctx": {"key": key, "status": alert["status"],
+                                                                                 "alert_id": alert["alert_id"]}})
+            return None
+        return (alert, key) if not warm else None
+
+    def handle(self, value: bytes | None, *, source: tuple[str, int, int] | None = None) -> bool:
+        """Judge and post one record (``source``: its topic, partition and offset).
+
+        False only when stopped before every endpoint had an answer.
+        """
+        judged = self._judge(value, source)
+        if judged is None:
             return True
+        alert, key = judged
         headers = request_headers(alert)
         for endpoint in self.endpoints:
             result = self.sender.deliver(endpoint, request_body(endpoint.kind, alert), headers)
