@@ -76,3 +76,18 @@ def test_environment_names_settings_and_the_config_map_is_valid(tmp_path, monkey
     settings = load_settings(config_file=path)  # a bad setting would raise ConfigError naming it
     assert settings.metrics_port == Settings.model_fields["metrics_port"].default
     assert "fraud" in settings.models
+
+
+def test_podmonitor_scrapes_the_workers_under_the_job_the_rules_select():
+    (monitor,) = yaml.safe_load_all((K8S / "prometheus-operator" / "podmonitor.yaml").read_text())
+    assert monitor["kind"] == "PodMonitor" and monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    pod = _docs()[("Deployment", "driftline")]["spec"]["template"]
+    labels = pod["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    (container,) = pod["spec"]["containers"]
+    assert endpoint["port"] in {p["name"] for p in container["ports"]} and endpoint["path"] == "/metrics"
+    # the job name comes from a pod label; the rules select that job
+    job = labels[monitor["spec"]["jobLabel"]]
+    rules = (ROOT / "deploy" / "prometheus" / "rules" / "driftline.rules.yml").read_text()
+    assert f'up{{job="{job}"}}' in rules
