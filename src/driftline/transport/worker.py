@@ -186,7 +186,7 @@ class Worker:
             self._peers = AlertFeed(s, self.worker_id)
             stack.callback(self._peers.close)
             producer = self._make_producer()
-            stack.callback(producer.flush, 10.0)
+            stack.callback(lambda: self._producer.flush(10.0))  # the producer may be replaced (see _abort)
             consumer = kafka.make_consumer(s)
             stack.callback(self._close_consumer, consumer)
             self._producer, self._consumer = producer, consumer
@@ -239,7 +239,7 @@ class Worker:
             extra["metadata.recovery.strategy"] = "none"
         producer = kafka.make_producer(s, extra=extra)
         try:
-            self._transaction_call("init_transactions", lambda t: producer.init_transactions(t), retries=1)
+            self._transaction_call("init_transactions", lambda t: producer.init_transactions(t))
         except KafkaException as exc:
             raise KafkaFailure(f"cannot start Kafka transactions with transactional id {tid!r}: {_kafka_text(exc)}; "
                                "the broker must support transactions (Kafka 2.5+), or set processing_guarantee "
@@ -524,9 +524,18 @@ class Worker:
         self._delivery_errors = []  # they belong to the aborted transaction
         try:
             self._transaction_call("abort_transaction", lambda t: self._producer.abort_transaction(t), retries=1)
-            self.metrics.transactions.labels("aborted").inc()
         except KafkaException as exc:
-            raise KafkaFailure(f"cannot abort the Kafka transaction: {_kafka_text(exc)}") from None
+            err = exc.args[0] if exc.args else None
+            if not isinstance(err, KafkaError) or err.fatal():
+                raise KafkaFailure(f"cannot abort the Kafka transaction: {_kafka_text(exc)}") from None
+            # The abort itself did not go through (after timed-out records it needs an epoch bump,
+            # which a broker may refuse or a long outage may delay). A new producer with the same
+            # transactional id fences this one, and the coordinator aborts its open transaction.
+            log.warning("cannot abort the Kafka transaction; replacing the transactional producer",
+                        extra={"ctx": {"error": err.str()}})
+            self._producer.purge(in_queue=True, in_flight=True)
+            self._producer = self._make_producer()
+        self.metrics.transactions.labels("aborted").inc()
 
     def _rewind(self, exc: Exception) -> None:
         """After an aborted transaction: back to the last checkpoint of every assigned partition."""
