@@ -337,8 +337,10 @@ def test_cooperative_rebalance_moves_only_the_partitions_that_change_owner(broke
                  90, "the 6 partitions split 3 / 3")
         feeder.join(120)
         wait_for(lambda: complete(broker.bootstrap_servers, topics), 180, "every window of every partition")
-        assert a.metric("driftline_checkpoints_total", trigger="revoke") == 3, a.logs()  # eager would revoke all 6
+        # eager would revoke all 6 and take 3 straight back ("kept"); cooperative revokes only the 3 that move
+        # (each checkpointed unless an interval checkpoint already covered it)
         assert a.metric("driftline_state_restores_total", outcome="kept") == 0, a.logs()
+        assert a.metric("driftline_checkpoints_total", trigger="revoke") <= 3, a.logs()
         assert b.metric("driftline_state_restores_total", outcome="restored") == 3, b.logs()
         assert_every_record_once(broker.bootstrap_servers, topics)
     finally:

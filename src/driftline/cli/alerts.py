@@ -51,7 +51,8 @@ def tail(settings: Settings, args: argparse.Namespace) -> int:
     admin = kafka.make_admin(settings)
     if settings.alerts_topic not in kafka.check_broker(admin, settings):
         raise ConfigError(f"alerts topic {settings.alerts_topic!r} does not exist (setting alerts_topic)")
-    reader = kafka.make_reader(settings, group_id=f"{settings.group_id}.tail", client_id="driftline-alerts-tail")
+    reader = kafka.make_reader(settings, group_id=f"{settings.group_id}.tail", client_id="driftline-alerts-tail",
+                               follow=True)
     console = Console(highlight=False)
     shown = 0
     filters = {"model": args.model, "feature": args.feature, "status": args.status, "kind": args.kind}

@@ -46,7 +46,7 @@ class AlertFeed:
         self.settings = settings
         self.worker_id = worker_id.encode()
         self._consumer = kafka.make_reader(settings, group_id=f"{settings.group_id}.alerts.{uuid.uuid4().hex[:8]}",
-                                           client_id="driftline-alert-feed")
+                                           client_id="driftline-alert-feed", follow=True)
         self._assigned = False
         self._next_look = 0.0
 

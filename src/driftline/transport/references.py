@@ -100,7 +100,7 @@ class ReferenceFeed:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._consumer: Consumer = kafka.make_reader(settings, group_id=f"{settings.group_id}.references.{uuid.uuid4().hex[:8]}",
-                                                     client_id="driftline-references")
+                                                     client_id="driftline-references", follow=True)
         self._assigned = False
         self._next_look = 0.0
 
