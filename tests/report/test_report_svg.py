@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +24,12 @@ def test_nice_ticks_cover_the_range_evenly(a, b):
     steps = [y - x for x, y in zip(ticks, ticks[1:])]
     assert ticks[0] <= lo + 1e-6 * steps[0] and ticks[-1] >= hi - 1e-6 * steps[0]
     assert max(steps) - min(steps) <= 1e-6 * max(abs(ticks[0]), abs(ticks[-1]), steps[0])
+
+
+@pytest.mark.parametrize("lo, hi", [(0.0, 5e-324), (5e-324, 1e-323), (1.0, 1.0 + 2.2e-16), (-1e-300, 1e-300)])
+def test_nice_ticks_of_a_range_too_small_to_divide(lo, hi):
+    ticks = nice_ticks(lo, hi)  # found by hypothesis: (0, 5e-324) raised "math domain error"
+    assert len(ticks) >= 2 and ticks[0] <= lo and ticks[-1] >= hi and ticks[0] < ticks[-1]
 
 
 @settings(max_examples=100, deadline=None)

@@ -110,7 +110,7 @@ def nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
         return [0.0, 1.0]
     if hi < lo:
         lo, hi = hi, lo
-    if hi == lo:
+    if hi - lo <= 1e-12 * max(abs(lo), abs(hi)) or hi - lo < 1e-280:  # equal, or a span too small to divide
         pad = abs(lo) * 0.1 or 0.5
         lo, hi = lo - pad, hi + pad
     raw = (hi - lo) / max(target, 1)
