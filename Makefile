@@ -17,7 +17,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/driftline demo
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=10
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/throughput.py
