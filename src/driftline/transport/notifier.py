@@ -236,9 +236,10 @@ class Notifier:
 
     def _judge(self, value: bytes | None, source: tuple[str, int, int] | None, *,
                warm: bool = False) -> tuple[dict[str, Any], str] | None:
-        """Decode, filter and ask the gate; the alert and its key when it is to be posted.
+        """Decode, filter and ask the gate; the alert and its key when the gate says send.
 
-        ``warm``: a record re-read on assignment, judged only to rebuild the gate (not counted, not logged)."""
+        ``warm``: a record re-read on assignment, judged only to rebuild the gate (not counted, not
+        logged; the caller posts nothing)."""
         decoded = decode_alert(value)
         if decoded.alert is None:
             if not warm:
@@ -263,7 +264,7 @@ class Notifier:
                 log.info(f"alert not posted ({decision.value})", extra={"ctx": {"key": key, "status": alert["status"],
                                                                                  "alert_id": alert["alert_id"]}})
             return None
-        return (alert, key) if not warm else None
+        return alert, key
 
     def handle(self, value: bytes | None, *, source: tuple[str, int, int] | None = None) -> bool:
         """Judge and post one record (``source``: its topic, partition and offset).
