@@ -41,11 +41,13 @@ class DeadLetterReason:
     #: label records (the labels topic)
     MISSING_EVENT_ID = "missing_event_id"
     INVALID_LABEL = "invalid_label"
+    #: processing the record raised; the worker isolated it (exception class and message in headers)
+    PROCESSING_ERROR = "processing_error"
 
     ALL = (
         EMPTY_VALUE, TOO_LARGE, INVALID_JSON, NOT_AN_OBJECT, MISSING_MODEL, INVALID_MODEL,
         INVALID_MODEL_VERSION, INVALID_EVENT_ID, INVALID_TIMESTAMP, INVALID_FEATURES,
-        INVALID_PREDICTION, NO_PAYLOAD, MISSING_EVENT_ID, INVALID_LABEL,
+        INVALID_PREDICTION, NO_PAYLOAD, MISSING_EVENT_ID, INVALID_LABEL, PROCESSING_ERROR,
     )
 
 

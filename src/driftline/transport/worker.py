@@ -32,12 +32,12 @@ from contextlib import ExitStack
 from operator import itemgetter
 from typing import Callable
 
-import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from driftline.config import Settings
 from driftline.contract.event import SourceRecord, build
 from driftline.detection.pipeline import BatchResult, Pipeline, PipelineSettings
+from driftline.detection.published import DEADLETTER_HEADERS, alert_record, dead_letter_record, summary_record
 from driftline.detection.outcomes import ModelRules, OutcomeSettings
 from driftline.detection.settings import STATISTICAL_CHECKS, MonitorSettings
 from driftline.errors import ConfigError, DeliveryError, KafkaFailure
@@ -52,11 +52,6 @@ __all__ = ["Worker", "pipeline_settings", "DEADLETTER_HEADERS"]
 
 log = logging.getLogger("driftline.worker")
 
-#: Headers added to every dead letter (beside the record's own headers).
-DEADLETTER_HEADERS = (
-    "driftline.reason", "driftline.error", "driftline.source.topic",
-    "driftline.source.partition", "driftline.source.offset", "driftline.source.timestamp",
-)
 _JSON = [("content-type", b"application/json")]
 
 #: Retries of a transaction call that failed with a retriable error (a broker outage): 10 × up to 30 s.
@@ -576,27 +571,20 @@ class Worker:
     def _publish(self, result: BatchResult) -> None:
         s = self.settings
         for alert in result.alerts:
-            key = f"{alert['model']}/{alert['model_version']}/{alert['feature']}/{alert['detector']}".encode()
-            self._produce(s.alerts_topic, key, orjson.dumps(alert), self._alert_headers)
+            key, value = alert_record(alert)
+            self._produce(s.alerts_topic, key, value, self._alert_headers)
             log.info(str(alert["summary"]), extra={"ctx": {"alert_status": alert["status"], "model": alert["model"],
                                                             "feature": alert["feature"], "detector": alert["detector"],
                                                             "partition": alert["window"]["partition"]}})  # type: ignore[index]
             if self.on_alert is not None:
                 self.on_alert(alert)
         for summary in result.summaries:
-            key = _summary_key(summary)
-            self._produce(s.metrics_topic, key, orjson.dumps(summary), _JSON)
+            key, value = summary_record(summary)
+            self._produce(s.metrics_topic, key, value, _JSON)
         for dl in result.dead_letters:
             rec = dl.record
-            headers = list(rec.headers) + [
-                ("driftline.reason", dl.reason.encode()),
-                ("driftline.error", dl.detail.encode()),
-                ("driftline.source.topic", rec.topic.encode()),
-                ("driftline.source.partition", str(rec.partition).encode()),
-                ("driftline.source.offset", str(rec.offset).encode()),
-                ("driftline.source.timestamp", str(rec.timestamp_ms if rec.timestamp_ms is not None else "").encode()),
-            ]
-            self._produce(s.deadletter_topic, rec.key, rec.value, headers)
+            out = dead_letter_record(rec, dl.reason, dl.detail)
+            self._produce(s.deadletter_topic, out.key, out.value, out.headers)
             log.debug("dead letter", extra={"ctx": {"reason": dl.reason, "topic": rec.topic,
                                                      "partition": rec.partition, "offset": rec.offset}})
 
@@ -626,17 +614,6 @@ class Worker:
                 continue
             if high is not None and high >= 0:
                 m.consumer_lag.labels(topic, str(partition)).set(max(0, high - (offset + 1)))
-
-
-def _summary_key(summary: dict[str, object]) -> bytes:
-    """``model/model_version/feature`` for feature summaries, ``model/model_version/performance``
-    and ``model/champion..challenger/comparison`` for the others."""
-    kind = summary.get("type")
-    if kind == "performance_summary":
-        return f"{summary['model']}/{summary['model_version']}/performance".encode()
-    if kind == "version_comparison":
-        return f"{summary['model']}/{summary['champion']}..{summary['challenger']}/comparison".encode()
-    return f"{summary['model']}/{summary['model_version']}/{summary['feature']}".encode()
 
 
 def stall_reason(call: str | None, since: float, timeout: float, now: float,
