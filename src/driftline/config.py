@@ -9,7 +9,14 @@ librdkafka properties pass through unchanged: ``[kafka]`` in TOML
 (``"security.protocol" = "SASL_SSL"``), ``-X key=value`` on the command
 line, or ``DRIFTLINE_KAFKA__SECURITY_PROTOCOL=SASL_SSL`` in the environment
 (underscores become dots).  Passwords go in the secret fields, which never
-appear in logs or reprs.
+appear in logs or reprs; properties that hold credentials (``sasl.password``,
+``ssl.key.password``, ``sasl.oauthbearer.client.secret``, ``ssl.key.pem``, ...,
+see :func:`driftline.redact.is_secret_property`) are treated as secret too.
+
+A bad setting is a :class:`ConfigError` with one line per problem, naming the
+setting, where its value came from and the ways it can really be set
+(:func:`setting_ways`); secret values and whole inputs are never printed, other
+values are bounded and escaped (:mod:`driftline.config_errors`).
 """
 
 from __future__ import annotations
@@ -19,15 +26,33 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, InitSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsError
 
+from driftline.config_errors import (INT32_MAX, SettingsConflict, describe_validation_error, read_toml, setting_ways,
+                                     settings_error_line, source_origins)
 from driftline.errors import ConfigError
+from driftline.redact import REDACTED, is_secret_property, shown
 
-__all__ = ["Settings", "load_settings", "ENV_PREFIX"]
+__all__ = ["Settings", "load_settings", "ENV_PREFIX", "NO_FLAG", "MANAGED_KAFKA_PROPERTIES", "setting_ways"]
 
 ENV_PREFIX = "DRIFTLINE_"
-_toml_file: ContextVar[Path | None] = ContextVar("driftline_toml_file", default=None)
+_toml_data: ContextVar[dict[str, Any] | None] = ContextVar("driftline_toml_data", default=None)
+
+#: Settings without a command-line flag (mappings): ``kafka`` has ``-X``, ``models`` only TOML and the environment.
+NO_FLAG = ("kafka", "models")
+
+#: librdkafka properties driftline sets itself, with the setting to use instead (None: not settable).
+MANAGED_KAFKA_PROPERTIES: dict[str, str | None] = {
+    "bootstrap.servers": "bootstrap_servers", "group.id": "group_id", "enable.auto.commit": None,
+    "auto.offset.reset": "auto_offset_reset", "session.timeout.ms": "session_timeout_ms",
+    "heartbeat.interval.ms": "heartbeat_interval_ms", "transactional.id": "transactional_id",
+    "transaction.timeout.ms": "transaction_timeout_ms",
+}
+
+#: librdkafka's default max.poll.interval.ms; session.timeout.ms may not exceed it.
+_MAX_POLL_INTERVAL_MS = 300_000
 
 
 class ModelRulesConfig(BaseModel):
@@ -60,7 +85,11 @@ class ModelRulesConfig(BaseModel):
 class Settings(BaseSettings):
     """Everything a ``driftline run`` worker can be told."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", frozen=True, extra="forbid",
+                                      allow_inf_nan=False)
+
+    #: Where each value came from (see :meth:`origin`), filled by :func:`load_settings`.
+    _origins: dict[Any, str] = PrivateAttr(default_factory=dict)
 
     # --- Kafka -------------------------------------------------------------
     bootstrap_servers: str = Field("localhost:9092", min_length=1, description="Kafka bootstrap servers, host:port[,host:port].")
@@ -77,19 +106,19 @@ class Settings(BaseSettings):
     checkpoint_interval_seconds: float = Field(60.0, ge=0, description="Checkpoint at least this often (wall clock; 0 = by records only).")
     processing_guarantee: Literal["exactly_once", "at_least_once"] = Field("exactly_once", description="exactly_once: outputs, checkpoints and offsets commit in one Kafka transaction; at_least_once: outputs are flushed, then offsets committed (duplicates after a crash carry the same alert_id).")
     transactional_id: str = Field("", description="Transactional id of this worker (exactly_once); must be unique per worker and stable across its restarts. '' = driftline-<group_id>-<hostname>-<metrics_port>.")
-    transaction_timeout_ms: int = Field(10_000, ge=1000, description="Kafka aborts a transaction of a worker that died after this long, releasing its partitions' outputs to read_committed readers.")
+    transaction_timeout_ms: int = Field(10_000, ge=1000, le=INT32_MAX, description="Kafka aborts a transaction of a worker that died after this long, releasing its partitions' outputs to read_committed readers.")
     state_secret: SecretStr | None = Field(None, description="Key that signs checkpoints (HMAC-SHA256); workers reject unsigned or differently signed ones.")
     create_topics: bool = Field(True, description="Create missing output topics (and the compacted references topic) at start-up.")
-    topic_partitions: int = Field(3, ge=1, description="Partitions of output topics created by the worker.")
-    topic_replication_factor: int = Field(-1, description="Replication factor of created topics; -1 = the broker's default.")
+    topic_partitions: int = Field(3, ge=1, le=100_000, description="Partitions of output topics created by the worker.")
+    topic_replication_factor: int = Field(-1, ge=-1, le=10_000, description="Replication factor of created topics (1 to 10000); -1 = the broker's default.")
     kafka: dict[str, str] = Field(default_factory=dict, description="librdkafka properties passed through (security.protocol, sasl.*, ssl.*, ...).")
     sasl_password: SecretStr | None = Field(None, description="sasl.password, kept secret.")
     ssl_key_password: SecretStr | None = Field(None, description="ssl.key.password, kept secret.")
     batch_size: int = Field(5000, ge=1, le=100_000, description="Records consumed per batch.")
     poll_timeout_seconds: float = Field(0.5, gt=0, le=60, description="How long one consume call waits for records.")
-    broker_timeout_seconds: float = Field(15.0, gt=0, description="How long start-up waits for the broker before reporting it unreachable.")
-    session_timeout_ms: int = Field(45_000, ge=1000, description="Consumer group session timeout.")
-    heartbeat_interval_ms: int = Field(3_000, ge=100, description="Consumer group heartbeat interval; must be below session_timeout_ms / 3.")
+    broker_timeout_seconds: float = Field(15.0, gt=0, le=3600, description="How long start-up waits for the broker before reporting it unreachable.")
+    session_timeout_ms: int = Field(45_000, ge=1000, le=3_600_000, description="Consumer group session timeout; at most max.poll.interval.ms (librdkafka's default 300000).")
+    heartbeat_interval_ms: int = Field(3_000, ge=100, le=3_600_000, description="Consumer group heartbeat interval; must be below session_timeout_ms / 3.")
 
     # --- Input contract ------------------------------------------------------
     max_record_bytes: int = Field(1_000_000, ge=64, description="Larger record values are dead-lettered (reason too_large).")
@@ -144,33 +173,70 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _int32(cls, value: Any) -> Any:
+        # Integer settings end up in librdkafka, Kafka's protocol or numpy: 32 bits, whatever the field allows.
+        if type(value) is int and not -INT32_MAX - 1 <= value <= INT32_MAX:
+            raise ValueError(f"must be a 32-bit integer (at most {INT32_MAX})")
+        return value
+
+    @field_validator("topic_replication_factor", mode="after")
+    @classmethod
+    def _replicas(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("must be -1 (the broker's default) or at least 1")
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> "Settings":
+        # Each problem names the settings involved (SettingsConflict.fields): load_settings prints where
+        # their values came from and how to set them; the raw input is never printed.
+        topics = ("alerts_topic", "metrics_topic", "deadletter_topic", "references_topic")
         outputs = {self.alerts_topic, self.metrics_topic, self.deadletter_topic, self.references_topic}
         if len(outputs) != 4:
-            raise ValueError("alerts_topic, metrics_topic, deadletter_topic and references_topic must differ")
+            raise SettingsConflict(topics, "must be four different topics")
         if self.state_topic:
             if self.state_topic in outputs | {self.labels_topic}:
-                raise ValueError("state_topic must differ from the other topics")
+                raise SettingsConflict(("state_topic",), f"{shown(self.state_topic)} must differ from the other topics")
             outputs.add(self.state_topic)
         if self.labels_topic:
             n = len(outputs)
             outputs.add(self.labels_topic)
             if len(outputs) != n + 1:
-                raise ValueError("labels_topic must differ from the output topics")
+                raise SettingsConflict(("labels_topic",), f"{shown(self.labels_topic)} must differ from the output topics")
         clash = outputs & set(self.input_topics)
         if clash:
-            raise ValueError(f"input_topics must not include an output topic: {sorted(clash)}")
+            raise SettingsConflict(("input_topics",), f"must not include an output or labels topic: {shown(sorted(clash))}")
         if self.window_events == 0 and not self.window_seconds:
-            raise ValueError("window_events and window_seconds cannot both be 0: windows would never close")
+            raise SettingsConflict(("window_events", "window_seconds"), "cannot both be 0: windows would never close")
         if 0 < self.window_events < 50:
-            raise ValueError("window_events must be 0 (by event time only) or at least 50")
+            raise SettingsConflict(("window_events",), f"must be 0 (by event time only) or at least 50, not {self.window_events}")
         if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
-            raise ValueError("heartbeat_interval_ms must be at most a third of session_timeout_ms")
+            raise SettingsConflict(("heartbeat_interval_ms", "session_timeout_ms"),
+                                   f"heartbeat_interval_ms must be at most a third of session_timeout_ms "
+                                   f"({self.heartbeat_interval_ms} > {self.session_timeout_ms} / 3)")
         for key in self.kafka:
-            if key in ("bootstrap.servers", "group.id", "enable.auto.commit"):
-                raise ValueError(f"kafka property {key!r} is managed by driftline; use its own setting")
+            if key in MANAGED_KAFKA_PROPERTIES:
+                instead = MANAGED_KAFKA_PROPERTIES[key]
+                raise SettingsConflict(("kafka",), f"property {shown(key)} is managed by driftline"
+                                       + (f"; use the setting {instead} ({setting_ways(instead)})" if instead else ""),
+                                       kafka_property=key)
+        max_poll = self.kafka.get("max.poll.interval.ms", str(_MAX_POLL_INTERVAL_MS))
+        if max_poll.strip().isdigit() and self.session_timeout_ms > int(max_poll):
+            via = "the kafka property max.poll.interval.ms" if "max.poll.interval.ms" in self.kafka else \
+                f"librdkafka's max.poll.interval.ms ({_MAX_POLL_INTERVAL_MS}; raise it with -X max.poll.interval.ms=...)"
+            raise SettingsConflict(("session_timeout_ms",), f"{self.session_timeout_ms} exceeds {via}: librdkafka "
+                                   "refuses a session timeout above the poll interval",
+                                   kafka_property="max.poll.interval.ms" if "max.poll.interval.ms" in self.kafka else None)
         return self
+
+    def __repr_args__(self):
+        # SecretStr fields print as '**********'; credentials among the kafka properties likewise.
+        for name, value in super().__repr_args__():
+            if name == "kafka" and isinstance(value, dict):
+                value = {k: (REDACTED if is_secret_property(k) else v) for k, v in value.items()}
+            yield name, value
 
     @classmethod
     def settings_customise_sources(
@@ -183,10 +249,22 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [
             _DottedKafkaKeys(settings_cls, init_settings), _DottedKafkaKeys(settings_cls, env_settings)]
-        toml = _toml_file.get()
-        if toml is not None:
-            sources.append(_DottedKafkaKeys(settings_cls, TomlConfigSettingsSource(settings_cls, toml_file=toml)))
+        toml = _toml_data.get()
+        if toml is not None:  # read (and its syntax checked) by load_settings
+            sources.append(_DottedKafkaKeys(settings_cls, InitSettingsSource(settings_cls, toml)))
         return tuple(sources)
+
+    def origin(self, name: str, kafka_property: str | None = None) -> str:
+        """Where a setting's value (or one kafka property's) came from: ``flag --warmup``,
+        ``env DRIFTLINE_WARMUP``, ``TOML key warmup in FILE``, ``-X sasl.mechanism``, ... or ``default``."""
+        if kafka_property is not None:
+            return self._origins.get(("kafka", kafka_property), "default")
+        return self._origins.get(name, "default")
+
+    def secret_values(self) -> list[str]:
+        """Every secret this configuration holds (secret settings, credential kafka properties), for scrubbing."""
+        out = [v.get_secret_value() for v in (self.sasl_password, self.ssl_key_password, self.state_secret) if v is not None]
+        return out + [v for k, v in self.kafka.items() if is_secret_property(k)]
 
     def worker_transactional_id(self) -> str:
         """``transactional_id``, or ``driftline-<group_id>-<hostname>-<metrics_port>`` (two workers on one
@@ -232,33 +310,26 @@ class _DottedKafkaKeys(PydanticBaseSettingsSource):
         return data
 
 
-def _setting_name(loc: tuple[Any, ...]) -> str:
-    field = str(loc[0]) if loc else "settings"
-    rest = "".join(f"[{p}]" for p in loc[1:])
-    env = ENV_PREFIX + field.upper()
-    return f"{field}{rest} (env {env}, flag --{field.replace('_', '-')})"
+def load_settings(*, config_file: str | Path | None = None, overrides_from: Literal["flags", "arguments"] = "arguments",
+                  **overrides: Any) -> Settings:
+    """Build the settings, or raise :class:`ConfigError` with one line per bad setting.
 
-
-def load_settings(*, config_file: str | Path | None = None, **overrides: Any) -> Settings:
-    """Build the settings, or raise :class:`ConfigError` naming each bad setting."""
+    ``overrides`` are the highest-priority values (``None`` is ignored); ``overrides_from="flags"`` says they
+    came from the command line (``driftline``'s flags and ``-X``), so errors name them that way."""
     path = config_file or os.environ.get(f"{ENV_PREFIX}CONFIG")
-    toml: Path | None = None
-    if path:
-        toml = Path(path)
-        if not toml.is_file():
-            raise ConfigError(f"config file {str(toml)!r} (--config / {ENV_PREFIX}CONFIG) does not exist")
-    token = _toml_file.set(toml)
+    toml_path = Path(path) if path else None
+    via = "--config" if config_file else f"env {ENV_PREFIX}CONFIG"
+    toml = read_toml(toml_path, via) if toml_path is not None else None
+    given = {k: v for k, v in overrides.items() if v is not None}
+    origins = source_origins(given, overrides_from, os.environ, toml, toml_path)
+    token = _toml_data.set(toml)
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = Settings(**given)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            name = _setting_name(tuple(err.get("loc", ())))
-            if not err.get("loc"):
-                name = "settings"
-            lines.append(f"invalid setting {name}: {err['msg']} (got {err.get('input')!r})")
-        raise ConfigError("\n".join(lines)) from None
-    except ValueError as exc:  # e.g. malformed TOML
-        raise ConfigError(f"cannot read configuration: {exc}") from None
+        raise ConfigError(describe_validation_error(exc, origins, toml_path)) from None
+    except SettingsError as exc:  # a value of the environment that is not valid JSON
+        raise ConfigError(settings_error_line(exc, origins)) from None
     finally:
-        _toml_file.reset(token)
+        _toml_data.reset(token)
+    settings._origins = origins
+    return settings

@@ -1,16 +1,24 @@
-"""``driftline`` command line: ``run``, ``demo``, ``replay``, ``reference``, ``compare``, ``report``, ``schema``."""
+"""``driftline`` command line: ``run``, ``demo``, ``replay``, ``reference``, ``compare``, ``report``, ``schema``.
+
+Errors become exit codes here: 2 for a configuration error (a :class:`ConfigError`, a bad
+flag or argument), one line per problem on stderr, no traceback; 3 for an unreachable
+broker; 1 for other failures.  A mistyped flag is reported with the nearest real one and
+without the values that followed it (they may be secrets).
+"""
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 import orjson
 
 from driftline import __version__
-from driftline.config import Settings, load_settings
+from driftline.config import NO_FLAG, Settings, load_settings
 from driftline.errors import BrokerUnreachableError, ConfigError, DriftlineError
+from driftline.redact import bounded, escape, is_secret_property
 
 __all__ = ["main"]
 
@@ -23,7 +31,7 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
     """One ``--flag`` per setting (values are validated by the settings model)."""
     group = parser.add_argument_group("settings (each also DRIFTLINE_<NAME> in the environment)")
     for name, field in Settings.model_fields.items():
-        if name in ("kafka", "models"):  # mappings: TOML or the environment
+        if name in NO_FLAG:  # mappings: TOML or the environment (kafka also -X)
             continue
         flag = "--" + name.replace("_", "-")
         group.add_argument(flag, dest=f"setting_{name}", metavar=name.upper(), default=None,
@@ -41,13 +49,18 @@ def _settings_from(args: argparse.Namespace, **defaults: Any) -> Settings:
             overrides[key[len("setting_"):]] = value
     if args.kafka_props:
         props = {}
-        for item in args.kafka_props:
-            if "=" not in item:
-                raise ConfigError(f"invalid setting kafka (flag -X): {item!r} is not PROP=VALUE")
-            k, v = item.split("=", 1)
-            props[k.strip()] = v
+        for i, item in enumerate(args.kafka_props, 1):
+            k, sep, v = item.partition("=")
+            k = k.strip()
+            if not sep or not k:
+                # the argument may be a secret without its "=": name it only when it looks like a property name
+                what = (f"-X {k}" if k and len(k) <= 80 and all(c.isalnum() or c in "._-" for c in k)
+                        and not is_secret_property(k) else f"the -X argument number {i}")
+                raise ConfigError(f"invalid setting kafka: {what} is not PROPERTY=VALUE (value hidden; set it with "
+                                  "-X PROPERTY=VALUE, env DRIFTLINE_KAFKA__<PROPERTY> or the TOML table [kafka])")
+            props[k] = v
         overrides["kafka"] = props
-    return load_settings(config_file=args.config_file, **overrides)
+    return load_settings(config_file=args.config_file, overrides_from="flags", **overrides)
 
 
 def tune_gc() -> None:
@@ -140,8 +153,39 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with errors of one line (exit code 2), and unknown flags named without their values."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_CONFIG, f"{self.prog}: error: {escape(bounded(message, 300))} (see {self.prog} --help)\n")
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            leaf: argparse.ArgumentParser = getattr(parsed, "_parser", self)
+            leaf.error(_unrecognized(leaf, extras))
+        return parsed
+
+
+def _unrecognized(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+    """Name the unknown flags with the nearest real ones; values are only counted (they may be secrets)."""
+    known = [o for action in parser._actions for o in action.option_strings if o.startswith("--")]
+    parts, values = [], 0
+    for token in extras:
+        if token.startswith("-") and len(token) > 1 and not token[1:2].isdigit():
+            flag = token.split("=", 1)[0]
+            guess = difflib.get_close_matches(flag, known, n=1, cutoff=0.7)
+            parts.append(escape(bounded(flag, 60)) + (f" (did you mean {guess[0]}?)" if guess else ""))
+        else:
+            values += 1
+    text = "unrecognized argument" + ("s" if len(parts) != 1 else "") + " " + ", ".join(parts) if parts else ""
+    if values:
+        text += (" and " if text else "unrecognized ") + f"{values} value{'s' if values != 1 else ''} (not shown)"
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="driftline", description="Streaming drift detection for ML models on Kafka.")
+    parser = _Parser(prog="driftline", description="Streaming drift detection for ML models on Kafka.")
     parser.add_argument("--version", action="version", version=f"driftline {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -280,12 +324,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _leaves(parser: argparse.ArgumentParser) -> None:
+    """Every sub-command's parser is a _Parser that knows itself (for the unknown-flag message)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                sub.set_defaults(_parser=sub)
+                _leaves(sub)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    _leaves(parser)
+    args = parser.parse_args(argv)
     try:
         return int(args.func(args))
     except ConfigError as exc:
-        print(f"driftline: configuration error:\n{exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or ["invalid configuration"]:
+            print(f"driftline: configuration error: {escape(line)}", file=sys.stderr)
         return EXIT_CONFIG
     except BrokerUnreachableError as exc:
         print(f"driftline: {exc}", file=sys.stderr)
