@@ -37,7 +37,8 @@ def add_notify_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def notify_settings_from(args: argparse.Namespace):
-    return load_notify_settings(**{k[len("notify_"):]: v for k, v in vars(args).items() if k.startswith("notify_")})
+    return load_notify_settings(overrides_from="flags",
+                                **{k[len("notify_"):]: v for k, v in vars(args).items() if k.startswith("notify_")})
 
 
 def notify(settings: Settings, args: argparse.Namespace) -> int:

@@ -7,12 +7,17 @@ stay the worker's (Kafka connection, topics and the rest still come from
 notify`` (:data:`FLAGS`), ``DRIFTLINE_NOTIFY_<FIELD>`` environment variables,
 the defaults below.  Webhook URLs carry credentials (a Slack URL *is* the
 token), so they are secrets: never logged, never in a repr, and best passed
-in the environment rather than on a command line others can read.
+in the environment rather than on a command line others can read.  Errors
+name a bad URL by its position and :func:`driftline.redact.url_origin`
+(``https://hooks.slack.com/…``), never by the URL; other values are shown
+bounded and escaped, and the input of a cross-field check never.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import os
+import re
+from typing import Annotated, Any, Literal, Mapping
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -20,6 +25,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 from driftline.errors import ConfigError
 from driftline.notify.retry import RetryPolicy
+from driftline.redact import bounded, escape, shown, url_origin
 
 __all__ = ["NotifySettings", "load_notify_settings", "NOTIFY_ENV_PREFIX", "FLAGS"]
 
@@ -47,7 +53,7 @@ _Urls = Annotated[list[SecretStr], NoDecode]
 class NotifySettings(BaseSettings):
     """Everything ``driftline notify`` adds to the Kafka settings."""
 
-    model_config = SettingsConfigDict(env_prefix=NOTIFY_ENV_PREFIX, frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(env_prefix=NOTIFY_ENV_PREFIX, frozen=True, extra="forbid", allow_inf_nan=False)
 
     webhooks: _Urls = Field(default_factory=list, description="Generic JSON webhooks: each alert record is POSTed as is (comma-separated in the environment).")
     slack_webhooks: _Urls = Field(default_factory=list, description="Slack-compatible incoming webhooks (comma-separated in the environment).")
@@ -72,12 +78,11 @@ class NotifySettings(BaseSettings):
     @field_validator("webhooks", "slack_webhooks")
     @classmethod
     def _http_urls(cls, urls: list[SecretStr]) -> list[SecretStr]:
-        for url in urls:
-            parts = urlsplit(url.get_secret_value())
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                # Say what is wrong without echoing a credential-bearing URL.
-                raise ValueError(f"a webhook must be an http:// or https:// URL with a host (got scheme "
-                                 f"{parts.scheme!r}{'' if parts.hostname else ' and no host'})")
+        # Say what is wrong without echoing a credential-bearing URL: its position and scheme://host only.
+        for i, url in enumerate(urls, 1):
+            problem = _url_problem(url.get_secret_value())
+            if problem is not None:
+                raise ValueError(f"URL number {i} ({url_origin(url.get_secret_value())}) {problem}")
         return urls
 
     @model_validator(mode="after")
@@ -86,7 +91,9 @@ class NotifySettings(BaseSettings):
             raise ValueError(f"no endpoint: give --webhook or --slack-webhook (or {NOTIFY_ENV_PREFIX}WEBHOOKS / "
                              f"{NOTIFY_ENV_PREFIX}SLACK_WEBHOOKS)")
         if self.backoff_seconds > self.max_backoff_seconds:
-            raise ValueError("backoff_seconds (--backoff) must not exceed max_backoff_seconds (--max-backoff)")
+            raise ValueError(f"backoff_seconds ({self.backoff_seconds:g}; flag --backoff or env {NOTIFY_ENV_PREFIX}"
+                             f"BACKOFF_SECONDS) must not exceed max_backoff_seconds ({self.max_backoff_seconds:g}; "
+                             f"flag --max-backoff or env {NOTIFY_ENV_PREFIX}MAX_BACKOFF_SECONDS)")
         return self
 
     @classmethod
@@ -108,23 +115,66 @@ class NotifySettings(BaseSettings):
         return {"model": self.model, "feature": self.feature, "kind": self.kind, "status": self.status}
 
 
-def _name(loc: tuple[Any, ...]) -> str:
-    if not loc:
-        return "settings"
-    field = str(loc[0])
-    if field not in FLAGS:
-        return field
-    return f"{field} (env {NOTIFY_ENV_PREFIX}{field.upper()}, flag {FLAGS[field]})"
+_UNSAFE_IN_URL = re.compile(r"[\x00-\x20\x7f-\x9f]")
 
 
-def load_notify_settings(**overrides: Any) -> NotifySettings:
-    """Build the settings (``None`` overrides are ignored), or raise :class:`ConfigError` naming each bad one."""
+def _url_problem(url: str) -> str | None:
+    """What makes ``url`` unusable as a webhook (None: nothing), in words that do not quote it."""
+    if _UNSAFE_IN_URL.search(url):
+        return "contains a space or a control character"
     try:
-        return NotifySettings(**{k: v for k, v in overrides.items() if v is not None})
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number in 0..65535
+    except ValueError:
+        return "does not parse (bad IPv6 address or port)"
+    if parts.scheme not in ("http", "https"):
+        return "must be an http:// or https:// URL" + ("" if parts.hostname else " with a host")
+    if not parts.hostname:
+        return "has no host"
+    return None
+
+
+_SECRET_FIELDS = ("webhooks", "slack_webhooks")
+
+
+def _ways(field: str) -> str:
+    flag = FLAGS.get(field)
+    env = f"env {NOTIFY_ENV_PREFIX}{field.upper()}"
+    return f"flag {flag} or {env}" if flag else env
+
+
+def _origin(field: str, given: Mapping[str, Any], from_flags: bool) -> str | None:
+    if field in given:
+        return f"flag {FLAGS[field]}" if from_flags and field in FLAGS else f"argument {field}"
+    env = f"{NOTIFY_ENV_PREFIX}{field.upper()}".lower()
+    return next((f"env {escape(v)}" for v in os.environ if v.lower() == env), None)
+
+
+def _line(err: Mapping[str, Any], given: Mapping[str, Any], from_flags: bool) -> str:
+    loc = tuple(err.get("loc", ()))
+    msg = str(err.get("msg", "invalid"))
+    msg = escape(bounded(msg[len("Value error, "):] if msg.startswith("Value error, ") else msg, 300))
+    if not loc:  # a cross-field check: its message names the settings; never the input (every URL)
+        return f"invalid notify settings: {msg}"
+    field = str(loc[0])
+    if field not in NotifySettings.model_fields:
+        return f"unknown notify setting {escape(bounded(field, 80))}"
+    origin = _origin(field, given, from_flags)
+    got = "value hidden" if field in _SECRET_FIELDS else f"got {shown(err.get('input'))}"
+    got += (", from " if field in _SECRET_FIELDS else " from ") + origin if origin else ""
+    return f"invalid setting {field}: {msg} ({got}; set it with {_ways(field)})"
+
+
+def load_notify_settings(*, overrides_from: Literal["flags", "arguments"] = "arguments", **overrides: Any) -> NotifySettings:
+    """Build the settings (``None`` overrides are ignored), or raise :class:`ConfigError` with one line
+    per bad one (``overrides_from="flags"``: the overrides are ``driftline notify``'s flags)."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return NotifySettings(**given)
     except ValidationError as exc:
-        lines = []
+        lines: list[str] = []
         for err in exc.errors():
-            loc = tuple(err.get("loc", ()))
-            shown = "<hidden>" if loc and loc[0] in ("webhooks", "slack_webhooks") else repr(err.get("input"))
-            lines.append(f"invalid setting {_name(loc[:1])}: {err['msg']} (got {shown})")
+            line = _line(err, given, overrides_from == "flags")
+            if line not in lines:
+                lines.append(line)
         raise ConfigError("\n".join(lines)) from None

@@ -7,15 +7,18 @@ exceptions are turned into :mod:`driftline.errors` here.
 from __future__ import annotations
 
 import logging
+import re
 import time
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from driftline.config import Settings
+from driftline.config import Settings, setting_ways
+from driftline.config_errors import kafka_property_ways
 from driftline.errors import BrokerUnreachableError, ConfigError, KafkaFailure
+from driftline.redact import REDACTED, bounded, escape, is_secret_property, scrub
 
 __all__ = ["make_admin", "make_consumer", "make_producer", "make_reader", "ReadToEnd", "json_objects", "partition_counts", "check_labels_topic", "check_broker", "ensure_topics", "OUTPUT_TOPIC_CONFIGS"]
 
@@ -35,17 +38,66 @@ OUTPUT_TOPIC_CONFIGS = {
 }
 
 
-def _client(factory, conf: dict[str, object], what: str):
+#: librdkafka properties driftline fills from one of its settings.
+PROPERTY_SETTINGS = {
+    "bootstrap.servers": "bootstrap_servers", "group.id": "group_id", "auto.offset.reset": "auto_offset_reset",
+    "session.timeout.ms": "session_timeout_ms", "heartbeat.interval.ms": "heartbeat_interval_ms",
+    "transactional.id": "transactional_id", "transaction.timeout.ms": "transaction_timeout_ms",
+    "sasl.password": "sasl_password", "ssl.key.password": "ssl_key_password",
+}
+
+_QUOTED_PROPERTY = re.compile(r'["`]([A-Za-z0-9][A-Za-z0-9._-]*)["`]')
+
+
+def _blame(prop: str, conf: dict[str, object], settings: Settings | None, sources: dict[str, str]) -> str:
+    """Which setting produced ``prop`` of a client configuration, where its value came from, how to set it."""
+    name = escape(bounded(prop, 80))
+    if prop in sources:
+        return f"{name} comes from {sources[prop]}"
+    if settings is not None and prop in settings.kafka and str(conf.get(prop)) == settings.kafka[prop]:
+        return f"{name} from {settings.origin('kafka', prop)}; set it with {kafka_property_ways(prop)}"
+    setting = PROPERTY_SETTINGS.get(prop)
+    if setting is not None:
+        origin = settings.origin(setting) if settings is not None else "default"
+        return f"{name} comes from the setting {setting} ({origin}; set it with {setting_ways(setting)})"
+    if prop in conf:
+        return f"{name} is set by driftline (override it with {kafka_property_ways(prop)})"
+    return f"{name}: not given (set it with {kafka_property_ways(prop)})"
+
+
+def config_problem(text: str, conf: dict[str, object], what: str, settings: Settings | None = None,
+                   sources: dict[str, str] | None = None) -> str:
+    """librdkafka's complaint about a client configuration as one line: the property, the setting
+    that produced it and where that came from; secret values never appear."""
+    props = list(dict.fromkeys(_QUOTED_PROPERTY.findall(text)))
+    secrets = [str(v) for k, v in conf.items() if is_secret_property(k)]
+    if settings is not None:
+        secrets += settings.secret_values()
+    text = scrub(text.strip(), secrets)
+    if any(is_secret_property(p) for p in props):  # 'Invalid value "..." for configuration property "sasl.password"'
+        text = re.sub(r'value\s+("[^"]*"|\S+)', f"value {REDACTED}", text)
+    text = escape(bounded(text, 300))
+    blamed = "; ".join(_blame(p, conf, settings, sources or {}) for p in props[:3])
+    subject = f"kafka property {escape(bounded(props[0], 80))}" if props else "Kafka configuration"
+    return f"invalid {subject} for the {what}: {text}" + (f" ({blamed})" if blamed else "")
+
+
+def _client(factory, conf: dict[str, object], what: str, settings: Settings | None = None, *,
+            sources: dict[str, str] | None = None) -> Any:
+    """A librdkafka client; a configuration librdkafka refuses becomes a :class:`ConfigError` naming
+    the property and the setting it came from (``sources``: properties set from elsewhere)."""
     try:
         return factory(conf, logger=log)
     except KafkaException as exc:
-        raise ConfigError(f"invalid Kafka property for the {what} (setting 'kafka' / -X / DRIFTLINE_KAFKA__*): {exc.args[0].str() if exc.args and isinstance(exc.args[0], KafkaError) else exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"invalid Kafka property for the {what} (setting 'kafka'): {exc}") from None
+        err = exc.args[0] if exc.args else exc
+        text = err.str() if isinstance(err, KafkaError) else str(err)
+        raise ConfigError(config_problem(text, conf, what, settings, sources)) from None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ConfigError(config_problem(str(exc), conf, what, settings, sources)) from None
 
 
 def make_admin(settings: Settings) -> AdminClient:
-    return _client(AdminClient, dict(settings.kafka_properties()), "admin client")
+    return _client(AdminClient, dict(settings.kafka_properties()), "admin client", settings)
 
 
 def make_consumer(settings: Settings) -> Consumer:
@@ -64,7 +116,7 @@ def make_consumer(settings: Settings) -> Consumer:
         # Range assignment gives one member the same partition number of every
         # topic: inferences and labels of a model (both keyed by model) meet.
         conf.setdefault("partition.assignment.strategy", "range")
-    return _client(Consumer, conf, "consumer")
+    return _client(Consumer, conf, "consumer", settings)
 
 
 def make_producer(settings: Settings, *, client_id: str = "driftline-worker",
@@ -78,7 +130,7 @@ def make_producer(settings: Settings, *, client_id: str = "driftline-worker",
         **(extra or {}),
     }
     conf.setdefault("client.id", client_id)
-    return _client(Producer, conf, "producer")
+    return _client(Producer, conf, "producer", settings)
 
 
 #: How long a broker may hold a fetch at the end of a partition for a one-shot reader (librdkafka's
@@ -101,7 +153,8 @@ def make_reader(settings: Settings, *, group_id: str, client_id: str, follow: bo
     }
     if not follow:
         conf.setdefault("fetch.wait.max.ms", READ_TO_END_FETCH_WAIT_MS)
-    return _client(Consumer, conf, "reader")
+    return _client(Consumer, conf, "reader", settings,
+                   sources={"group.id": f"the setting group_id (a reader's group is {escape(bounded(group_id, 80))})"})
 
 
 def json_objects(messages: Iterable[Message]) -> Iterator[tuple[Message, dict]]:

@@ -35,6 +35,7 @@ from driftline.notify.messages import alert_key, decode_alert, detected_at_ms, r
 from driftline.notify.settings import NotifySettings
 from driftline.observability.notify_metrics import NotifyMetrics
 from driftline.observability.server import MetricsServer
+from driftline.redact import bounded, escape
 from driftline.transport import kafka
 from driftline.transport.webhooks import Endpoint, Response, WebhookSender, endpoints_from
 
@@ -63,7 +64,8 @@ def consumer_config(settings: Settings, notify: NotifySettings, *, max_poll_inte
         "enable.auto.offset.store": False,
         "session.timeout.ms": settings.session_timeout_ms,
         "heartbeat.interval.ms": settings.heartbeat_interval_ms,
-        "max.poll.interval.ms": max_poll_interval_ms,
+        # librdkafka refuses a poll interval below the session timeout
+        "max.poll.interval.ms": max(max_poll_interval_ms, settings.session_timeout_ms),
         "enable.partition.eof": False,
     }
     conf.setdefault("client.id", "driftline-notify")
@@ -77,6 +79,13 @@ def max_poll_interval_ms(worst_case_seconds: float) -> int:
     (300000, 742000)
     """
     return int(min(86_400_000, max(300_000, 1000 * (worst_case_seconds + 60))))
+
+
+#: Properties of notify's consumer that come from notify's own settings.
+_NOTIFY_SOURCES = {
+    "group.id": "the notify setting group (flag --group or env DRIFTLINE_NOTIFY_GROUP)",
+    "max.poll.interval.ms": "driftline notify: the longest delivery (--timeout, --max-retries, --max-backoff) plus a minute",
+}
 
 
 class Notifier:
@@ -126,15 +135,17 @@ class Notifier:
             self._last_broker_ok = time.monotonic()
             # librdkafka drops a member that does not poll for max.poll.interval.ms.
             conf = consumer_config(s, self.notify, max_poll_interval_ms=max_poll_interval_ms(self._worst_case()))
-            consumer = kafka._client(Consumer, conf, "consumer")
+            consumer = kafka._client(Consumer, conf, "consumer", s, sources=_NOTIFY_SOURCES)
             stack.callback(self._close_consumer, consumer)
             self._consumer = consumer
             if s.metrics_port:
                 try:
                     server = stack.enter_context(MetricsServer(self.metrics.registry, s.metrics_host, s.metrics_port, self.ready))
                 except OSError as exc:
-                    raise ConfigError(f"cannot serve metrics on {s.metrics_host}:{s.metrics_port} ({exc}); set another "
-                                      f"metrics_port (--metrics-port, DRIFTLINE_METRICS_PORT), or 0 to turn it off") from None
+                    raise ConfigError(f"invalid setting metrics_port: cannot serve metrics on {escape(bounded(s.metrics_host, 100))}:"
+                                      f"{s.metrics_port} ({escape(bounded(str(exc), 200))}); set another metrics_port "
+                                      f"(flag --metrics-port, env DRIFTLINE_METRICS_PORT or TOML key metrics_port), "
+                                      f"or 0 to turn it off") from None
                 self.metrics_port = server.port
             if install_signal_handlers and threading.current_thread() is threading.main_thread():
                 for sig in (signal.SIGTERM, signal.SIGINT):
@@ -143,7 +154,7 @@ class Notifier:
             consumer.subscribe([s.alerts_topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                on_lost=self._on_revoke)
             log.info("notify started", extra={"ctx": {"group": self.notify.group, "topic": s.alerts_topic,
-                                                       "endpoints": ",".join(e.name for e in self.endpoints),
+                                                       "endpoints": ",".join(f"{e.name}={e.display}" for e in self.endpoints),
                                                        "cooldown_seconds": self.notify.cooldown_seconds,
                                                        "metrics_port": self.metrics_port}})
             self.started.set()
@@ -281,7 +292,7 @@ class Notifier:
             if result.outcome == "stopped":
                 return False
             self.metrics.deliveries.labels(endpoint.name, result.outcome).inc()
-            ctx: dict[str, Any] = {"endpoint": endpoint.name, "key": key, "status": alert["status"],
+            ctx: dict[str, Any] = {"endpoint": endpoint.name, "url": endpoint.display, "key": key, "status": alert["status"],
                                    "alert_id": alert["alert_id"], "attempts": result.attempts}
             if result.outcome == "delivered":
                 log.info("alert posted", extra={"ctx": ctx})
@@ -293,5 +304,6 @@ class Notifier:
 
     def _retrying(self, endpoint: Endpoint, response: Response, wait: float) -> None:
         self.metrics.retries.labels(endpoint.name).inc()
-        log.warning("webhook failed; retrying", extra={"ctx": {"endpoint": endpoint.name, "http_status": response.status,
+        log.warning("webhook failed; retrying", extra={"ctx": {"endpoint": endpoint.name, "url": endpoint.display,
+                                                                "http_status": response.status,
                                                                 "error": response.error, "wait_seconds": round(wait, 3)}})

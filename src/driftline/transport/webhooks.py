@@ -5,10 +5,18 @@ into a :class:`DeliveryResult`; nothing raises into the consumer loop.
 Redirects are not followed (a webhook that moved is a configuration to
 fix, and following a redirect would turn the POST into a GET).  Proxies
 come from the usual ``https_proxy`` / ``no_proxy`` environment variables.
+
+Webhook URLs are secrets (a Slack URL carries its token in the path, a
+``https://user:password@host/`` URL its password): a URL is shown only as
+:attr:`Endpoint.display` (``scheme://host[:port]/…``), and the error text of
+a :class:`Response` never contains any part of the URL beyond that.  The
+userinfo of a URL is sent as HTTP basic authentication (``Authorization``
+header), never as part of the host.
 """
 
 from __future__ import annotations
 
+import base64
 import http.client
 import logging
 import random
@@ -17,11 +25,13 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Callable, Literal
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
 from driftline.notify.retry import RetryPolicy, parse_retry_after
 from driftline.notify.settings import NotifySettings
+from driftline.redact import bounded, escape, scrub, url_origin
 
 __all__ = ["Endpoint", "Response", "DeliveryResult", "WebhookSender", "post", "endpoints_from"]
 
@@ -37,6 +47,11 @@ class Endpoint:
     kind: Literal["slack", "webhook"]
     name: str
     url: SecretStr
+
+    @property
+    def display(self) -> str:
+        """``scheme://host[:port]/…``: the URL as it may be logged or shown."""
+        return url_origin(self.url.get_secret_value())
 
 
 def endpoints_from(notify: NotifySettings) -> list[Endpoint]:
@@ -77,21 +92,56 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirect())
 
 
-def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Response:
-    """One POST; any failure becomes a :class:`Response` (status ``None`` when there was no answer)."""
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+def _url_secrets(url: str) -> list[str]:
+    """Every part of ``url`` that must not appear in a message (beyond scheme, host and port)."""
     try:
+        parts = urlsplit(url)
+        out = [url, parts.netloc, parts.path, parts.query, parts.fragment, parts.username or "", parts.password or ""]
+    except ValueError:
+        return [url]
+    segments = [seg for seg in parts.path.split("/") if len(seg) >= 4]
+    return out + segments + [unquote(x) for x in out + segments]
+
+
+def _request(url: str, body: bytes, headers: dict[str, str]) -> urllib.request.Request:
+    """The POST; ``user:password@`` in the URL becomes a basic ``Authorization`` header."""
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        host = parts.hostname or ""
+        netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port is not None else "")
+        credentials = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}".encode()
+        headers = {**headers, "Authorization": "Basic " + base64.b64encode(credentials).decode("ascii")}
+        url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return urllib.request.Request(url, data=body, headers=headers, method="POST")
+
+
+def _reason(text: object, url: str) -> str:
+    """Text from a server or the OS, as one bounded line with no part of the URL in it."""
+    return escape(bounded(scrub(str(text), _url_secrets(url)), 200))
+
+
+def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Response:
+    """One POST; any failure becomes a :class:`Response` (status ``None`` when there was no answer).
+
+    The error text names what went wrong, never the URL (see the module's docstring)."""
+    try:
+        request = _request(url, body, headers)
         with _opener.open(request, timeout=timeout) as resp:
             resp.read(65_536)
             return Response(int(resp.status))
     except urllib.error.HTTPError as exc:
         retry_after = exc.headers.get("Retry-After") if exc.headers is not None else None
         exc.close()
-        return Response(int(exc.code), retry_after, f"HTTP {exc.code} {exc.reason}")
+        return Response(int(exc.code), retry_after, f"HTTP {exc.code} {_reason(exc.reason, url)}")
     except urllib.error.URLError as exc:
-        return Response(None, None, f"connection failed: {exc.reason}")
-    except (OSError, http.client.HTTPException, ValueError) as exc:  # timeouts, resets, malformed answers
-        return Response(None, None, f"{type(exc).__name__}: {exc}")
+        reason = exc.reason
+        if isinstance(reason, OSError):  # "[Errno 111] Connection refused", "timed out", TLS failures (name the host)
+            return Response(None, None, f"connection failed: {_reason(reason, url)}")
+        return Response(None, None, f"connection failed: {type(reason).__name__ if not isinstance(reason, str) else 'bad URL'}")
+    except (http.client.InvalidURL, ValueError, UnicodeError) as exc:  # their messages quote the URL
+        return Response(None, None, f"invalid URL ({type(exc).__name__})")
+    except (OSError, http.client.HTTPException) as exc:  # timeouts, resets, malformed answers
+        return Response(None, None, f"{type(exc).__name__}: {_reason(exc, url)}")
 
 
 class WebhookSender:
