@@ -33,7 +33,7 @@ from pydantic_settings import SettingsError
 from driftline.config_errors import (INT32_MAX, SettingsConflict, describe_validation_error, read_toml, setting_ways,
                                      settings_error_line, source_origins)
 from driftline.errors import ConfigError
-from driftline.redact import REDACTED, is_secret_property, shown
+from driftline.redact import REDACTED, is_secret_property, register_secrets, shown
 
 __all__ = ["Settings", "load_settings", "ENV_PREFIX", "NO_FLAG", "MANAGED_KAFKA_PROPERTIES", "setting_ways"]
 
@@ -332,4 +332,5 @@ def load_settings(*, config_file: str | Path | None = None, overrides_from: Lite
     finally:
         _toml_data.reset(token)
     settings._origins = origins
+    register_secrets(settings.secret_values())
     return settings

@@ -16,16 +16,21 @@ keep credentials out of it:
   elision; webhook URLs carry their token in the path (Slack) or in the
   userinfo (basic auth), so this is the only form in which one is shown.
 * :func:`is_secret_property`: librdkafka properties that hold credentials.
-* :func:`scrub`: replaces known secret values in a text.
+* :func:`scrub`: replaces known secret values in a text; :func:`register_secrets`
+  adds values (the secrets of every configuration loaded) that
+  :func:`scrub_known` removes from every log line and every error printed by
+  the ``driftline`` command, as a last line of defence behind the rules above.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any, Iterable
 from urllib.parse import urlsplit
 
-__all__ = ["escape", "bounded", "shown", "url_origin", "is_secret_property", "scrub", "SHOWN_CHARS", "REDACTED"]
+__all__ = ["escape", "bounded", "shown", "url_origin", "url_secrets", "is_secret_property", "scrub", "register_secrets",
+           "scrub_known", "SHOWN_CHARS", "REDACTED"]
 
 #: Longest configuration value printed in an error (longer ones are cut, with their length).
 SHOWN_CHARS = 120
@@ -73,7 +78,7 @@ def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
     """A (non-secret) configuration value as printed in an error: ``repr`` for strings, escaped and bounded.
 
     >>> shown("a\\nb"), shown(3), shown("x" * 200, 5)
-    ("'a\\\\nb'", '3', "'xxxxx… (202 characters)")
+    ("'a\\\\nb'", '3', "'xxxx… (202 characters)")
     """
     try:
         text = repr(value) if not isinstance(value, (int, float)) or isinstance(value, bool) else _number(value)
@@ -138,3 +143,41 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
         else:
             text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", REDACTED, text)
     return text
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of a URL that must not be shown: the URL itself, its userinfo, path, query and fragment."""
+    from urllib.parse import unquote
+
+    try:
+        parts = urlsplit(url)
+        pieces = [url, parts.username or "", parts.password or "", parts.query, parts.fragment]
+        if len(parts.path) > 1:
+            pieces.append(parts.path)
+        if "@" in parts.netloc:
+            pieces.append(parts.netloc.rsplit("@", 1)[0])
+    except ValueError:
+        return [url]
+    return [p for p in pieces + [unquote(p) for p in pieces] if p]
+
+
+_known: set[str] = set()
+_known_lock = threading.Lock()
+_known_sorted: tuple[str, ...] = ()
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Remember secret values so that :func:`scrub_known` takes them out of any text."""
+    global _known_sorted
+    new = {v for v in values if v}
+    if not new - _known:
+        return
+    with _known_lock:
+        _known.update(new)
+        _known_sorted = tuple(sorted(_known, key=len, reverse=True))
+
+
+def scrub_known(text: str) -> str:
+    """``text`` without any registered secret (cheap when none is registered)."""
+    known = _known_sorted
+    return scrub(text, known) if known and any(k in text for k in known) else text

@@ -18,7 +18,7 @@ import orjson
 from driftline import __version__
 from driftline.config import NO_FLAG, Settings, load_settings
 from driftline.errors import BrokerUnreachableError, ConfigError, DriftlineError
-from driftline.redact import bounded, escape, is_secret_property
+from driftline.redact import bounded, escape, is_secret_property, scrub_known
 
 __all__ = ["main"]
 
@@ -61,6 +61,33 @@ def _settings_from(args: argparse.Namespace, **defaults: Any) -> Settings:
             props[k] = v
         overrides["kafka"] = props
     return load_settings(config_file=args.config_file, overrides_from="flags", **overrides)
+
+
+def _number(kind: type, low: float, high: float, *, low_open: bool = False):
+    """An argparse ``type`` for a command's own numeric flag: finite, within [low, high] (a bad value is a
+    usage error, exit code 2, one line; librdkafka takes timeouts up to an hour, partitions up to 100000)."""
+    import math
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {'an integer' if kind is int else 'a number'}: "
+                                             f"{escape(bounded(repr(text), 40))}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError("must be a finite number")
+        if value < low or (low_open and value == low) or value > high:
+            bound = f"above {low}" if low_open else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be {bound} and at most {high} (got {value:g})" if isinstance(value, float)
+                                             else f"must be {bound} and at most {high} (got {value})")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+_INT32 = 2_147_483_647
+_TIMEOUT = _number(float, 0, 3600, low_open=True)
 
 
 def tune_gc() -> None:
@@ -195,10 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_cmd_run)
 
     demo = sub.add_parser("demo", help="embedded broker + synthetic model server + worker, with a drift part-way")
-    demo.add_argument("--events", type=int, default=12_000, help="events the synthetic model server sends")
-    demo.add_argument("--drift-at", type=int, default=7_000, help="event at which the drift starts")
-    demo.add_argument("--rate", type=float, default=4_000.0, help="events per second sent (0 = as fast as possible)")
-    demo.add_argument("--metrics-port", type=int, default=9188, help="port of the worker's /metrics (a free one if busy)")
+    demo.add_argument("--events", type=_number(int, 0, _INT32), default=12_000, help="events the synthetic model server sends")
+    demo.add_argument("--drift-at", type=_number(int, 0, _INT32), default=7_000, help="event at which the drift starts")
+    demo.add_argument("--rate", type=_number(float, 0, 1e9), default=4_000.0, help="events per second sent (0 = as fast as possible)")
+    demo.add_argument("--metrics-port", type=_number(int, 0, 65535), default=9188, help="port of the worker's /metrics (a free one if busy)")
     demo.add_argument("--no-live", action="store_true",
                       help="plain lines instead of the live terminal view (the default when stdout is not a terminal)")
     demo.set_defaults(func=_cmd_demo)
@@ -208,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("file", help="JSONL of input-contract records, or a CSV / Parquet table of feature columns")
     rep.add_argument("--format", choices=("jsonl", "csv", "parquet"), default=None, help="default: from the file name")
     rep.add_argument("--topic", default=None, help="topic name recorded in alert windows (default: the file name)")
-    rep.add_argument("--partition", type=int, default=0, help="partition recorded in alert windows")
+    rep.add_argument("--partition", type=_number(int, 0, _INT32), default=0, help="partition recorded in alert windows")
     rep.add_argument("--model", default=None, help="model name for tables without a 'model' column")
     rep.add_argument("--model-version", default=None, help="model version for tables without a 'model_version' column")
     rep.add_argument("--prediction-column", default="prediction", help="the output column of a table")
@@ -249,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--model", default=None, help="only this model")
     cmp_.add_argument("--file", default=None, help="a JSONL of window summaries (e.g. replay --summaries-out) instead of the metrics topic")
     cmp_.add_argument("--json", action="store_true", help="one JSON comparison per line")
-    cmp_.add_argument("--timeout", type=float, default=30.0, help="seconds to read the metrics topic to its end")
+    cmp_.add_argument("--timeout", type=_TIMEOUT, default=30.0, help="seconds to read the metrics topic to its end")
     _add_setting_flags(cmp_)
     cmp_.set_defaults(func=_cmd_compare)
 
@@ -263,8 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     atail.add_argument("--kind", default=None, help="only this kind (data_drift, concept_drift, ...)")
     atail.add_argument("--from-beginning", action="store_true", help="start at the oldest alert kept, not at the newest")
     atail.add_argument("--json", action="store_true", help="one JSON alert per line, for scripts")
-    atail.add_argument("--max", type=int, default=0, help="stop after this many alerts (0 = follow)")
-    atail.add_argument("--timeout", type=float, default=0.0, help="stop after this many seconds (0 = follow)")
+    atail.add_argument("--max", type=_number(int, 0, _INT32), default=0, help="stop after this many alerts (0 = follow)")
+    atail.add_argument("--timeout", type=_number(float, 0, 1e9), default=0.0, help="stop after this many seconds (0 = follow)")
     _add_setting_flags(atail)
     atail.set_defaults(func=_cmd_alerts)
 
@@ -274,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     description="Input topics, the labels topic (with the input topics' partition count), "
                                                 "alerts, window summaries and dead letters (delete policy), and the "
                                                 "compacted references topic. Existing topics are left as they are.")
-    tcreate.add_argument("--partitions", type=int, default=None, help="partitions of new input topics [default: topic_partitions]")
+    tcreate.add_argument("--partitions", type=_number(int, 1, 100_000), default=None, help="partitions of new input topics [default: topic_partitions]")
     _add_setting_flags(tcreate)
     tcreate.set_defaults(func=_cmd_topics)
 
@@ -283,8 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "offsets against the log end (lag), the models / versions / features monitored with "
                                     "their reference (newest window summaries) and the active alerts.")
     st.add_argument("--json", action="store_true", help="one JSON document, for scripts")
-    st.add_argument("--timeout", type=float, default=30.0, help="seconds to query the group and read the topics to their end")
-    st.add_argument("--since", type=float, default=86_400.0,
+    st.add_argument("--timeout", type=_TIMEOUT, default=30.0, help="seconds to query the group and read the topics to their end")
+    st.add_argument("--since", type=_number(float, 0, 1e12), default=86_400.0,
                     help="seconds of window summaries to read (0 = the whole metrics topic); alerts are always read whole")
     _add_setting_flags(st)
     st.set_defaults(func=_cmd_status)
@@ -313,9 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     rpt.add_argument("--alerts", default=None, help="with --summaries: JSONL of alerts (replay --alerts-out)")
     rpt.add_argument("--format", choices=("jsonl", "csv", "parquet"), default=None, help="FILE's format (default: from its name)")
     rpt.add_argument("--topic", default=None, help="FILE: topic name recorded in windows (default: the file name)")
-    rpt.add_argument("--partition", type=int, default=0, help="FILE: partition recorded in windows")
+    rpt.add_argument("--partition", type=_number(int, 0, _INT32), default=0, help="FILE: partition recorded in windows")
     rpt.add_argument("--prediction-column", default="prediction", help="FILE: the output column of a table")
-    rpt.add_argument("--timeout", type=float, default=60.0, help="seconds to read the topics to their end")
+    rpt.add_argument("--timeout", type=_TIMEOUT, default=60.0, help="seconds to read the topics to their end")
     _add_setting_flags(rpt)
     rpt.set_defaults(func=_cmd_report)
 
@@ -341,16 +368,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as exc:
         for line in str(exc).splitlines() or ["invalid configuration"]:
-            print(f"driftline: configuration error: {escape(line)}", file=sys.stderr)
+            _say(f"configuration error: {line}")
         return EXIT_CONFIG
     except BrokerUnreachableError as exc:
-        print(f"driftline: {exc}", file=sys.stderr)
+        _say(str(exc))
         return EXIT_BROKER
     except DriftlineError as exc:
-        print(f"driftline: {exc}", file=sys.stderr)
+        _say(str(exc))
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    except Exception:  # a bug: its traceback, without the secrets of the configuration it ran with
+        import traceback
+
+        sys.stderr.write(scrub_known(traceback.format_exc()))
+        return EXIT_FAILURE
+
+
+def _say(message: str) -> None:
+    """One line on stderr: escaped, without any secret of a configuration loaded."""
+    print(f"driftline: {scrub_known(escape(message))}", file=sys.stderr)
 
 
 if __name__ == "__main__":

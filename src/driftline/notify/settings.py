@@ -25,7 +25,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 from driftline.errors import ConfigError
 from driftline.notify.retry import RetryPolicy
-from driftline.redact import bounded, escape, shown, url_origin
+from driftline.redact import bounded, escape, register_secrets, shown, url_origin, url_secrets
 
 __all__ = ["NotifySettings", "load_notify_settings", "NOTIFY_ENV_PREFIX", "FLAGS"]
 
@@ -170,7 +170,7 @@ def load_notify_settings(*, overrides_from: Literal["flags", "arguments"] = "arg
     per bad one (``overrides_from="flags"``: the overrides are ``driftline notify``'s flags)."""
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return NotifySettings(**given)
+        settings = NotifySettings(**given)
     except ValidationError as exc:
         lines: list[str] = []
         for err in exc.errors():
@@ -178,3 +178,5 @@ def load_notify_settings(*, overrides_from: Literal["flags", "arguments"] = "arg
             if line not in lines:
                 lines.append(line)
         raise ConfigError("\n".join(lines)) from None
+    register_secrets(part for url in settings.webhooks + settings.slack_webhooks for part in url_secrets(url.get_secret_value()))
+    return settings

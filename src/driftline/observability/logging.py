@@ -13,6 +13,8 @@ or to fail:
   empty or holds a space, ``=`` or ``"`` is double-quoted (logfmt style), so a
   value cannot pose as another field either; a traceback follows on lines that
   each start with ``  | ``, never with a time stamp.
+* both: a secret registered with :func:`driftline.redact.register_secrets`
+  (those of every configuration loaded) is replaced by ``<redacted>``.
 * JSON: what orjson cannot encode (lone surrogates, integers beyond 64 bits,
   keys that are not strings, other objects) is made encodable first, so
   formatting a record never raises.
@@ -27,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from driftline.redact import escape
+from driftline.redact import escape, scrub_known
 
 __all__ = ["configure_logging"]
 
@@ -88,9 +90,10 @@ class _JsonFormatter(logging.Formatter):
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
         try:
-            return orjson.dumps(doc, default=_safe_str).decode()
+            line = orjson.dumps(doc, default=_safe_str).decode()
         except (TypeError, orjson.JSONEncodeError):
-            return orjson.dumps(_encodable(doc)).decode()
+            line = orjson.dumps(_encodable(doc)).decode()
+        return scrub_known(line)
 
 
 def _field(value: Any) -> str:
@@ -118,7 +121,7 @@ class _TextFormatter(logging.Formatter):
             text += "".join(f"\n  | {escape(line)}" for line in record.exc_text.splitlines())
         if record.stack_info:
             text += "".join(f"\n  | {escape(line)}" for line in self.formatStack(record.stack_info).splitlines())
-        return text
+        return scrub_known(text)
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:

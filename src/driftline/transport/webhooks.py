@@ -31,7 +31,7 @@ from pydantic import SecretStr
 
 from driftline.notify.retry import RetryPolicy, parse_retry_after
 from driftline.notify.settings import NotifySettings
-from driftline.redact import bounded, escape, scrub, url_origin
+from driftline.redact import bounded, escape, scrub, url_origin, url_secrets
 
 __all__ = ["Endpoint", "Response", "DeliveryResult", "WebhookSender", "post", "endpoints_from"]
 
@@ -95,12 +95,10 @@ _opener = urllib.request.build_opener(_NoRedirect())
 def _url_secrets(url: str) -> list[str]:
     """Every part of ``url`` that must not appear in a message (beyond scheme, host and port)."""
     try:
-        parts = urlsplit(url)
-        out = [url, parts.netloc, parts.path, parts.query, parts.fragment, parts.username or "", parts.password or ""]
+        segments = [seg for seg in urlsplit(url).path.split("/") if len(seg) >= 4]
     except ValueError:
-        return [url]
-    segments = [seg for seg in parts.path.split("/") if len(seg) >= 4]
-    return out + segments + [unquote(x) for x in out + segments]
+        segments = []
+    return url_secrets(url) + segments + [unquote(s) for s in segments]
 
 
 def _request(url: str, body: bytes, headers: dict[str, str]) -> urllib.request.Request:
