@@ -30,7 +30,7 @@ from typing import Any, Iterable
 from urllib.parse import urlsplit
 
 __all__ = ["escape", "bounded", "shown", "url_origin", "url_secrets", "is_secret_property", "scrub", "register_secrets",
-           "scrub_known", "SHOWN_CHARS", "REDACTED"]
+           "forget_secrets", "scrub_known", "SHOWN_CHARS", "REDACTED"]
 
 #: Longest configuration value printed in an error (longer ones are cut, with their length).
 SHOWN_CHARS = 120
@@ -175,6 +175,14 @@ def register_secrets(values: Iterable[str]) -> None:
     with _known_lock:
         _known.update(new)
         _known_sorted = tuple(sorted(_known, key=len, reverse=True))
+
+
+def forget_secrets() -> None:
+    """Forget every registered secret (tests check that messages leave secrets out without this net)."""
+    global _known_sorted
+    with _known_lock:
+        _known.clear()
+        _known_sorted = ()
 
 
 def scrub_known(text: str) -> str:

@@ -99,3 +99,40 @@ def test_an_endpoint_given_up_on_gets_one_attempt_per_message_until_it_answers_a
         assert sender.deliver(endpoint, BODY, HEADERS).outcome == "failed"
         assert sender.deliver(endpoint, BODY, HEADERS).outcome == "delivered"  # back: retries again from now on
         assert "webhook#1" not in sender.failing and len(server.received) == 7 and len(waits) == 3
+
+
+# ------------------------------------------------------------------ the URL is a secret
+TOKEN = "T0K3Nc4n4ry"
+PASSWORD = "p4ssc4n4ry"
+
+
+def test_basic_auth_userinfo_is_sent_as_a_header_not_as_the_host():
+    import base64
+
+    with WebhookServer({"/h": [(503, {})]}) as server:
+        url = server.url("/h").replace("http://", f"http://bot:{PASSWORD}@")
+        sender, waits = _sender()
+        result = sender.deliver(_endpoint(url), BODY, HEADERS)
+    assert result.outcome == "delivered" and [s for s, _ in waits] == [503]
+    assert all(r.headers["Authorization"] == "Basic " + base64.b64encode(f"bot:{PASSWORD}".encode()).decode()
+               for r in server.received)
+    assert _endpoint(url).display == f"http://127.0.0.1:{url.rsplit(':', 1)[1].split('/')[0]}/…"
+
+
+def test_no_part_of_the_url_beyond_its_host_appears_in_an_error():
+    port = _free_port()
+    urls = [f"http://bot:{PASSWORD}@127.0.0.1:{port}/services/{TOKEN}",  # connection refused
+            f"http://127.0.0.1:{port}/services/{TOKEN} x", f"http://127.0.0.1:{port}/{TOKEN}\r\nX: y",
+            f"http://[::1/{TOKEN}", f"http://bot:{PASSWORD}@127.0.0.1:99999/{TOKEN}", f"http://{PASSWORD}@/x{TOKEN}",
+            f"http://no-such-host.invalid/{TOKEN}?k={PASSWORD}"]
+    for url in urls:
+        response = post(url, BODY, HEADERS, 1.0)
+        assert response.status is None and response.error
+        assert TOKEN not in response.error and PASSWORD not in response.error, (url, response.error)
+        assert TOKEN not in _endpoint(url).display and PASSWORD not in _endpoint(url).display
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

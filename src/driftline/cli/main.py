@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import re
 import sys
 from typing import Any, NoReturn, Sequence
 
@@ -54,7 +55,7 @@ def _settings_from(args: argparse.Namespace, **defaults: Any) -> Settings:
             k = k.strip()
             if not sep or not k:
                 # the argument may be a secret without its "=": name it only when it looks like a property name
-                what = (f"-X {k}" if k and len(k) <= 80 and all(c.isalnum() or c in "._-" for c in k)
+                what = (f"-X {k}" if re.fullmatch(r"[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)+", k) and len(k) <= 80
                         and not is_secret_property(k) else f"the -X argument number {i}")
                 raise ConfigError(f"invalid setting kafka: {what} is not PROPERTY=VALUE (value hidden; set it with "
                                   "-X PROPERTY=VALUE, env DRIFTLINE_KAFKA__<PROPERTY> or the TOML table [kafka])")

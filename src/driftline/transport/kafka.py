@@ -46,7 +46,8 @@ PROPERTY_SETTINGS = {
     "sasl.password": "sasl_password", "ssl.key.password": "ssl_key_password",
 }
 
-_QUOTED_PROPERTY = re.compile(r'["`]([A-Za-z0-9][A-Za-z0-9._-]*)["`]')
+# librdkafka names properties as 'property "x"', 'property: "x"' or `x` (values it quotes as 'value "..."')
+_QUOTED_PROPERTY = re.compile(r'(?:[Pp]roperty:?\s*"([a-z][a-z0-9._-]*)")|`([a-z][a-z0-9._-]*)`')
 
 
 def _blame(prop: str, conf: dict[str, object], settings: Settings | None, sources: dict[str, str]) -> str:
@@ -69,11 +70,11 @@ def config_problem(text: str, conf: dict[str, object], what: str, settings: Sett
                    sources: dict[str, str] | None = None) -> str:
     """librdkafka's complaint about a client configuration as one line: the property, the setting
     that produced it and where that came from; secret values never appear."""
-    props = list(dict.fromkeys(_QUOTED_PROPERTY.findall(text)))
     secrets = [str(v) for k, v in conf.items() if is_secret_property(k)]
     if settings is not None:
         secrets += settings.secret_values()
     text = scrub(text.strip(), secrets)
+    props = list(dict.fromkeys(a or b for a, b in _QUOTED_PROPERTY.findall(text)))
     if any(is_secret_property(p) for p in props):  # 'Invalid value "..." for configuration property "sasl.password"'
         text = re.sub(r'value\s+("[^"]*"|\S+)', f"value {REDACTED}", text)
     text = escape(bounded(text, 300))
