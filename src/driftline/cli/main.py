@@ -106,11 +106,13 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
+# Each command loads its settings before importing its machinery (the pipeline pulls in scipy and
+# river, about a second): a configuration error is reported at once.
 def _cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings_from(args)
     from driftline.observability.logging import configure_logging
     from driftline.transport.worker import Worker
 
-    settings = _settings_from(args)
     tune_gc()
     configure_logging(settings.log_level, settings.log_format)
     Worker(settings).run(exit_on_stall=True)
@@ -125,53 +127,61 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
+    settings = _settings_from(args)
     from driftline.cli.replay import replay
 
     tune_gc()
-    return replay(_settings_from(args), args)
+    return replay(settings, args)
 
 
 def _cmd_reference(args: argparse.Namespace) -> int:
+    settings = _settings_from(args)
     from driftline.cli import reference
 
-    return int(getattr(reference, args.reference_command)(_settings_from(args), args))
+    return int(getattr(reference, args.reference_command)(settings, args))
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    settings = _settings_from(args)
     from driftline.cli.compare import compare
 
-    return compare(_settings_from(args), args)
+    return compare(settings, args)
 
 
 def _cmd_alerts(args: argparse.Namespace) -> int:
+    settings = _settings_from(args)
     from driftline.cli.alerts import tail
 
-    return tail(_settings_from(args), args)
+    return tail(settings, args)
 
 
 def _cmd_topics(args: argparse.Namespace) -> int:
+    settings = _settings_from(args)
     from driftline.cli.topics import create
 
-    return create(_settings_from(args), args)
+    return create(settings, args)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    settings = _settings_from(args)
     from driftline.cli.status import status
 
-    return status(_settings_from(args), args)
+    return status(settings, args)
 
 
 def _cmd_notify(args: argparse.Namespace) -> int:
+    settings = _settings_from(args)
     from driftline.cli.notify import notify
 
-    return notify(_settings_from(args), args)
+    return notify(settings, args)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    settings = _settings_from(args)
     from driftline.cli.report import report
 
     tune_gc()
-    return report(_settings_from(args), args)
+    return report(settings, args)
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
