@@ -201,10 +201,9 @@ def test_a_configuration_error_exits_2_with_one_line_per_problem(capsys):
 
 
 def test_a_misspelt_flag_is_named_without_its_value(capsys):
-    with pytest.raises(SystemExit) as exit_:
-        main(["status", "--sasl-pasword", SECRET])
+    assert main(["status", "--sasl-pasword", SECRET]) == 2
     err = capsys.readouterr().err
-    assert exit_.value.code == 2 and len(err.splitlines()) == 1
+    assert len(err.splitlines()) == 1
     assert "--sasl-pasword (did you mean --sasl-password?)" in err and SECRET not in err
 
 
@@ -217,7 +216,6 @@ def test_an_x_argument_without_a_value_is_not_echoed(capsys):
 @pytest.mark.parametrize("argv", [["status", "--timeout", "1e12"], ["topics", "create", "--partitions", "0"],
                                   ["replay", "x.jsonl", "--partition", "99999999999"], ["status", "--since", "nan"]])
 def test_command_flags_are_range_checked(capsys, argv):
-    with pytest.raises(SystemExit) as exit_:
-        main(argv)
+    assert main(argv) == 2
     err = capsys.readouterr().err
-    assert exit_.value.code == 2 and len(err.splitlines()) == 1 and "error: argument --" in err
+    assert len(err.splitlines()) == 1 and "error: argument --" in err

@@ -374,7 +374,10 @@ def _leaves(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     _leaves(parser)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (2, its line already printed), --help or --version (0)
+        return exc.code if isinstance(exc.code, int) else EXIT_CONFIG
     try:
         return int(args.func(args))
     except ConfigError as exc:
