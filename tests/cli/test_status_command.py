@@ -60,6 +60,26 @@ def test_render_shows_members_lag_features_and_alerts():
         assert expected in text, expected
 
 
+def test_names_from_records_cannot_move_the_cursor_or_start_a_line():
+    from driftline.cli.status import _escaped
+
+    bad = "fr\x1b[2Jaud\nFORGED\r"
+    report = {"bootstrap_servers": "kafka:9092", "total_lag": 0, "partitions": [], "notes": [],
+              "group": {"group_id": "g", "state": "empty", "members": []},
+              "models": [{"model": bad, "model_version": "v\x9b1", "references": ["warmup"], "features": [bad],
+                          "outputs": [], "last_event_time": None}],
+              "features": [{"model": bad, "model_version": "v\x9b1", "feature": bad, "feature_type": "numeric",
+                            "references": ["warmup"], "partitions": [], "missing_ratio": 0.0, "drift": {}, "firing": []}],
+              "active_alerts": [{"severity": "critical", "alert_key": bad, "kind": "data_drift", "summary": bad}]}
+    console = Console(record=True, width=400)
+    for part in render(_escaped(report)):
+        console.print(part)
+    text = console.export_text()
+    assert "\x1b" not in text and "\x9b" not in text and "\r" not in text and "FORGED" not in text.split("\n")[0]
+    assert not any(line.startswith("FORGED") for line in text.splitlines())
+    assert "fr\\x1b[2Jaud\\nFORGED\\r" in text
+
+
 def stream(n, shift_at, seed=0):
     rng = np.random.default_rng(seed)
     for i in range(n):

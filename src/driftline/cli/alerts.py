@@ -30,7 +30,14 @@ def matches(alert: dict[str, object], *, model: str | None = None, feature: str 
 
 
 def format_alert(alert: dict[str, object]) -> Text:
-    """One line for people: time, status, where, what."""
+    """One line for people: time, status, where, what (control characters in the record escaped).
+
+    >>> format_alert({"status": "firing", "model": "a\\x1b[2Jb", "summary": "x\\ny"}).plain.count("\\x1b")
+    0
+    """
+    from driftline.redact import escape
+
+    alert = {k: escape(v) if isinstance(v, str) else v for k, v in alert.items()}
     status = str(alert.get("status", "?"))
     line = Text()
     line.append(f"{alert.get('event_time') or alert.get('detected_at') or '-':24} ", style="dim")

@@ -272,6 +272,19 @@ def render(report: dict[str, Any]) -> list[RenderableType]:
     return out
 
 
+def _escaped(value: Any) -> Any:
+    """The report with every string's control characters escaped (see :func:`driftline.redact.escape`)."""
+    from driftline.redact import escape
+
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, dict):
+        return {k: _escaped(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_escaped(v) for v in value)
+    return value
+
+
 def status(settings: Settings, args: argparse.Namespace) -> int:
     """Print the status of the worker group (rich tables, or ``--json``)."""
     if not args.timeout > 0:
@@ -282,6 +295,7 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
-    # markup off: topic, model and feature names are data, and "[...]" in them must print as it is
-    Console(highlight=False, markup=False).print(Group(*render(report)))
+    # markup off: topic, model and feature names are data, and "[...]" in them must print as it is;
+    # their control characters are escaped (a name must not move the cursor or start a line)
+    Console(highlight=False, markup=False).print(Group(*render(_escaped(report))))
     return 0
