@@ -75,6 +75,9 @@ def config_problem(text: str, conf: dict[str, object], what: str, settings: Sett
         secrets += settings.secret_values()
     text = scrub(text.strip(), secrets)
     props = list(dict.fromkeys(a or b for a, b in _QUOTED_PROPERTY.findall(text)))
+    if not props:  # "Unsupported partition.assignment.strategy: bogus": a property of the configuration, unquoted
+        props = [k for k in sorted(conf, key=len, reverse=True) if re.search(rf"(?<![\w.]){re.escape(k)}(?![\w.])", text)]
+        props += [k for k in conf if k == "sasl.jaas.config" and "JAAS" in text]
     if any(is_secret_property(p) for p in props):  # 'Invalid value "..." for configuration property "sasl.password"'
         text = re.sub(r'value\s+("[^"]*"|\S+)', f"value {REDACTED}", text)
     text = escape(bounded(text, 300))
