@@ -11,6 +11,7 @@ The processes of the cases without a broker run side by side to keep the test qu
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import subprocess
@@ -187,4 +188,4 @@ def test_running_commands_and_notify_failures_show_no_secret(kenv, toml):
     assert 'driftline_notify_deliveries_total{endpoint="slack#1",outcome="failed"} 1.0' in notify_metrics
     # the basic-auth password went where it belongs: the Authorization header of the request
     assert {r.headers.get("Authorization") for r in received if r.path.startswith("/basic/")} == {
-        "Basic " + __import__("base64").b64encode(f"bot:{CANARY}".encode()).decode()}
+        "Basic " + base64.b64encode(f"bot:{CANARY}".encode()).decode()}
