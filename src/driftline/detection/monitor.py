@@ -407,7 +407,7 @@ class ModelMonitor:
                 first_bad = num_rows[int(np.argmin(finite))]
                 self._count(out, feature, Check.NON_FINITE, bad)
                 out.findings.append(self._finding(
-                    feature, Kind.DATA_QUALITY, Check.NON_FINITE, Severity.WARNING, 1.0, 0.0, chunk[first_bad],
+                    feature, Kind.DATA_QUALITY, Check.NON_FINITE, Severity.WARNING, float(bad), 0.0, chunk[first_bad],
                     f"{self._noun(feature).capitalize()} received NaN, infinite or out-of-range values (the first at offset "
                     f"{chunk[first_bad].offset}); find the producer step that emits them (they are counted as missing, "
                     f"and the window summaries count them under non_finite).",

@@ -16,6 +16,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
+import numpy as np
+
 from driftline.contract.decode import DecodeError, decode_event
 from driftline.contract.event import MAX_EVENT_MS, InferenceEvent, SourceRecord, build
 from driftline.contract.label import LabelEvent, decode_label
@@ -134,6 +136,18 @@ class Pipeline:
         return sum(len(m.features) for m in self.monitors.values())
 
     def process(self, records: Sequence[SourceRecord]) -> BatchResult:
+        """Decode and monitor a batch of records; return everything it caused.
+
+        Never raises on what a record carries: whatever breaks the contract is a
+        dead letter, whatever breaks a value a data-quality finding.  (Values
+        near a double's limits can overflow statistics to inf / NaN: numpy's
+        warnings about it are silenced, the summaries show such statistics as
+        null.)
+        """
+        with np.errstate(all="ignore"):
+            return self._process(records)
+
+    def _process(self, records: Sequence[SourceRecord]) -> BatchResult:
         result = BatchResult()
         max_bytes = self.settings.max_record_bytes
         max_text = self.settings.monitor.max_category_chars
@@ -197,6 +211,7 @@ class Pipeline:
                 self._advance(model, latest)
             result.events[(model, topic)] += len(events)
             if key in skewed:
+                result.quality[(model, TIMESTAMP, Check.EVENT_TIME_SKEW)] += skewed[key][0]
                 self._alert([self._skew_finding(model, version, *skewed[key])], result)
             out = monitor.process(events)
             result.summaries.extend(out.summaries)
