@@ -32,6 +32,21 @@ def dec(value, **kw):
     (b'{"model": "m", "prediction": [0.1, 0.9]}', R.INVALID_PREDICTION),
     (b'{"model": "m", "prediction": {}}', R.INVALID_PREDICTION),
     (b'{"model": "m"}', R.NO_PAYLOAD),
+    # issue 11: other encodings than UTF-8, lone surrogates in names, event times outside 1970..9999
+    ('{"model": "m", "features": {"a": 1}}'.encode("utf-16"), R.INVALID_JSON),
+    ('{"model": "m", "features": {"a": 1}}'.encode("utf-16-le"), R.INVALID_JSON),
+    ('{"model": "m", "features": {"a": 1}}'.encode("utf-32"), R.INVALID_JSON),
+    ('{"model": "m", "features": {"a": 1}}'.encode("utf-8-sig"), R.INVALID_JSON),
+    (b'{"model": "m", "features": {"a": 1' + b"0" * 5000 + b'}}', R.INVALID_JSON),
+    (b"[" * 5000 + b"]" * 5000, R.INVALID_JSON),
+    (b'{"model": "m\\ud800", "features": {"a": 1}}', R.INVALID_MODEL),
+    (b'{"model": "m", "model_version": "\\udfff", "features": {"a": 1}}', R.INVALID_MODEL_VERSION),
+    (b'{"model": "m", "timestamp": "0001-01-01T00:00:00Z", "features": {}}', R.INVALID_TIMESTAMP),
+    (b'{"model": "m", "timestamp": "1969-12-31T23:59:59.999Z", "features": {}}', R.INVALID_TIMESTAMP),
+    (b'{"model": "m", "timestamp": "9999-12-31T23:59:59-01:00", "features": {}}', R.INVALID_TIMESTAMP),
+    (b'{"model": "m", "timestamp": -1, "features": {}}', R.INVALID_TIMESTAMP),
+    (b'{"model": "m", "timestamp": 253402300800000, "features": {}}', R.INVALID_TIMESTAMP),
+    (b'{"model": "m", "timestamp": 1e400, "features": {}}', R.INVALID_TIMESTAMP),
 ])
 def test_each_structural_problem_has_its_reason(value, reason):
     result = dec(value)
@@ -102,3 +117,16 @@ def test_decoder_agrees_with_the_schema_model(doc):
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_never_raise(raw):
     assert isinstance(decode_event(raw, max_bytes=150), (InferenceEvent, DecodeError))
+
+
+def test_huge_numbers_and_lone_surrogates_in_values_decode():
+    ev = dec(b'{"model": "m", "event_id": "e\\ud800", "features": {"a": 1' + b"0" * 400 + b', "\\ud800": "x\\udfff"}}')
+    assert isinstance(ev, InferenceEvent)
+    assert ev.features["a"] == 10**400 and ev.features["\ud800"] == "x\udfff"  # the monitor bounds them
+    assert ev.event_id.startswith("e\\ud800~") and ev.event_id.encode("utf-8")
+
+
+def test_last_accepted_event_times():
+    assert dec(b'{"model": "m", "timestamp": "9999-12-31T23:59:59.999Z", "features": {}}').timestamp_ms == 253402300799999
+    assert dec(b'{"model": "m", "timestamp": "1970-01-01T00:00:00Z", "features": {}}').timestamp_ms == 0
+    assert dec(b'{"model": "m", "features": {}}', ts=10**16).timestamp_ms is None  # a Kafka timestamp beyond 9999

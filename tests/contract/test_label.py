@@ -23,6 +23,11 @@ def dec(value):
     (b'{"model": "m", "event_id": "e", "label": [1]}', R.INVALID_LABEL),
     (b'{"model": "m", "event_id": "e", "label": NaN}', R.INVALID_LABEL),
     (b'{"model": "m", "event_id": "e", "label": 1, "timestamp": "soon"}', R.INVALID_TIMESTAMP),
+    (b'{"model": "m", "event_id": "e", "label": 1' + b"0" * 400 + b'}', R.INVALID_LABEL),
+    (b'{"model": "m", "event_id": "e", "label": -1e400}', R.INVALID_LABEL),
+    (b'{"model": "m\\ud800", "event_id": "e", "label": 1}', R.INVALID_MODEL),
+    (b'{"model": "m", "event_id": "e", "label": 1, "timestamp": "0001-01-01T00:00:00Z"}', R.INVALID_TIMESTAMP),
+    ('{"model": "m", "event_id": "e", "label": 1}'.encode("utf-32"), R.INVALID_JSON),
 ])
 def test_each_label_problem_has_its_reason(value, reason):
     result = dec(value)
@@ -39,3 +44,9 @@ def test_valid_labels():
 def test_label_and_class_names_agree():
     assert label_text(1.0) == label_text(1) == label_text("1") == "1"
     assert label_text(True) == "true" and label_text(0.25) == "0.25"
+
+
+def test_string_labels_and_event_ids_are_kept_bounded_and_valid_utf8():
+    label = dec(b'{"model": "m", "event_id": "' + b"e" * 300 + b'", "label": "a\\ud800"}')
+    assert len(label.event_id) == 256 and label.label.startswith("a\\ud800~")
+    label.label.encode("utf-8")

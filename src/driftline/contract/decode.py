@@ -12,15 +12,16 @@ field does not cost the rest of the record.
 from __future__ import annotations
 
 import json
-import math
 from datetime import datetime
 from typing import NamedTuple
 
 import orjson
 
-from driftline.contract.event import DEFAULT_MODEL_VERSION, PREDICTION, InferenceEvent, build
+from driftline.contract.event import DEFAULT_MODEL_VERSION, MAX_EVENT_MS, PREDICTION, InferenceEvent, build
+from driftline.contract.names import is_utf8, plain
 
-__all__ = ["DecodeError", "DeadLetterReason", "decode_event", "load_object", "parse_timestamp", "record_model"]
+__all__ = ["DecodeError", "DeadLetterReason", "decode_event", "load_object", "parse_timestamp", "record_model",
+           "record_version", "record_time", "MAX_TEXT_CHARS"]
 
 
 class DeadLetterReason:
@@ -59,37 +60,50 @@ class DecodeError(NamedTuple):
 
 
 _MAX_NAME = 256
+#: Default longest event id (and label text) kept as it is; longer ones are kept in their bounded form.
+MAX_TEXT_CHARS = 256
 _orjson_loads = orjson.loads
 
 
 def parse_timestamp(raw: object) -> int | None:
     """Epoch milliseconds from epoch milliseconds or an RFC 3339 string.
 
-    Returns ``None`` when ``raw`` is neither (the caller dead-letters).
+    Returns ``None`` when ``raw`` is neither, or a moment before 1970 or after
+    9999 (the caller dead-letters).
 
     >>> parse_timestamp(1700000000123)
     1700000000123
     >>> parse_timestamp("2023-11-14T22:13:20.123Z")
     1700000000123
+    >>> parse_timestamp("0001-01-01T00:00:00Z") is None
+    True
     """
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int):
-        return raw if 0 <= raw < 10**15 else None
+        return raw if 0 <= raw <= MAX_EVENT_MS else None
     if isinstance(raw, float):
-        return int(raw) if math.isfinite(raw) and 0 <= raw < 1e15 else None
+        return int(raw) if 0 <= raw <= MAX_EVENT_MS else None  # (NaN compares false)
     if isinstance(raw, str):
+        if len(raw) > 64:
+            return None
         text = raw.strip()
         if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
         try:
             parsed = datetime.fromisoformat(text)
-        except ValueError:
+            if parsed.tzinfo is None or "T" not in text.upper() and " " not in text:
+                return None
+            ms = int(round(parsed.timestamp() * 1000))
+        except (ValueError, OverflowError):
             return None
-        if parsed.tzinfo is None or "T" not in text.upper() and " " not in text:
-            return None
-        return int(round(parsed.timestamp() * 1000))
+        return ms if 0 <= ms <= MAX_EVENT_MS else None
     return None
+
+
+def record_time(timestamp_ms: int | None) -> int | None:
+    """A Kafka record timestamp as an event time: ``None`` when outside 1970 to 9999."""
+    return timestamp_ms if timestamp_ms is not None and 0 <= timestamp_ms <= MAX_EVENT_MS else None
 
 
 def _scalar(value: object) -> bool:
@@ -107,10 +121,13 @@ def load_object(value: bytes | None, *, max_bytes: int) -> dict | DecodeError:
     except ValueError:
         # Python's json module (and so many model servers) writes NaN and
         # Infinity literals, which orjson rejects; they are a data-quality
-        # finding, not a dead letter.
+        # finding, not a dead letter.  So are numbers beyond a double (orjson
+        # rejects them too), and lone surrogates ("\ud800"), which the names
+        # and values they reach handle.  The text must be UTF-8: json.loads
+        # of bytes would also take UTF-16 and UTF-32.
         try:
-            doc = json.loads(value)
-        except (ValueError, RecursionError) as exc:
+            doc = json.loads(value.decode("utf-8"))
+        except (ValueError, RecursionError) as exc:  # (UnicodeDecodeError is a ValueError)
             return DecodeError(DeadLetterReason.INVALID_JSON, f"not valid JSON: {str(exc)[:200]}")
     if type(doc) is not dict:
         return DecodeError(DeadLetterReason.NOT_AN_OBJECT, f"JSON value is a {type(doc).__name__}, not an object")
@@ -122,13 +139,31 @@ def record_model(doc: dict) -> str | DecodeError:
     model = doc.get("model")
     if model is None:
         return DecodeError(DeadLetterReason.MISSING_MODEL, "field 'model' is missing")
-    if type(model) is not str or not model or len(model) > _MAX_NAME:
-        return DecodeError(DeadLetterReason.INVALID_MODEL, "field 'model' must be a non-empty string of at most 256 characters")
+    if type(model) is not str or not model or len(model) > _MAX_NAME or not is_utf8(model):
+        return DecodeError(DeadLetterReason.INVALID_MODEL,
+                           "field 'model' must be a non-empty string of at most 256 characters, valid UTF-8")
     return model
 
 
-def decode_event(value: bytes | None, *, max_bytes: int, record_timestamp_ms: int | None = None) -> InferenceEvent | DecodeError:
-    """Decode one record value according to the input contract (``docs/input-contract.md``)."""
+def record_version(doc: dict, default: str | None) -> str | None | DecodeError:
+    """The optional ``model_version`` field (``default`` when absent or null), or why it is unusable."""
+    version = doc.get("model_version")
+    if version is None:
+        return default
+    if type(version) is not str or not version or len(version) > _MAX_NAME or not is_utf8(version):
+        return DecodeError(DeadLetterReason.INVALID_MODEL_VERSION,
+                           "field 'model_version' must be a non-empty string of at most 256 characters, valid UTF-8")
+    return version
+
+
+def decode_event(value: bytes | None, *, max_bytes: int, record_timestamp_ms: int | None = None,
+                 max_text_chars: int = MAX_TEXT_CHARS) -> InferenceEvent | DecodeError:
+    """Decode one record value according to the input contract (``docs/input-contract.md``).
+
+    An ``event_id`` longer than ``max_text_chars``, or not valid UTF-8, is
+    kept in its bounded form (:mod:`driftline.contract.names`): it is only
+    ever compared with the event ids of labels, which get the same form.
+    """
     doc = load_object(value, max_bytes=max_bytes)
     if type(doc) is DecodeError:
         return doc
@@ -136,20 +171,20 @@ def decode_event(value: bytes | None, *, max_bytes: int, record_timestamp_ms: in
     if type(model) is DecodeError:
         return model
 
-    version = doc.get("model_version", DEFAULT_MODEL_VERSION)
-    if version is None:
-        version = DEFAULT_MODEL_VERSION
-    elif type(version) is not str or not version or len(version) > _MAX_NAME:
-        return DecodeError(DeadLetterReason.INVALID_MODEL_VERSION, "field 'model_version' must be a non-empty string")
+    version = record_version(doc, DEFAULT_MODEL_VERSION)
+    if type(version) is DecodeError:
+        return version
 
     event_id = doc.get("event_id")
-    if event_id is not None and type(event_id) is not str:
-        return DecodeError(DeadLetterReason.INVALID_EVENT_ID, "field 'event_id' must be a string")
+    if event_id is not None:
+        if type(event_id) is not str:
+            return DecodeError(DeadLetterReason.INVALID_EVENT_ID, "field 'event_id' must be a string")
+        event_id = plain(event_id, max_text_chars)
 
     raw_ts = doc.get("timestamp")
     if raw_ts is None:
-        timestamp_ms = record_timestamp_ms
-    elif type(raw_ts) is int and 0 <= raw_ts < 10**15:
+        timestamp_ms = record_time(record_timestamp_ms)
+    elif type(raw_ts) is int and 0 <= raw_ts <= MAX_EVENT_MS:
         timestamp_ms = raw_ts
     else:
         timestamp_ms = parse_timestamp(raw_ts)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import NamedTuple, Union
 
-__all__ = ["FeatureValue", "InferenceEvent", "SourceRecord", "DEFAULT_MODEL_VERSION", "PREDICTION", "build"]
+__all__ = ["FeatureValue", "InferenceEvent", "SourceRecord", "DEFAULT_MODEL_VERSION", "PREDICTION", "MAX_EVENT_MS", "build"]
 
 FeatureValue = Union[float, int, str, bool, None]
 DEFAULT_MODEL_VERSION = "unversioned"
+#: The last event time (ms) accepted: 9999-12-31T23:59:59.999Z, the last moment RFC 3339 can write.
+MAX_EVENT_MS = 253_402_300_799_999
 PREDICTION = "prediction"
 
 

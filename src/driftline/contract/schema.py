@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Union
 
+from driftline.contract.event import MAX_EVENT_MS
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
 
 __all__ = ["InferenceRecord", "json_schema"]
@@ -26,8 +27,10 @@ class InferenceRecord(BaseModel):
     model: Annotated[StrictStr, Field(min_length=1, max_length=256, description="Model name; the producer should also use it as the record key.")]
     model_version: Annotated[StrictStr | None, Field(min_length=1, max_length=256, description="Model version; absent or null means 'unversioned'.")] = None
     event_id: Annotated[StrictStr | None, Field(description="Id of the prediction, used to join ground-truth labels.")] = None
-    timestamp: Annotated[Union[Annotated[StrictInt, Field(ge=0)], Annotated[StrictFloat, Field(ge=0)], datetime, None], Field(
-        description="Event time: epoch milliseconds or an RFC 3339 date-time with offset; absent means the Kafka record timestamp.")] = None
+    timestamp: Annotated[Union[Annotated[StrictInt, Field(ge=0, le=MAX_EVENT_MS)], Annotated[StrictFloat, Field(ge=0, le=MAX_EVENT_MS)],
+                               datetime, None], Field(
+        description="Event time: epoch milliseconds or an RFC 3339 date-time with offset, from 1970 to 9999; absent means "
+                    "the Kafka record timestamp.")] = None
     features: Annotated[dict[str, Scalar] | None, Field(
         description="Feature name → value. Numbers are numeric features, strings and booleans categorical, null a missing value.")] = None
     prediction: Annotated[Union[StrictInt, StrictFloat, StrictStr, StrictBool, dict[str, Output], None], Field(

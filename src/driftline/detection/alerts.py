@@ -1,6 +1,6 @@
 """Alert lifecycle: findings in, ``firing`` / ``resolved`` alert records out.
 
-A key (``model/model_version/feature/detector``) fires at most once per
+A key (``model/model_version/feature/detector``, see :mod:`driftline.detection.keys`) fires at most once per
 ``cooldown``; while it keeps finding things inside the cooldown the findings are
 suppressed (counted, not published).  Once a firing key has been quiet for
 ``resolve_after`` it is resolved.  Both spans are measured in *event time*, so a
@@ -23,7 +23,9 @@ whether or not a :meth:`AlertBook.tick` ran in between.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import unquote
 from datetime import datetime, timezone
 
 from driftline.detection.findings import Finding
@@ -55,6 +57,8 @@ class _KeyState:
     suppressed: int = 0
     #: (topic, partition) whose finding opened this state: its checkpoint carries the key
     origin: tuple[str, int] | None = None
+    #: the model of the key: its event-time clock decides when the key resolves
+    model: str | None = None
 
 
 class AlertBook:
@@ -86,7 +90,8 @@ class AlertBook:
             state.suppressed += 1
             self.suppressed_total += 1
             return out
-        self._keys[finding.key] = _KeyState(finding, now_ms, now_ms, origin=(finding.window.topic, finding.window.partition))
+        self._keys[finding.key] = _KeyState(finding, now_ms, now_ms, origin=(finding.window.topic, finding.window.partition),
+                                            model=finding.model)
         out.append(render(finding, FIRING, self.cooldown_ms))
         return out
 
@@ -96,7 +101,7 @@ class AlertBook:
         state = self._keys.get(key)
         if state is not None and (state.firing is not None or state.fired_at_ms >= fired_at_ms):
             return False
-        self._keys[key] = _KeyState(None, fired_at_ms, fired_at_ms, origin=None)
+        self._keys[key] = _KeyState(None, fired_at_ms, fired_at_ms, origin=None, model=_key_model(key))
         return True
 
     # ------------------------------------------------------------ checkpoints
@@ -128,16 +133,38 @@ class AlertBook:
         state.firing = None
         return alert
 
-    def tick(self, now_ms: float) -> list[dict[str, object]]:
-        """Resolve keys quiet for ``resolve_after``; forget keys past cooldown."""
+    def tick(self, now_ms: float | Mapping[str, float]) -> list[dict[str, object]]:
+        """Resolve keys quiet for ``resolve_after``; forget keys past cooldown.
+
+        ``now_ms`` is one event time for every key, or each model's own
+        (model → ms): then a key is judged by the clock of its model only, so
+        one model's records (however far ahead their event times) never
+        resolve another model's alerts.  Keys of a model without a clock here
+        (firings other workers reported) are forgotten by the newest clock of
+        all once past their cooldown; they never resolve here anyway.
+        """
         resolved: list[dict[str, object]] = []
+        if isinstance(now_ms, Mapping):
+            clocks, newest = now_ms, max(now_ms.values(), default=None)
+        else:
+            clocks, newest = None, now_ms
         for key in list(self._keys):
             state = self._keys[key]
-            if state.firing is not None and now_ms - state.last_seen_ms >= self.resolve_after_ms:
+            now = newest if clocks is None else clocks.get(state.model)  # type: ignore[arg-type]
+            if now is None:
+                if state.firing is None and newest is not None and newest - state.fired_at_ms >= self.cooldown_ms:
+                    del self._keys[key]
+                continue
+            if state.firing is not None and now - state.last_seen_ms >= self.resolve_after_ms:
                 resolved.append(self._resolve(state))
-            if state.firing is None and now_ms - state.fired_at_ms >= self.cooldown_ms:
+            if state.firing is None and now - state.fired_at_ms >= self.cooldown_ms:
                 del self._keys[key]
         return resolved
+
+
+def _key_model(key: str) -> str:
+    """The model of an alert key (its first component, percent-decoded)."""
+    return unquote(key.split("/", 1)[0], errors="surrogateescape")
 
 
 def render(finding: Finding, status: str, cooldown_ms: float = 0.0) -> dict[str, object]:
@@ -149,6 +176,7 @@ def render(finding: Finding, status: str, cooldown_ms: float = 0.0) -> dict[str,
         "model": finding.model,
         "model_version": finding.model_version,
         "feature": finding.feature,
+        "source": finding.source,
         "kind": finding.kind,
         "detector": finding.detector,
         "severity": finding.severity,

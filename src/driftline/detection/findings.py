@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Finding", "WindowSpan", "Kind", "Severity"]
+from driftline.detection.keys import alert_key
+
+__all__ = ["Finding", "WindowSpan", "Kind", "Severity", "Source"]
 
 
 class Kind:
@@ -16,6 +18,14 @@ class Kind:
     CONCEPT_DRIFT = "concept_drift"
     OUTPUT_QUALITY = "output_quality"
     VERSION_DIVERGENCE = "version_divergence"
+
+
+class Source:
+    """Where the ``feature`` of a finding lives (the ``source`` field of alerts and summaries)."""
+
+    FEATURES = "features"
+    OUTPUTS = "prediction"
+    RECORD = "record"
 
 
 class Severity:
@@ -64,7 +74,12 @@ class Finding:
     event_time_ms: int | None
     reference: str = "warmup"
     details: dict[str, object] = field(default_factory=dict)
+    #: where ``feature`` lives: ``features`` (an input), ``prediction`` (a model output) or
+    #: ``record`` (the record as a whole, e.g. its ``timestamp``)
+    source: str = "features"
 
     @property
     def key(self) -> str:
-        return f"{self.model}/{self.model_version}/{self.feature}/{self.detector}"
+        """The alert key: ``model/model_version/feature/detector``, components encoded so keys never
+        collide (:mod:`driftline.detection.keys`)."""
+        return alert_key(self.model, self.model_version, self.source, self.feature, self.detector)

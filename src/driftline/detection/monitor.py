@@ -26,7 +26,9 @@ import numpy as np
 
 from driftline.contract.columns import FEATURES, OUTPUTS, Column, LocatedEvent, columns
 from driftline.contract.event import InferenceEvent
+from driftline.contract.names import bounded, is_plain
 from driftline.detection.findings import Finding, Kind, Severity, WindowSpan
+from driftline.detection.keys import feature_part
 from driftline.detection.settings import MonitorSettings
 from driftline.reference.profile import CATEGORICAL, NUMERIC, ReferenceProfile
 from driftline.state.categorical import CategoricalState
@@ -50,6 +52,12 @@ class Check:
     MISSING_RATE = "missing_rate"
     CHI_SQUARE = "chi_square"
     NOT_IN_REFERENCE = "not_in_reference"
+    #: a feature or output name longer than max_name_chars or not valid UTF-8 (monitored under its bounded form)
+    INVALID_NAME = "invalid_name"
+    #: category values longer than max_category_chars, not valid UTF-8, or spelt __other__ (counted bounded)
+    INVALID_CATEGORY = "invalid_category"
+    #: a record's event time further ahead of its Kafka timestamp than max_event_time_skew_seconds
+    EVENT_TIME_SKEW = "event_time_skew"
 
 
 @dataclass(slots=True)
@@ -124,6 +132,8 @@ class ModelMonitor:
         self._window_last_time: int | None = None
         self._overflow_features = 0
         self._present_in_chunk: dict[tuple[str, str], int] = {}
+        #: newest event time of this monitor's events (the pipeline keeps it): its model's clock after a restore
+        self.newest_ms: int | None = None
         #: features sharing the model's false-alarm budget (grows as features appear)
         self.family = 1
         self.profile: ReferenceProfile | None = None
@@ -170,7 +180,9 @@ class ModelMonitor:
         if profile is not None:
             self._grow_family(len(profile.features))
             for (source, name) in profile.features:
-                if (source, name) not in self.features and len(self.features) < self.settings.max_features:
+                # (a name the stream could not send as it is, too long or not UTF-8, is left to warm-up)
+                if ((source, name) not in self.features and len(self.features) < self.settings.max_features
+                        and is_plain(name, self.settings.max_name_chars)):
                     self.features[(source, name)] = _Feature(name, source, self._seed(name))
         for feature in self.features.values():
             had_profile = previous is not None and feature.profiled
@@ -204,7 +216,8 @@ class ModelMonitor:
             feature.numeric.use_reference(fp.sketch, fp.moments, s.detector_for(self.family))
         elif fp.kind == CATEGORICAL:
             if feature.categorical is None:
-                feature.categorical = CategoricalState(max_categories=s.max_categories, warmup=s.warmup)
+                feature.categorical = CategoricalState(max_categories=s.max_categories, warmup=s.warmup,
+                                                       max_chars=s.max_category_chars)
             feature.categorical.use_reference(fp.categories or {})
         feature.ref_records, feature.ref_missing = fp.records, fp.missing
         feature.scored_records = feature.scored_missing = 0
@@ -258,7 +271,13 @@ class ModelMonitor:
         out.overflow_features = self._overflow_features
         return out
 
+    def _name(self, name: str) -> str:
+        """The name a feature is kept under: itself, or its bounded form (:mod:`driftline.contract.names`)."""
+        limit = self.settings.max_name_chars
+        return name if is_plain(name, limit) else bounded(name, limit)
+
     def _feature(self, source: str, name: str, out: MonitorOutput, row: LocatedEvent) -> _Feature | None:
+        """The feature kept for ``(source, name)`` (``name`` as :meth:`_name` keeps it), perhaps new."""
         key = (source, name)
         feature = self.features.get(key)
         if feature is not None:
@@ -267,8 +286,16 @@ class ModelMonitor:
             return None
         feature = _Feature(name, source, self._seed(name))
         self.features[key] = feature
+        if not is_plain(name, self.settings.max_name_chars):  # a bounded form (see _name)
+            self._count(out, feature, Check.INVALID_NAME, 1)
+            out.findings.append(self._finding(
+                feature, Kind.DATA_QUALITY, Check.INVALID_NAME, Severity.WARNING, 1.0, 0.0, row,
+                f"{self._noun(feature).capitalize()} has a name longer than {self.settings.max_name_chars} characters "
+                f"or not valid UTF-8; it is monitored under this bounded name (its first characters and a digest "
+                f"of the whole name). Shorten the name at the producer.",
+            ))
         if self.profile is not None:
-            self._count(out, name, Check.NOT_IN_REFERENCE, 1)
+            self._count(out, feature, Check.NOT_IN_REFERENCE, 1)
             out.findings.append(self._finding(
                 feature, Kind.DATA_QUALITY, Check.NOT_IN_REFERENCE, Severity.WARNING, 1.0, 0.0, row,
                 f"{self._noun(feature).capitalize()} is not in the reference {self.reference_name}; it is compared "
@@ -280,7 +307,7 @@ class ModelMonitor:
                 f"New {self._noun(feature)} appeared after warm-up ({self.source_records[source]} records without it); "
                 f"check whether the upstream schema changed.",
             ))
-            self._count(out, name, Check.NEW_FEATURE, 1)
+            self._count(out, feature, Check.NEW_FEATURE, 1)
         return feature
 
     def _process_chunk(self, chunk: Sequence[LocatedEvent], out: MonitorOutput) -> None:
@@ -288,6 +315,15 @@ class ModelMonitor:
             return
         self._present_in_chunk = {}
         cols, n_source = columns(chunk)
+        if not all(is_plain(name, self.settings.max_name_chars) for _, name in cols):
+            renamed: dict[tuple[str, str], Column] = {}
+            for (source, name), col in cols.items():
+                key = (source, self._name(name))
+                if key in renamed:  # two names with one bounded form (their digests collide): one feature
+                    merged = sorted(zip(renamed[key].rows + col.rows, renamed[key].values + col.values), key=lambda rv: rv[0])
+                    col = Column([r for r, _ in merged], [v for _, v in merged])
+                renamed[key] = col
+            cols = renamed
         unseen = sum(1 for key in cols if key not in self.features)
         if unseen:
             self._grow_family(len(self.features) + unseen)
@@ -335,12 +371,14 @@ class ModelMonitor:
                                                seed=feature.seed)
             else:
                 feature.kind = "categorical"
-                feature.categorical = CategoricalState(max_categories=self.settings.max_categories, warmup=self.settings.warmup)
+                feature.categorical = CategoricalState(max_categories=self.settings.max_categories,
+                                                       warmup=self.settings.warmup,
+                                                       max_chars=self.settings.max_category_chars)
 
         if feature.kind == "numeric":
             if kinds <= _NUMBER_TYPES:
                 num_rows = rows
-                num_vals = np.array(values, dtype=np.float64)
+                num_vals = _floats(values)
             else:
                 num_rows, raw = [], []
                 mismatch_row = invalid_row = None
@@ -357,7 +395,7 @@ class ModelMonitor:
                     else:
                         feature.invalid += 1
                         invalid_row = r if invalid_row is None else invalid_row
-                num_vals = np.array(raw, dtype=np.float64)
+                num_vals = _floats(raw)
                 if mismatch_row is not None:
                     self._type_change(feature, chunk[mismatch_row], out, "text or boolean values")
                 if invalid_row is not None:
@@ -367,10 +405,10 @@ class ModelMonitor:
                 bad = int((~finite).sum())
                 feature.non_finite += bad
                 first_bad = num_rows[int(np.argmin(finite))]
-                self._count(out, feature.name, Check.NON_FINITE, bad)
+                self._count(out, feature, Check.NON_FINITE, bad)
                 out.findings.append(self._finding(
-                    feature, Kind.DATA_QUALITY, Check.NON_FINITE, Severity.WARNING, 1.0, 0.0, chunk[first_bad],
-                    f"{self._noun(feature).capitalize()} received NaN or infinite values (the first at offset "
+                    feature, Kind.DATA_QUALITY, Check.NON_FINITE, Severity.WARNING, float(bad), 0.0, chunk[first_bad],
+                    f"{self._noun(feature).capitalize()} received NaN, infinite or out-of-range values (the first at offset "
                     f"{chunk[first_bad].offset}); find the producer step that emits them (they are counted as missing, "
                     f"and the window summaries count them under non_finite).",
                 ))
@@ -406,7 +444,19 @@ class ModelMonitor:
                 self._invalid_value(feature, chunk[invalid_row], out)
             self._mark_present(feature, len(cats))
             assert feature.categorical is not None
-            feature.categorical.update(cats)
+            renamed = feature.categorical.update(cats)
+            if renamed:
+                cat = feature.categorical
+                row = next((r for r, v in zip(rows, values) if type(v) is str and cat.text(v) != v), rows[0])
+                self._count(out, feature, Check.INVALID_CATEGORY, renamed)
+                out.findings.append(self._finding(
+                    feature, Kind.DATA_QUALITY, Check.INVALID_CATEGORY, Severity.WARNING, float(renamed), 0.0,
+                    chunk[row],
+                    f"{self._noun(feature).capitalize()} received {renamed} value(s) longer than "
+                    f"{cat.max_chars} characters, not valid UTF-8 or spelt '__other__' (the first at offset "
+                    f"{chunk[row].offset}); they are counted under a bounded form (their first characters and a "
+                    f"digest of the whole value).",
+                ))
 
     def _mark_present(self, feature: _Feature, n: int) -> None:
         feature.present += n
@@ -430,15 +480,15 @@ class ModelMonitor:
             model=self.model, model_version=self.model_version, feature=feature.name, kind=kind,
             detector=detector, severity=severity, statistic=statistic, threshold=threshold,
             summary=f"[{where}] {summary}", window=self._span(row), event_time_ms=row.time_ms,
-            reference=feature.reference, details=dict(details),
+            reference=feature.reference, details=dict(details), source=feature.source,
         )
 
-    def _count(self, out: MonitorOutput, feature: str, check: str, n: int) -> None:
-        key = (feature, check)
+    def _count(self, out: MonitorOutput, feature: _Feature, check: str, n: int) -> None:
+        key = (feature_part(feature.source, feature.name), check)
         out.quality_counts[key] = out.quality_counts.get(key, 0) + n
 
     def _type_change(self, feature: _Feature, row: LocatedEvent, out: MonitorOutput, what: str) -> None:
-        self._count(out, feature.name, Check.TYPE_CHANGE, 1)
+        self._count(out, feature, Check.TYPE_CHANGE, 1)
         out.findings.append(self._finding(
             feature, Kind.DATA_QUALITY, Check.TYPE_CHANGE, Severity.CRITICAL, 1.0, 0.0, row,
             f"{self._noun(feature).capitalize()} was {feature.kind} but now receives {what}; "
@@ -446,7 +496,7 @@ class ModelMonitor:
         ))
 
     def _invalid_value(self, feature: _Feature, row: LocatedEvent, out: MonitorOutput) -> None:
-        self._count(out, feature.name, Check.INVALID_VALUE, 1)
+        self._count(out, feature, Check.INVALID_VALUE, 1)
         out.findings.append(self._finding(
             feature, Kind.DATA_QUALITY, Check.INVALID_VALUE, Severity.WARNING, 1.0, 0.0, row,
             f"{self._noun(feature).capitalize()} received arrays or objects, which the input contract does not allow; "
@@ -531,7 +581,7 @@ class ModelMonitor:
         ref_complete = feature.profiled or feature.ref_records >= s.warmup
         if ref_complete and feature.ref_records and feature.scored_records >= s.min_window_values:
             if feature.present == 0 and feature.ref_missing < feature.ref_records:
-                self._count(out, feature.name, Check.VANISHED_FEATURE, 1)
+                self._count(out, feature, Check.VANISHED_FEATURE, 1)
                 found.append(self._finding(
                     feature, Kind.DATA_QUALITY, Check.VANISHED_FEATURE, Severity.CRITICAL,
                     1.0, 0.0, last_row,
@@ -547,7 +597,7 @@ class ModelMonitor:
                 cur_ratio = feature.scored_missing / feature.scored_records
                 summary["missing_p_value"] = test.p_value
                 if cur_ratio > ref_ratio and test.p_value < alpha:
-                    self._count(out, feature.name, Check.MISSING_RATE, 1)
+                    self._count(out, feature, Check.MISSING_RATE, 1)
                     threshold = chi_square_critical(alpha, 1)
                     found.append(self._finding(
                         feature, Kind.DATA_QUALITY, Check.MISSING_RATE,
@@ -637,6 +687,21 @@ class ModelMonitor:
 
 _STAT_NAMES = {"psi": "PSI", "ks": "KS", "wasserstein_sd": "Wasserstein (reference sd)",
                "jensen_shannon": "Jensen-Shannon", "chi_square": "chi-square"}
+
+
+def _floats(values: list[object]) -> np.ndarray:
+    """Numbers as doubles; an integer beyond a double's range becomes NaN (counted as ``non_finite``)."""
+    try:
+        return np.array(values, dtype=np.float64)
+    except OverflowError:
+        return np.array([_float(v) for v in values], dtype=np.float64)
+
+
+def _float(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return math.nan
 
 
 def _time_only(time_ms: int | None) -> InferenceEvent:

@@ -30,7 +30,7 @@ import numpy as np
 from river import drift
 
 from driftline.contract.columns import OUTPUTS
-from driftline.contract.label import LabelEvent, label_text
+from driftline.contract.label import LabelEvent, class_text, label_text
 from driftline.detection.findings import Finding, Kind, Severity, WindowSpan
 from driftline.stats.calibration import adwin_delta
 from driftline.stats.performance import ClassificationStats, RegressionStats, RunningMean, wilson_lower
@@ -102,6 +102,8 @@ class OutcomeSettings:
     block: int = 32
     min_window_values: int = 20
     window_alpha: float = 1e-3
+    #: longest predicted class kept as it is (longer: its bounded form, as string labels get)
+    max_text_chars: int = 256
 
     def rules_for(self, model: str) -> ModelRules:
         return self.rules.get(model) or _DEFAULT_RULES
@@ -132,6 +134,14 @@ def _ks(a: list[float], b: list[float]) -> float | None:
     grid = np.concatenate((xa, xb))
     return float(np.max(np.abs(np.searchsorted(xa, grid, side="right") / xa.size
                                - np.searchsorted(xb, grid, side="right") / xb.size)))
+
+
+def _float(value: object) -> float:
+    """A JSON number as a double; an integer beyond a double's range is infinite."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return math.inf
 
 
 def _preds(entry: tuple) -> tuple[_Prediction, ...]:
@@ -251,6 +261,9 @@ class _Pair:
 
     #: paired numeric predictions kept per window for the distribution distance
     SAMPLE = 20_000
+    #: pairs of versions compared per window and partition (the first ones met); more are not compared,
+    #: so memory and summaries stay bounded however many versions score the same events
+    MAX_PAIRS = 10
 
     def __init__(self) -> None:
         self.pairs = 0
@@ -455,18 +468,22 @@ class OutcomeMonitor:
         value: float | None = None
         kind = type(raw)
         if kind is float or kind is int:
-            value = float(raw)  # type: ignore[arg-type]
-            if value - value != 0.0:  # NaN or infinite
+            value = _float(raw)
+            if value - value != 0.0:  # NaN or infinite (or an integer beyond a double)
                 self._violation(v, Rule.NOT_FINITE, out)
                 return None
             if r.valid_range is not None and not r.valid_range[0] <= value <= r.valid_range[1]:
                 self._violation(v, Rule.OUT_OF_RANGE, out)
+        elif kind is str:
+            raw = class_text(raw, self.settings.max_text_chars)  # type: ignore[arg-type]
+        elif kind is not bool:
+            return None  # an array or an object: not a prediction (the monitor reports it as invalid_value)
         if r.allowed_classes is not None and label_text(raw) not in r.allowed_classes:
             self._violation(v, Rule.UNKNOWN_CLASS, out)
         score = None
         if r.score is not None:
             score_raw = outputs.get(r.score)
-            if isinstance(score_raw, (int, float)) and not isinstance(score_raw, bool) and math.isfinite(score_raw):
+            if type(score_raw) in (int, float) and _float(score_raw) - _float(score_raw) == 0.0:
                 score = float(score_raw)
         elif r.task != REGRESSION and v.task != REGRESSION and value is not None and 0.0 <= value <= 1.0:
             score = value  # a probability as the prediction: a binary classifier's score (auto)
@@ -570,17 +587,17 @@ class OutcomeMonitor:
         for i, x in enumerate(versions):
             for y in versions[i + 1:]:
                 champion, challenger = self.rules_pair(x, y)
-                pair = self.pairs.get((champion, challenger))
+                pair = self._pair(champion, challenger)
                 if pair is None:
-                    pair = self.pairs[(champion, challenger)] = _Pair()
+                    continue
                 pair.loss_diff.add(losses[challenger] - losses[champion])  # type: ignore[operator]
 
     def _compare(self, a: _Prediction, b: _Prediction) -> None:
         champion, challenger = self.rules_pair(a.version, b.version)
         first, second = (a, b) if a.version == champion else (b, a)
-        pair = self.pairs.get((champion, challenger))
+        pair = self._pair(champion, challenger)
         if pair is None:
-            pair = self.pairs[(champion, challenger)] = _Pair()
+            return
         pair.pairs += 1
         if self._classed(first) and self._classed(second):
             pair.classed += 1
@@ -591,6 +608,12 @@ class OutcomeMonitor:
             if len(pair.a_sample) < _Pair.SAMPLE:
                 pair.a_sample.append(first.value)
                 pair.b_sample.append(second.value)
+
+    def _pair(self, champion: str, challenger: str) -> _Pair | None:
+        pair = self.pairs.get((champion, challenger))
+        if pair is None and len(self.pairs) < _Pair.MAX_PAIRS:
+            pair = self.pairs[(champion, challenger)] = _Pair()
+        return pair
 
     def _classed(self, pred: _Prediction) -> bool:
         """Whether the prediction names a class: a score of a binary classifier, or a class name."""
@@ -621,7 +644,7 @@ class OutcomeMonitor:
         return Finding(model=self.model, model_version=version, feature=self.rules.prediction if version else OUTPUTS,
                        kind=kind, detector=detector, severity=severity, statistic=float(statistic),
                        threshold=float(threshold), summary=f"[{self.model} {version}] {summary}", window=self._span(),
-                       event_time_ms=self._last[2], details=dict(details))
+                       event_time_ms=self._last[2], details=dict(details), source=OUTPUTS)
 
     def _close_window(self, out: OutcomeOutput) -> None:
         s, r = self.settings, self.rules

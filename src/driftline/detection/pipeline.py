@@ -16,11 +16,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
+import numpy as np
+
 from driftline.contract.decode import DecodeError, decode_event
+from driftline.contract.event import MAX_EVENT_MS, InferenceEvent, SourceRecord, build
 from driftline.contract.label import LabelEvent, decode_label
-from driftline.contract.event import SourceRecord, build
 from driftline.detection.alerts import AlertBook
-from driftline.detection.monitor import LocatedEvent, ModelMonitor
+from driftline.detection.findings import Finding, Kind, Severity, Source, WindowSpan
+from driftline.detection.monitor import Check, LocatedEvent, ModelMonitor
 from driftline.detection.outcomes import LabelOutcome, OutcomeMonitor, OutcomeOutput, OutcomeSettings
 from driftline.detection.settings import MonitorSettings
 from driftline.reference.profile import ReferenceProfile
@@ -30,6 +33,16 @@ __all__ = ["Pipeline", "PipelineSettings", "BatchResult", "DeadLetter"]
 
 OVERFLOW_MODEL = "model"
 OVERFLOW_FEATURE = "feature"
+#: the ``feature`` of findings about a record's event time (``source`` ``record``)
+TIMESTAMP = "timestamp"
+
+
+def _skew(skewed: dict, key: object, rec: SourceRecord, sent_ms: int) -> None:
+    entry = skewed.get(key)
+    if entry is None:
+        skewed[key] = [1, rec, sent_ms]
+    else:
+        entry[0] += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +52,8 @@ class PipelineSettings:
     max_record_bytes: int = 1_000_000
     cooldown_seconds: float = 300.0
     resolve_after_seconds: float = 600.0
+    #: an event time further ahead of the record's Kafka timestamp is replaced by it (a finding); 0 = off
+    max_event_time_skew_seconds: float = 3600.0
     #: labels, performance, output rules, champion / challenger (None: off)
     outcomes: OutcomeSettings | None = None
 
@@ -79,8 +94,13 @@ class Pipeline:
         self.monitors: dict[tuple[str, int, str, str], ModelMonitor] = {}
         self.alerts = AlertBook(cooldown_seconds=settings.cooldown_seconds,
                                 resolve_after_seconds=settings.resolve_after_seconds)
+        #: model versions with monitors, and their model names; models that only have outcome monitors
+        #: (labels of a model without inference records here); together they count under max_models
         self._models: set[tuple[str, str]] = set()
-        self._watermark_ms: float | None = None
+        self._model_names: set[str] = set()
+        self._label_models: set[str] = set()
+        #: model -> newest event time of its records and findings: the clock its alert keys resolve by
+        self._clocks: dict[str, float] = {}
         #: (model, model_version) -> the profile its monitors compare with
         self.references: dict[tuple[str, str], ReferenceProfile] = {}
         #: (partition, model) -> labels and outputs of that model on that partition
@@ -116,11 +136,24 @@ class Pipeline:
         return sum(len(m.features) for m in self.monitors.values())
 
     def process(self, records: Sequence[SourceRecord]) -> BatchResult:
+        """Decode and monitor a batch of records; return everything it caused.
+
+        Never raises on what a record carries: whatever breaks the contract is a
+        dead letter, whatever breaks a value a data-quality finding.  (Values
+        near a double's limits can overflow statistics to inf / NaN: numpy's
+        warnings about it are silenced, the summaries show such statistics as
+        null.)
+        """
+        with np.errstate(all="ignore"):
+            return self._process(records)
+
+    def _process(self, records: Sequence[SourceRecord]) -> BatchResult:
         result = BatchResult()
         max_bytes = self.settings.max_record_bytes
+        max_text = self.settings.monitor.max_category_chars
+        skew_ms = self.settings.max_event_time_skew_seconds * 1000.0
         # Decode, keeping per-(partition, model) order.
         routed: dict[tuple[str, int, str, str], list[LocatedEvent]] = {}
-        newest: dict[tuple[str, int], int] = result.event_time_ms
         last_key = None
         bucket: list[LocatedEvent] = []
         dead = result.dead_letters
@@ -128,20 +161,31 @@ class Pipeline:
         labels_topic = outcome_settings.labels_topic if outcome_settings is not None else None
         # what the outcome monitors see, in batch order: (record, label or event)
         outcome_items: list[tuple[SourceRecord, object]] = []
+        #: route (or label model) -> [records whose event time was too far ahead, the first of them, its event time]
+        skewed: dict[object, list] = {}
         for rec in records:
             topic, partition, offset, ts, _, value, _ = rec
+            if ts is not None and not 0 <= ts <= MAX_EVENT_MS:
+                ts = None  # a Kafka timestamp no event time can have: as if it had none
             if topic == labels_topic:
-                label = decode_label(value, max_bytes=max_bytes, record_timestamp_ms=ts)
+                label = decode_label(value, max_bytes=max_bytes, record_timestamp_ms=ts, max_text_chars=max_text)
                 if type(label) is DecodeError:
                     dead.append(DeadLetter(rec, label.reason, label.detail))
-                else:
-                    outcome_items.append((rec, label))
+                    continue
+                if skew_ms and ts is not None and label[4] is not None and label[4] - ts > skew_ms:
+                    _skew(skewed, label[0], rec, label[4])
+                    label = label._replace(timestamp_ms=ts)
+                outcome_items.append((rec, label))
                 continue
-            decoded = decode_event(value, max_bytes=max_bytes, record_timestamp_ms=ts)
+            decoded = decode_event(value, max_bytes=max_bytes, record_timestamp_ms=ts, max_text_chars=max_text)
             if type(decoded) is DecodeError:
                 dead.append(DeadLetter(rec, decoded.reason, decoded.detail))
                 continue
             key = (topic, partition, decoded[0], decoded[1])
+            if skew_ms and ts is not None and decoded[3] is not None and decoded[3] - ts > skew_ms:
+                # too far ahead of the record's own timestamp: that is its event time instead
+                _skew(skewed, key, rec, decoded[3])
+                decoded = build(InferenceEvent, (decoded[0], decoded[1], decoded[2], ts, decoded[4], decoded[5]))
             if key != last_key:
                 bucket = routed.get(key)  # type: ignore[assignment]
                 if bucket is None:
@@ -150,17 +194,25 @@ class Pipeline:
             bucket.append(build(LocatedEvent, (offset, decoded)))
             if outcome_settings is not None and decoded[5]:
                 outcome_items.append((rec, decoded))
-            event_ms = decoded[3]
-            if event_ms is not None and event_ms > newest.get((topic, partition), -1):
-                newest[(topic, partition)] = event_ms
 
+        newest = result.event_time_ms
         for key, events in routed.items():
-            topic, _, model, version = key
+            topic, partition, model, version = key
+            latest = max((e[1][3] for e in events if e[1][3] is not None), default=None)
+            if latest is not None and latest > newest.get((topic, partition), -1):
+                newest[(topic, partition)] = latest
             monitor = self._monitor(key)
             if monitor is None:
                 result.overflow[OVERFLOW_MODEL] += len(events)
                 continue
+            if latest is not None:
+                if monitor.newest_ms is None or latest > monitor.newest_ms:
+                    monitor.newest_ms = latest
+                self._advance(model, latest)
             result.events[(model, topic)] += len(events)
+            if key in skewed:
+                result.quality[(model, TIMESTAMP, Check.EVENT_TIME_SKEW)] += skewed[key][0]
+                self._alert([self._skew_finding(model, version, *skewed[key])], result)
             out = monitor.process(events)
             result.summaries.extend(out.summaries)
             if out.overflow_features:
@@ -170,33 +222,48 @@ class Pipeline:
             self._alert(out.findings, result)
 
         if outcome_items:
-            self._outcomes(outcome_items, result)
+            self._outcomes(outcome_items, result, skewed)
 
-        for t in result.event_time_ms.values():
-            self._advance(t)
-        if self._watermark_ms is not None:
-            result.alerts.extend(self.alerts.tick(self._watermark_ms))
+        if self._clocks:
+            result.alerts.extend(self.alerts.tick(self._clocks))
         return result
 
-    def _outcomes(self, items: list[tuple[SourceRecord, object]], result: BatchResult) -> None:
+    def _skew_finding(self, model: str, version: str, count: int, rec: SourceRecord, sent_ms: int) -> Finding:
+        """The data-quality finding of records whose event time was too far ahead of their Kafka timestamp."""
+        ts = rec.timestamp_ms
+        skew_s = self.settings.max_event_time_skew_seconds
+        ahead = (sent_ms - ts) / 1000.0  # type: ignore[operator]
+        return Finding(
+            model=model, model_version=version, feature=TIMESTAMP, source=Source.RECORD, kind=Kind.DATA_QUALITY,
+            detector=Check.EVENT_TIME_SKEW, severity=Severity.WARNING, statistic=ahead, threshold=skew_s,
+            summary=(f"[{model} {version}] {count} record(s) had a timestamp more than {skew_s:g} s ahead of their "
+                     f"Kafka timestamp (the first, at offset {rec.offset}, by {ahead:.0f} s); their Kafka timestamp "
+                     f"is used as their event time instead. Check the producer's clock and time unit."),
+            window=WindowSpan(rec.topic, rec.partition, rec.offset, rec.offset, ts, ts), event_time_ms=ts,
+            details={"records": count},
+        )
+
+    def _outcomes(self, items: list[tuple[SourceRecord, object]], result: BatchResult, skewed: dict) -> None:
         """Labels and inferences (in batch order) through the outcome monitor of their (partition, model)."""
         out = OutcomeOutput()
         for rec, item in items:
             is_label = type(item) is LabelEvent
             model = item[0]  # type: ignore[index]
+            if not is_label and (model, item[1]) not in self._models:  # type: ignore[index]
+                continue  # a model version beyond max_models (counted as overflow with its events)
             key = (rec.partition, model)
             monitor = self.outcomes.get(key)
             if monitor is None:
-                known = {m for m, _ in self._models}
-                if model not in known and len(known) >= self.settings.max_models:
-                    if is_label:  # a label of a model this worker cannot monitor
-                        out.labels[(model, LabelOutcome.UNMATCHED)] = out.labels.get((model, LabelOutcome.UNMATCHED), 0) + 1
+                if not self._admit_outcome(model):  # only labels get here: a model beyond max_models
+                    result.overflow[OVERFLOW_MODEL] += 1
                     continue
                 assert self.settings.outcomes is not None
                 monitor = self.outcomes[key] = OutcomeMonitor(topic=rec.topic, partition=rec.partition, model=model,
                                                               settings=self.settings.outcomes)
             if is_label:
                 monitor.label(item, rec.offset, rec.topic, out)  # type: ignore[arg-type]
+                if model in skewed:  # labels too far ahead: counted (a label has no model version to alert on)
+                    result.quality[(model, TIMESTAMP, Check.EVENT_TIME_SKEW)] += skewed.pop(model)[0]
             else:
                 _, version, event_id, time_ms, _, outputs = item  # type: ignore[misc]
                 monitor.inference(version, event_id, time_ms, outputs, rec.offset, rec.topic, out)
@@ -213,15 +280,21 @@ class Pipeline:
         """Findings through the alert lifecycle, in event time."""
         for finding in findings:
             now = finding.event_time_ms if finding.event_time_ms is not None else self._clock() * 1000.0
-            self._advance(now)
+            self._advance(finding.model, now)
             caused = self.alerts.observe(finding, now)
             if not caused or caused[-1]["status"] != "firing":
                 result.suppressed_findings += 1
             result.alerts.extend(caused)
 
-    def _advance(self, now_ms: float) -> None:
-        if self._watermark_ms is None or now_ms > self._watermark_ms:
-            self._watermark_ms = now_ms
+    def _advance(self, model: str, now_ms: float) -> None:
+        """Move ``model``'s event-time clock (the one its alert keys resolve by) forward to ``now_ms``."""
+        current = self._clocks.get(model)
+        if current is None or now_ms > current:
+            self._clocks[model] = now_ms
+
+    def _used_slots(self, model: str) -> int:
+        """Models counted under ``max_models`` besides ``model``'s label-only slot."""
+        return len(self._models) + len(self._label_models) - (model in self._label_models)
 
     def _monitor(self, key: tuple[str, int, str, str]) -> ModelMonitor | None:
         monitor = self.monitors.get(key)
@@ -229,13 +302,25 @@ class Pipeline:
             return monitor
         topic, partition, model, version = key
         if (model, version) not in self._models:
-            if len(self._models) >= self.settings.max_models:
+            if self._used_slots(model) >= self.settings.max_models:
                 return None
             self._models.add((model, version))
+            self._model_names.add(model)
+            self._label_models.discard(model)
         monitor = ModelMonitor(topic=topic, partition=partition, model=model, model_version=version,
                                settings=self.settings.monitor, reference=self.references.get((model, version)))
         self.monitors[key] = monitor
         return monitor
+
+    def _admit_outcome(self, model: str) -> bool:
+        """Whether labels of ``model`` get an outcome monitor: models without inference records here
+        count under ``max_models`` too (one each), so label records cannot grow state without bound."""
+        if model in self._model_names or model in self._label_models:
+            return True
+        if self._used_slots(model) >= self.settings.max_models:
+            return False
+        self._label_models.add(model)
+        return True
 
     def drop_partitions(self, partitions: Iterable[tuple[str, int]]) -> None:
         """Forget the state of partitions this worker no longer owns (monitors, outcomes, their alert keys)."""
@@ -245,7 +330,13 @@ class Pipeline:
         for key in [k for k, m in self.outcomes.items() if (self._outcome_home(m), k[0]) in gone]:
             del self.outcomes[key]
         self.alerts.forget(gone)
+        self._recount()
+
+    def _recount(self) -> None:
         self._models = {(k[2], k[3]) for k in self.monitors}
+        self._model_names = {m for m, _ in self._models}
+        self._label_models = {m for _, m in self.outcomes} - self._model_names
+        self._clocks = {m: t for m, t in self._clocks.items() if m in self._model_names or m in self._label_models}
 
     # ------------------------------------------------------------ checkpoints
     def _outcome_home(self, monitor: OutcomeMonitor) -> str:
@@ -259,13 +350,17 @@ class Pipeline:
         """The state of ``(topic, partition)`` covering every record before ``offset``.
 
         The objects are shared, not copied: encode the snapshot before processing more records.
+        ``watermark_ms`` is the newest clock of the partition's models (for information: after a
+        restore, each model's clock comes from its monitors).
         """
+        monitors = [m for (t, p, _, _), m in self.monitors.items() if (t, p) == (topic, partition)]
         return PartitionState(
             topic=topic, partition=partition, offset=offset,
-            monitors=[m for (t, p, _, _), m in self.monitors.items() if (t, p) == (topic, partition)],
+            monitors=monitors,
             outcomes=[m for (p, _), m in self.outcomes.items() if p == partition and self._outcome_home(m) == topic],
             alerts=self.alerts.export(topic, partition),
-            watermark_ms=self._watermark_ms,
+            watermark_ms=max((t for m, t in self._clocks.items()
+                              if any(x.model == m for x in monitors)), default=None),
             written_at_ms=now_ms,
         )
 
@@ -275,11 +370,12 @@ class Pipeline:
         for monitor in state.monitors:
             monitor.reattach(self.settings.monitor, self.references.get((monitor.model, monitor.model_version)))
             self.monitors[(monitor.topic, monitor.partition, monitor.model, monitor.model_version)] = monitor
-            self._models.add((monitor.model, monitor.model_version))
+            newest = getattr(monitor, "newest_ms", None)
+            if newest is not None:
+                self._advance(monitor.model, newest)
         if self.settings.outcomes is not None:
             for outcome in state.outcomes:
                 outcome.reattach(self.settings.outcomes)
                 self.outcomes[(outcome.partition, outcome.model)] = outcome
         self.alerts.merge(state.alerts)
-        if state.watermark_ms is not None:
-            self._advance(state.watermark_ms)
+        self._recount()

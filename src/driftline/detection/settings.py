@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from driftline.contract.names import MIN_CHARS
 from driftline.state.detectors import DetectorParams
 from driftline.stats.calibration import adwin_delta, page_hinkley_params
 
@@ -69,6 +70,9 @@ class MonitorSettings:
     categorical_test: str = "chi_square"
     thresholds: dict[str, float] = field(default_factory=lambda: dict(WINDOW_THRESHOLDS))
     min_window_values: int = 20
+    #: longest feature / output name and category value kept as it is (longer: bounded form, a finding)
+    max_name_chars: int = 256
+    max_category_chars: int = 256
 
     def __post_init__(self) -> None:
         if self.numeric_test not in NUMERIC_WINDOW_TESTS:
@@ -76,6 +80,8 @@ class MonitorSettings:
         if self.categorical_test not in CATEGORICAL_WINDOW_TESTS:
             raise ValueError(f"categorical window test must be one of {CATEGORICAL_WINDOW_TESTS}, "
                              f"not {self.categorical_test!r}")
+        if min(self.max_name_chars, self.max_category_chars) < MIN_CHARS:
+            raise ValueError(f"max_name_chars and max_category_chars must be at least {MIN_CHARS}")
 
     @classmethod
     def calibrated(
@@ -92,12 +98,15 @@ class MonitorSettings:
         numeric_test: str = "psi",
         categorical_test: str = "chi_square",
         thresholds: dict[str, float] | None = None,
+        max_name_chars: int = 256,
+        max_category_chars: int = 256,
     ) -> "MonitorSettings":
         return cls(warmup=warmup, window_events=window_events, window_seconds=window_seconds,
                    false_alarm_rate=false_alarm_rate, design_shift=design_shift, block=block,
                    max_features=max_features, max_categories=max_categories,
                    numeric_test=numeric_test, categorical_test=categorical_test,
-                   thresholds={**WINDOW_THRESHOLDS, **(thresholds or {})})
+                   thresholds={**WINDOW_THRESHOLDS, **(thresholds or {})},
+                   max_name_chars=max_name_chars, max_category_chars=max_category_chars)
 
     def detector_for(self, features: int) -> DetectorParams:
         """Detector parameters when the budget is shared by ``features`` features."""

@@ -1,8 +1,12 @@
 """Every Prometheus metric of a worker, defined once, against an injectable registry.
 
-Label values are bounded: models by ``max_models``, features by
-``max_features_per_model``, reasons and checks by fixed lists, partitions by the
-topic layout.  What a cap drops is counted in ``driftline_overflow_total``.
+Label values are bounded: models by ``max_models`` (models that only send
+labels included), features by ``max_features_per_model``, reasons and checks
+by fixed lists, partitions by the topic layout.  What a cap drops is counted
+in ``driftline_overflow_total``.  A ``feature`` label is the feature's alert-key
+component (:func:`driftline.detection.keys.feature_part`): at most
+``max_name_chars`` characters (more only where ``%`` / ``/`` are encoded), and
+a feature and an output of the same name have different labels.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import math
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.process_collector import ProcessCollector
 
+from driftline.detection.keys import feature_part
 from driftline.detection.pipeline import BatchResult
 
 __all__ = ["WorkerMetrics", "DRIFT_STATISTICS"]
@@ -107,7 +112,8 @@ class WorkerMetrics:
         for (model, feature, check), n in result.quality.items():
             self.data_quality.labels(model, feature, check).inc(n)
         for alert in result.alerts:
-            labels = (str(alert["model"]), str(alert["feature"]), str(alert["kind"]), str(alert["detector"]))
+            feature = feature_part(str(alert.get("source")), str(alert["feature"]))
+            labels = (str(alert["model"]), feature, str(alert["kind"]), str(alert["detector"]))
             self.alerts.labels(*labels, str(alert["status"])).inc()
             self.alerts_firing.labels(*labels).set(1.0 if alert["status"] == "firing" else 0.0)
         if result.suppressed_findings:
@@ -128,7 +134,8 @@ class WorkerMetrics:
                     if isinstance(value, (int, float)):
                         self.version_comparison.labels(str(s["model"]), str(s["champion"]), str(s["challenger"]), name).set(value)
                 continue
-            model, version, feature = str(s["model"]), str(s["model_version"]), str(s["feature"])
+            model, version = str(s["model"]), str(s["model_version"])
+            feature = feature_part(str(s.get("source")), str(s["feature"]))
             ratio = s.get("missing_ratio")
             if isinstance(ratio, (int, float)):
                 self.missing_ratio.labels(model, version, feature).set(ratio)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+
+from driftline.contract.names import bounded, is_plain
 from driftline.stats.divergence import ChiSquareResult, chi_square_two_sample, jensen_shannon, psi
 
 __all__ = ["CategoricalState", "OVERFLOW"]
@@ -14,17 +16,23 @@ class CategoricalState:
     """Counts per category, capped at ``max_categories`` tracked names.
 
     Categories beyond the cap are counted in the ``__other__`` bucket, so
-    memory stays bounded however many distinct strings arrive.  The first
+    memory stays bounded however many distinct strings arrive; a value longer
+    than ``max_chars``, not valid UTF-8, or spelt ``__other__`` is counted
+    under its bounded form (:mod:`driftline.contract.names`), so memory and
+    summaries stay bounded however long the strings are, and distinct values
+    stay distinct.  The first
     ``warmup`` values form the reference mix; afterwards each window's mix is
     compared with it (two-sample chi-square, PSI, Jensen-Shannon).
     """
 
     __slots__ = ("max_categories", "warmup", "counts", "window_counts", "reference",
-                 "reference_total", "window_scored", "window_new", "total_new", "overflowed", "fixed_reference")
+                 "reference_total", "window_scored", "window_new", "total_new", "overflowed", "fixed_reference",
+                 "max_chars")
 
-    def __init__(self, *, max_categories: int, warmup: int) -> None:
+    def __init__(self, *, max_categories: int, warmup: int, max_chars: int = 256) -> None:
         self.max_categories = max_categories
         self.warmup = warmup
+        self.max_chars = max_chars
         self.counts: Counter[str] = Counter()
         self.window_counts: Counter[str] = Counter()
         self.reference: Counter[str] = Counter()
@@ -47,6 +55,11 @@ class CategoricalState:
         """
         if not any(counts.values()):
             raise ValueError("a reference mix needs at least one value")
+        if not all(k == OVERFLOW or self._plain(k) for k in counts):
+            kept_as: Counter[str] = Counter()
+            for k, n in counts.items():  # a profile carries values as they were sent
+                kept_as[k if k == OVERFLOW else self.text(k)] += n
+            counts = kept_as
         ranked = sorted((k for k in counts if k != OVERFLOW), key=lambda k: (-counts[k], k))
         kept = ranked[: self.max_categories - 1]
         reference: Counter[str] = Counter({k: counts[k] for k in kept if counts[k] > 0})
@@ -66,22 +79,38 @@ class CategoricalState:
             return value
         return OVERFLOW
 
-    def update(self, values: list[str]) -> None:
-        """Count a batch of values (counted per distinct value, in C)."""
+    def _plain(self, value: str) -> bool:
+        return value != OVERFLOW and is_plain(value, self.max_chars)
+
+    def text(self, value: str) -> str:
+        """The name ``value`` is counted under: itself, or its bounded form."""
+        return value if self._plain(value) else bounded(value, self.max_chars)
+
+    def update(self, values: list[str]) -> int:
+        """Count a batch of values (counted per distinct value, in C); return how many were counted
+        under their bounded form."""
         if not values:
-            return
+            return 0
+        renamed = 0
         need = 0 if self.fixed_reference else self.warmup - self.reference_total
         if need > 0:
             head, values = values[:need], values[need:]
             for value, n in Counter(head).items():
+                if not self._plain(value):
+                    value = bounded(value, self.max_chars)
+                    renamed += n
                 self.reference[self._count(value, n)] += n
             self.reference_total += len(head)
         for value, n in Counter(values).items():
+            if not self._plain(value):
+                value = bounded(value, self.max_chars)
+                renamed += n
             value = self._count(value, n)
             self.window_scored[value] += n
             if value not in self.reference:
                 self.window_new += n
                 self.total_new += n
+        return renamed
 
     def _count(self, value: str, n: int) -> str:
         """Add ``n`` of ``value`` to the totals; return the bucket it went to."""

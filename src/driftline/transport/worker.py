@@ -77,6 +77,8 @@ def pipeline_settings(settings: Settings) -> PipelineSettings:
         thresholds={"psi": settings.psi_threshold, "ks": settings.ks_threshold,
                     "wasserstein_sd": settings.wasserstein_threshold,
                     "jensen_shannon": settings.jensen_shannon_threshold},
+        max_name_chars=settings.max_name_chars,
+        max_category_chars=settings.max_category_chars,
     )
     outcomes = None
     if settings.labels_topic or settings.models:
@@ -91,6 +93,7 @@ def pipeline_settings(settings: Settings) -> PipelineSettings:
             label_warmup=settings.label_warmup,
             block=settings.detector_block,
             window_alpha=monitor.window_alpha(1, settings.window_events or 5000),
+            max_text_chars=settings.max_category_chars,
         )
     return PipelineSettings(
         outcomes=outcomes,
@@ -99,6 +102,7 @@ def pipeline_settings(settings: Settings) -> PipelineSettings:
         max_record_bytes=settings.max_record_bytes,
         cooldown_seconds=settings.cooldown_seconds,
         resolve_after_seconds=settings.resolve_after_seconds,
+        max_event_time_skew_seconds=settings.max_event_time_skew_seconds,
     )
 
 
