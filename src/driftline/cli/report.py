@@ -24,6 +24,7 @@ import orjson
 from rich.console import Console
 
 from driftline.config import Settings
+from driftline.detection.keys import key_part
 from driftline.detection.timefmt import rfc3339
 from driftline.errors import ConfigError, DriftlineError
 from driftline.reference.profile import ReferenceProfile
@@ -129,7 +130,7 @@ def _read_topics(settings: Settings, model: str, timeout: float
     existing = kafka.check_broker(admin, settings)
     if settings.metrics_topic not in existing:
         raise ConfigError(f"metrics topic {settings.metrics_topic!r} does not exist (setting metrics_topic)")
-    prefix = model.encode() + b"/"
+    prefix = key_part(model).encode() + b"/"
     models: set[str] = set()
 
     def summary(key: bytes | None, record: Record) -> bool:

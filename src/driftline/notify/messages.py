@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from driftline import __version__
+from driftline.detection import published
 
 __all__ = ["Decoded", "decode_alert", "alert_key", "slack_message", "generic_message", "request_body",
            "request_headers", "detected_at_ms", "COLOURS", "FIRING", "RESOLVED"]
@@ -77,12 +78,15 @@ def decode_alert(value: bytes | None) -> Decoded:
 
 
 def alert_key(alert: dict[str, Any]) -> str:
-    """The alert key ``model/model_version/feature/detector`` (the Kafka key the worker uses).
+    """The alert key ``model/model_version/feature/detector`` (the Kafka key the worker uses;
+    components percent-encoded so distinct alerts never share a key, see ``driftline.detection.keys``).
 
     >>> alert_key({"model": "fraud", "model_version": "v3", "feature": "amount", "detector": "adwin"})
     'fraud/v3/amount/adwin'
+    >>> alert_key({"model": "col/a", "model_version": "v", "feature": "x", "detector": "psi"})
+    'col%2Fa/v/x/psi'
     """
-    return "/".join(str(alert.get(f, "")) for f in ("model", "model_version", "feature", "detector"))
+    return published.alert_key(alert)
 
 
 def detected_at_ms(alert: dict[str, Any]) -> float | None:

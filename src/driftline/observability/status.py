@@ -24,6 +24,8 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from driftline.detection import published
+
 __all__ = ["active_alerts", "monitored_features", "monitored_models", "partition_lag", "alert_key",
            "HIGHER_IS_WORSE", "LOWER_IS_WORSE"]
 
@@ -35,12 +37,13 @@ LOWER_IS_WORSE = ("ks_p_value", "p_value")
 
 
 def alert_key(alert: Mapping[str, Any]) -> str:
-    """``model/model_version/feature/detector``, the Kafka key of an alert record.
+    """``model/model_version/feature/detector``, the Kafka key of an alert record
+    (components percent-encoded, see ``driftline.detection.keys``).
 
     >>> alert_key({"model": "fraud", "model_version": "v3", "feature": "amount", "detector": "psi"})
     'fraud/v3/amount/psi'
     """
-    return f"{alert.get('model')}/{alert.get('model_version')}/{alert.get('feature')}/{alert.get('detector')}"
+    return published.alert_key(alert)
 
 
 def active_alerts(alerts: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
 from driftline.config import Settings
+from driftline.detection.published import alert_key
 from driftline.transport import kafka
 
 __all__ = ["AlertFeed", "RemoteFiring", "WORKER_HEADER"]
@@ -101,7 +102,7 @@ def _firing(value: bytes | None) -> RemoteFiring | None:
         alert = orjson.loads(value or b"")
         if alert.get("status") != "firing" or not alert.get("event_time"):
             return None
-        key = f"{alert['model']}/{alert['model_version']}/{alert['feature']}/{alert['detector']}"
+        key = alert_key(alert)
         when = datetime.fromisoformat(str(alert["event_time"]).replace("Z", "+00:00")).timestamp() * 1000.0
     except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
         return None
