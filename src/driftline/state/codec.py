@@ -44,7 +44,7 @@ array is a node:
 =========================  ====================================================
 
 Objects (not named tuples), arrays, sketches and generators take an optional
-last element, their label, when the same object is referenced again later
+last element ``["@", label]`` when the same object is referenced again later
 (``r``; a reference to an object not complete yet, a cycle, is refused).  B
 is consumed in document order and must be used up exactly.  Every failure
 is a :class:`~driftline.state.checkpoint.CheckpointError`.
@@ -248,8 +248,8 @@ def _adwin_class() -> type:
 
 
 # ------------------------------------------------------------------ encoding
-class _Label(int):
-    """A node's label (told apart from the node's own integers by its type, until written)."""
+class _Label(list):
+    """A node's label, ``["@", n]``: the last element of a node referenced again later."""
 
 
 _OPEN = object()  # the last element of a node whose values are being written
@@ -294,9 +294,9 @@ class _Encoder:
         if node[-1] is _OPEN:
             raise self.fail(value, "the state refers to itself (a cycle)")
         if type(node[-1]) is not _Label:
-            node.append(_Label(self.labels))
+            node.append(_Label(("@", self.labels)))
             self.labels += 1
-        return ["r", int(node[-1])]
+        return ["r", node[-1][1]]
 
     def index(self, spec: ClassSpec) -> int:
         i = self.classes.get(spec.alias)
@@ -577,9 +577,11 @@ class _Decoder:
 
     def label(self, v: list, arity: int, value: Any) -> Any:
         if len(v) != arity:
-            if len(v) != arity + 1 or type(v[arity]) is not int or v[arity] in self.labelled:
+            tag = v[arity] if len(v) == arity + 1 else None
+            if type(tag) is not list or len(tag) != 2 or tag[0] != "@" or type(tag[1]) is not int \
+                    or tag[1] in self.labelled:
                 raise _reject(f"a malformed {str(v[0])[:20]!r} node")
-            self.labelled[v[arity]] = value
+            self.labelled[tag[1]] = value
         return value
 
     def ref(self, v: list, depth: int) -> Any:
