@@ -231,6 +231,29 @@ def test_restored_pipeline_continues_exactly_like_the_uninterrupted_one_with_sec
     assert streams.run(restored, rest) == streams.run(live, rest)
 
 
+def test_shared_containers_stay_shared_and_cycles_are_refused():
+    from driftline.detection.alerts import _KeyState
+    from driftline.detection.findings import Finding, WindowSpan
+    from driftline.state.checkpoint import PartitionState
+
+    values, names, counts = [1.5, "\ud800", 2 ** 70, math.inf], {"x": 1}, Counter(a=2)
+    nul = {"\x00@": 5, "b": values}  # a key that looks like a label
+    details = {"a": values, "b": values, "c": names, "d": names, "e": counts, "f": counts, "g": nul, "h": nul,
+               "i": (values, names)}
+    window = WindowSpan("in", 0, 1, 2, None, None)
+    finding = Finding("m", "v", "f", "drift", "adwin", "warning", 1.0, 0.5, "s", window, None, details=details)
+    state = PartitionState("in", 0, 3, alerts=[("k", _KeyState(finding, 1.0, 2.0)), ("k2", _KeyState(finding, 3.0, 4.0))])
+    back = decode_state(encode_state(state))
+    _same(state, back, {}, "state")
+    got = back.alerts[0][1].firing.details
+    assert back.alerts[1][1].firing is back.alerts[0][1].firing
+    assert got["a"] is got["b"] is got["i"][0] is got["g"]["b"] and got["c"] is got["d"] is got["i"][1]
+    assert got["e"] is got["f"] and type(got["e"]) is Counter and got["g"] is got["h"] and got["g"]["\x00@"] == 5
+    values.append(values)
+    with pytest.raises(CheckpointError, match="cycle"):
+        encode_state(state)
+
+
 # -------------------------------------------------------------------- layout
 def _layout() -> dict[str, list[str]]:
     """Every class a checkpoint may hold and the attributes written for it."""

@@ -27,7 +27,7 @@ array is a node:
 ``[i, v, ...]``            object (or named tuple) of class ``classes[i]``, one value per attribute
 ``["l", v, ...]``          list
 ``["t", v, ...]``          tuple
-``["d", k, v, ...]``       dict whose keys are not all strings
+``["d", k, v, ...]``       dict whose keys are not all strings (or one starts with NUL)
 ``["C", dict]``            ``collections.Counter``
 ``["D", dict]``            ``collections.OrderedDict``
 ``["i", "digits"]``        int outside [-2**63, 2**64)
@@ -43,9 +43,11 @@ array is a node:
 ``["r", label]``           the object labelled ``label`` earlier
 =========================  ====================================================
 
-Objects (not named tuples), arrays, sketches and generators take an optional
-last element ``["@", label]`` when the same object is referenced again later
-(``r``; a reference to an object not complete yet, a cycle, is refused).  B
+Objects (not named tuples), lists, dicts, counters, arrays, sketches and
+generators take an optional last element ``["@", label]`` (a dict written as a
+JSON object: the key ``"\x00@"``) when the same object is referenced again
+later (``r``), so sharing survives the round trip.  A reference to an object
+not complete yet (a cycle) is refused both ways.  B
 is consumed in document order and must be used up exactly.  Every failure
 is a :class:`~driftline.state.checkpoint.CheckpointError`.
 """
@@ -252,7 +254,8 @@ class _Label(list):
     """A node's label, ``["@", n]``: the last element of a node referenced again later."""
 
 
-_OPEN = object()  # the last element of a node whose values are being written
+#: the key that labels a dict written as a JSON object (such dicts have no key starting with NUL)
+_LABEL_KEY = "\x00@"
 
 
 def _utf8(s: str) -> bool:
@@ -269,34 +272,46 @@ class _Encoder:
         self.blobs: list[bytes | memoryview] = []
         self.classes: dict[str, int] = {}
         self.table: list[list] = []
-        #: id -> node of every shareable object written (its label is appended on a second reference)
-        self.nodes: dict[int, list] = {}
-        #: ids of mutable containers written (a second reference to one would not survive the round trip)
-        self.containers: set[int] = set()
-        self.labels = 0
+        #: id -> node of every object and mutable container written (labelled on a second reference)
+        self.nodes: dict[int, list | dict] = {}
+        #: ids of those whose values are being written (a reference to one of them is a cycle)
+        self.open: set[int] = set()
+        self.label_of: dict[int, int] = {}
+        #: what __getstate__ returned: alive until the end, so no id above is reused
+        self.keep: list[dict] = []
         self.window_type = _window_type()
         self.adwin = _adwin_class()
 
     def fail(self, value: object, why: str) -> CheckpointError:
         return CheckpointError(f"cannot checkpoint a {type(value).__module__}.{type(value).__qualname__}: {why}")
 
-    def container(self, value: object) -> None:
-        key = id(value)
-        if key in self.containers:
-            raise self.fail(value, "the same mutable container is referenced twice")
-        self.containers.add(key)
-
     def again(self, value: object) -> list | None:
         """A reference to ``value`` if it was written before (labelling its node), else None."""
-        node = self.nodes.get(id(value))
+        key = id(value)
+        if key in self.open:
+            raise self.fail(value, "the state refers to itself (a cycle)")
+        node = self.nodes.get(key)
         if node is None:
             return None
-        if node[-1] is _OPEN:
-            raise self.fail(value, "the state refers to itself (a cycle)")
-        if type(node[-1]) is not _Label:
-            node.append(_Label(("@", self.labels)))
-            self.labels += 1
-        return ["r", node[-1][1]]
+        label = self.label_of.get(key)
+        if label is None:
+            label = self.label_of[key] = len(self.label_of)
+            if type(node) is dict:
+                node[_LABEL_KEY] = label
+            else:
+                node.append(_Label(("@", label)))
+        return ["r", label]
+
+    def shared(self, v: Any, make: Callable[[Any], Any]) -> Any:
+        """The node of a mutable container (or a reference to it if it was written before)."""
+        ref = self.again(v)
+        if ref is not None:
+            return ref
+        key = id(v)
+        self.open.add(key)
+        node = self.nodes[key] = make(v)
+        self.open.discard(key)
+        return node
 
     def index(self, spec: ClassSpec) -> int:
         i = self.classes.get(spec.alias)
@@ -316,20 +331,21 @@ class _Encoder:
         if v is None or t is bool:
             return v
         if t is list:
-            self.container(v)
-            return ["l", *map(self.enc, v)]
+            return self.shared(v, self.list_)
         if t is tuple:
             return ["t", *map(self.enc, v)]
         if t is dict:
-            self.container(v)
-            return self.dict(v)
+            return self.shared(v, self.dict)
         spec = self.reg.by_type.get(t)
         if spec is not None:
             return self.obj(v, spec)
         return self.special(v, t)
 
+    def list_(self, v: list) -> list:
+        return ["l", *map(self.enc, v)]
+
     def dict(self, d: dict) -> Any:
-        if all(type(k) is str and (k.isascii() or _utf8(k)) for k in d):
+        if all(type(k) is str and (k.isascii() or _utf8(k)) and k[:1] != "\x00" for k in d):
             enc = self.enc
             return {k: enc(x) for k, x in d.items()}
         node: list = ["d"]
@@ -358,6 +374,7 @@ class _Encoder:
             return ref
         if spec.getstate:
             attrs = v.__getstate__()
+            self.keep.append(attrs)
         elif spec.dict_names:
             attrs = dict(v.__dict__)
             attrs.update((name, getattr(v, name)) for name in spec.slots)
@@ -368,15 +385,15 @@ class _Encoder:
             raise self.fail(v, f"attributes {unknown} are not those of the registered class: update the "
                                "checkpoint registry (src/driftline/state/codec.py) and bump STATE_FORMAT")
         node: list = [self.index(spec)]
-        self.nodes[id(v)] = node
-        node.append(_OPEN)
+        key = id(v)
+        self.nodes[key] = node
+        self.open.add(key)
         values = [getattr(v, name) for name in spec.order] if attrs is None else [attrs[n] for n in spec.order]
         if spec.methods or spec.cls is self.adwin:
-            out = [self.member(v, spec, name, x) for name, x in zip(spec.order, values)]
+            node.extend([self.member(v, spec, name, x) for name, x in zip(spec.order, values)])
         else:
-            out = list(map(self.enc, values))
-        node.pop()
-        node.extend(out)
+            node.extend(map(self.enc, values))
+        self.open.discard(key)
         return node
 
     def member(self, owner: Any, spec: ClassSpec, name: str, x: Any) -> Any:
@@ -417,8 +434,7 @@ class _Encoder:
                                               st["has_uint32"], st["uinteger"]))
             node = ["g", "PCG64"]
         elif t is Counter or t is OrderedDict:
-            self.container(v)
-            return ["C" if t is Counter else "D", self.dict(v)]
+            return self.shared(v, lambda d: ["C" if type(d) is Counter else "D", self.dict(d)])
         elif t is bytes:
             return self.blob("b", v)
         elif isinstance(v, np.generic) and v.dtype.str in _DTYPES:
@@ -516,40 +532,52 @@ class _Decoder:
         if t is dict:
             if depth >= MAX_DEPTH:
                 raise CheckpointError(f"checkpoint payload is nested deeper than {MAX_DEPTH} levels")
+            label = v.pop(_LABEL_KEY, None) if _LABEL_KEY in v else None
             dec = self.dec
-            return {k: x if type(x) in _SCALARS else dec(x, depth + 1) for k, x in v.items()}
+            d = {k: x if type(x) in _SCALARS else dec(x, depth + 1) for k, x in v.items()}
+            if label is not None:
+                self.register(label, d)
+            return d
         return v  # null, booleans, numbers, strings
 
     def items(self, v: list, depth: int, start: int = 1, stop: int | None = None) -> list:
         dec = self.dec
         return [x if type(x) in _SCALARS else dec(x, depth) for x in v[start:stop]]
 
+    @staticmethod
+    def end(v: list) -> int:
+        """Where the values of a container node end (before its label, if it has one)."""
+        last = v[-1]
+        return len(v) - 1 if type(last) is list and last and last[0] == "@" and len(v) > 1 else len(v)
+
     def list_(self, v: list, depth: int) -> list:
-        return self.items(v, depth)
+        end = self.end(v)
+        return self.label(v, end, self.items(v, depth, 1, end))
 
     def tuple_(self, v: list, depth: int) -> tuple:
         return tuple(self.items(v, depth))
 
     def dict_node(self, v: list, depth: int) -> dict:
-        if len(v) % 2 != 1:
+        end = self.end(v)
+        if end % 2 != 1:
             raise _reject("a dict node with a key and no value")
-        values = self.items(v, depth)
+        values = self.items(v, depth, 1, end)
         keys = values[0::2]
         for k in keys:
             _check_key(k)
-        return dict(zip(keys, values[1::2]))
+        return self.label(v, end, dict(zip(keys, values[1::2])))
 
-    def mapping(self, v: list, depth: int) -> dict:
-        d = self.dec(v[1], depth) if len(v) == 2 else None
+    def mapping(self, v: list, depth: int, kind: type) -> dict:
+        d = self.dec(v[1], depth) if len(v) in (2, 3) else None
         if type(d) is not dict:
             raise _reject("a malformed mapping node")
-        return d
+        return self.label(v, 2, kind(d))
 
     def counter(self, v: list, depth: int) -> Counter:
-        return Counter(self.mapping(v, depth))
+        return self.mapping(v, depth, Counter)
 
     def ordered(self, v: list, depth: int) -> OrderedDict:
-        return OrderedDict(self.mapping(v, depth))
+        return self.mapping(v, depth, OrderedDict)
 
     def big_int(self, v: list, depth: int) -> int:
         if len(v) != 2 or type(v[1]) is not str or not 0 < len(v[1]) <= _MAX_BIG_INT_DIGITS \
@@ -576,13 +604,18 @@ class _Decoder:
         return bytes(self.take(v[1]))
 
     def label(self, v: list, arity: int, value: Any) -> Any:
+        """``value``, registered under the label that follows the node's ``arity`` elements, if any."""
         if len(v) != arity:
             tag = v[arity] if len(v) == arity + 1 else None
-            if type(tag) is not list or len(tag) != 2 or tag[0] != "@" or type(tag[1]) is not int \
-                    or tag[1] in self.labelled:
+            if type(tag) is not list or len(tag) != 2 or tag[0] != "@":
                 raise _reject(f"a malformed {str(v[0])[:20]!r} node")
-            self.labelled[tag[1]] = value
+            self.register(tag[1], value)
         return value
+
+    def register(self, label: Any, value: Any) -> None:
+        if type(label) is not int or label in self.labelled:
+            raise _reject("a malformed label")
+        self.labelled[label] = value
 
     def ref(self, v: list, depth: int) -> Any:
         if len(v) != 2 or type(v[1]) is not int or v[1] not in self.labelled:
