@@ -79,7 +79,6 @@ MAX_DEPTH = 64
 _LENGTH = struct.Struct(">Q")
 _JSON_INT_MIN, _JSON_INT_MAX = -(2 ** 63), 2 ** 64 - 1  # what orjson reads back as int
 _MAX_BIG_INT_DIGITS = 100
-_U128 = 2 ** 128
 _GENERATOR = struct.Struct("<QQQQII")  # state lo, hi, inc lo, hi, has_uint32, uinteger
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 #: numpy dtypes an array (or scalar) of the state may have: numbers and booleans, never objects
