@@ -65,7 +65,7 @@ def main() -> None:
     started = time.perf_counter()
     data = encode_state(pipeline.snapshot("in", 0, offset))
     encode_s = time.perf_counter() - started
-    rows.append(("encode (snapshot + pickle)", f"{encode_s:.2f}", f"{len(data) / 2**20:.1f} MB",
+    rows.append(("encode (snapshot + checkpoint encoding)", f"{encode_s:.2f}", f"{len(data) / 2**20:.1f} MB",
                  f"{len(data) / features / 1024:.1f} KB"))
 
     started = time.perf_counter()

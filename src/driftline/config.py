@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     processing_guarantee: Literal["exactly_once", "at_least_once"] = Field("exactly_once", description="exactly_once: outputs, checkpoints and offsets commit in one Kafka transaction; at_least_once: outputs are flushed, then offsets committed (duplicates after a crash carry the same alert_id).")
     transactional_id: str = Field("", description="Transactional id of this worker (exactly_once); must be unique per worker and stable across its restarts. '' = driftline-<group_id>-<hostname>-<metrics_port>.")
     transaction_timeout_ms: int = Field(10_000, ge=1000, le=INT32_MAX, description="Kafka aborts a transaction of a worker that died after this long, releasing its partitions' outputs to read_committed readers.")
-    state_secret: SecretStr | None = Field(None, description="Key that signs checkpoints (HMAC-SHA256); workers reject unsigned or differently signed ones.")
+    state_secret: SecretStr | None = Field(None, description="Key that signs checkpoints (HMAC-SHA256); workers reject unsigned or differently signed ones. Unset: checkpoints carry a plain SHA-256 (integrity only: anyone who can write state_topic can change a worker's state). Empty is refused.")
     create_topics: bool = Field(True, description="Create missing output topics (and the compacted references topic) at start-up.")
     topic_partitions: int = Field(3, ge=1, le=100_000, description="Partitions of output topics created by the worker.")
     topic_replication_factor: int = Field(-1, ge=-1, le=10_000, description="Replication factor of created topics (1 to 10000); -1 = the broker's default.")
@@ -169,6 +169,15 @@ class Settings(BaseSettings):
         # Keys are already librdkafka names (see _DottedKafkaKeys); TOML may give numbers.
         if isinstance(value, dict):
             return {str(k): str(v) for k, v in value.items()}
+        return value
+
+    @field_validator("state_secret")
+    @classmethod
+    def _secret_not_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty key would silently mean "not signed" (see docs/state.md, threat model).
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("is empty; an empty key does not sign anything: set a real key "
+                             "(e.g. from a secret store) or leave state_secret unset")
         return value
 
     @field_validator("log_level", mode="before")

@@ -36,6 +36,8 @@ log = logging.getLogger("driftline.checkpoints")
 
 #: Chunk size: below Kafka's default 1 MB record limit, whatever the topic's config.
 CHUNK_BYTES = 900 * 1024
+#: Most chunks of one checkpoint (3.6 GB; 10,000 features take 440)
+MAX_CHUNKS = 4096
 
 H_ID = "driftline.checkpoint.id"
 H_CHUNKS = "driftline.checkpoint.chunks"
@@ -57,6 +59,7 @@ class Restored:
 class _Candidate:
     offset: int
     chunks: int
+    ident: bytes = b""
     parts: dict[int, bytes] = field(default_factory=dict)
 
 
@@ -68,6 +71,9 @@ class CheckpointStore:
         self.topic = settings.state_topic
         self.partitions = max(1, state_partitions)
         self._secret = settings.state_secret.get_secret_value().encode() if settings.state_secret is not None else None
+        if self._secret is None:  # the worker creates its store once, at start
+            log.warning(f"checkpoints are not signed: anyone who can write {self.topic} can change this worker's "
+                        "state; set state_secret", extra={"ctx": {"state_topic": self.topic}})
         #: chunks last written (or read) per checkpoint key, to tombstone leftovers
         self._chunks: dict[str, int] = {}
 
@@ -99,32 +105,38 @@ class CheckpointStore:
              *, exactly_once: bool) -> dict[tuple[str, int], Restored]:
         """The checkpoint to use for each partition (read from the state partitions that hold them).
 
-        Only the best candidate so far is kept per partition, so memory stays at
-        about two checkpoints each however much history compaction has left."""
+        Only the best candidate so far and one being completed are kept per partition, so memory
+        stays at about two checkpoints each however much history compaction (or a forger) left."""
         wanted = {self.key(t, p): (t, p) for t, p in partitions}
         limits = {base: committed.get(tp) if exactly_once else None for base, tp in wanted.items()}
         best: dict[str, _Candidate] = {}
-        open_: dict[tuple[str, bytes], _Candidate] = {}
+        open_: dict[str, _Candidate] = {}
         for key, value, headers in self._scan({self._state_partition(base) for base in wanted}):
             base, _, index = key.rpartition("#")
-            if base not in wanted or not index.isdigit():
+            if base not in wanted or not (index.isascii() and index.isdigit() and len(index) <= 6):
                 continue
             if value is None:
                 continue
             h = dict(headers)
             try:
                 ident, chunks, offset = h[H_ID], int(h[H_CHUNKS]), int(h[H_OFFSET])
-            except (KeyError, ValueError):
+            except (KeyError, ValueError, TypeError):
                 continue
+            if not int(index) < chunks <= MAX_CHUNKS:
+                continue  # not a chunk driftline writes (a forged count would have the next write tombstone it all)
             self._chunks[base] = max(self._chunks.get(base, 0), chunks)  # tail chunks to tombstone later
             limit = limits[base]
             if limit is not None and offset > limit:
                 continue  # covers offsets never committed (an aborted transaction's)
-            cand = open_.setdefault((base, ident), _Candidate(offset, chunks))
+            # a checkpoint's chunks are written one after the other: one open candidate per partition is
+            # enough, and bounds what forged chunks can make the reader hold
+            cand = open_.get(base)
+            if cand is None or cand.ident != ident or cand.chunks != chunks or cand.offset != offset:
+                cand = open_[base] = _Candidate(offset, chunks, ident)
             cand.parts[int(index)] = value
             if len(cand.parts) == cand.chunks:
                 best[base] = cand  # read in write order: the newest complete one wins
-                del open_[(base, ident)]
+                del open_[base]
         out: dict[tuple[str, int], Restored] = {}
         for base, (topic, partition) in wanted.items():
             cand = best.get(base)

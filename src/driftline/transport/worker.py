@@ -45,7 +45,7 @@ from driftline.observability.metrics import WorkerMetrics
 from driftline.observability.server import MetricsServer
 from driftline.transport import kafka
 from driftline.transport.alert_feed import WORKER_HEADER, AlertFeed
-from driftline.transport.checkpoints import CheckpointStore
+from driftline.transport.checkpoints import CheckpointStore, Restored
 from driftline.transport.references import ReferenceFeed, ReferenceUpdate, load_profile_files
 
 __all__ = ["Worker", "pipeline_settings", "DEADLETTER_HEADERS"]
@@ -329,11 +329,17 @@ class Worker:
         found = self._checkpoints.read(to_read, committed, exactly_once=self._exactly_once) if self._checkpoints else {}
         for tp in to_read:
             restored = found.get(tp)
+            if restored is not None and restored.state is not None:
+                try:
+                    self.pipeline.restore(restored.state)
+                except Exception as exc:  # noqa: BLE001 - a well-formed but forged state may not fit: start clean
+                    self.pipeline.drop_partitions([tp])
+                    why = f"cannot take the state over: {type(exc).__name__}: {str(exc)[:200]}"
+                    restored = Restored(None, "rejected", why, restored.checkpoint_bytes)
             outcome = restored.outcome if restored is not None else "none"
             self.metrics.restores.labels(outcome).inc()
             if restored is not None and restored.state is not None:
                 state = restored.state
-                self.pipeline.restore(state)
                 starts[tp] = self._positions[tp] = self._checkpointed[tp] = state.offset
                 if committed.get(tp, -1) > state.offset:
                     self._mute[tp] = committed[tp]
@@ -342,8 +348,8 @@ class Worker:
                     "monitors": len(state.monitors), "replay_to": committed.get(tp)}})
                 continue
             if restored is not None and restored.outcome == "rejected":
-                log.warning("checkpoint rejected; the partition starts clean", extra={"ctx": {
-                    "partition": f"{tp[0]}[{tp[1]}]", "error": restored.error}})
+                log.warning("checkpoint rejected (it may be forged or corrupt); the partition starts clean",
+                            extra={"ctx": {"partition": f"{tp[0]}[{tp[1]}]", "error": restored.error}})
             if tp in committed:
                 starts[tp] = self._positions[tp] = committed[tp]
         return starts
