@@ -143,14 +143,14 @@ class ModelMonitor:
 
     # ------------------------------------------------------------ checkpoints
     def __getstate__(self) -> dict[str, object]:
-        """Pickled state: settings and the profile stay out (the profile by its id)."""
+        """Checkpointed state (read by driftline.state.codec): settings and the profile stay out (the profile by its id)."""
         state = self.__dict__.copy()
         state["settings"] = None
         state["profile"] = self.profile.id if self.profile is not None else None
         return state
 
     def reattach(self, settings: MonitorSettings, profile: ReferenceProfile | None) -> None:
-        """After unpickling: take the worker's settings and its profile of this model version.
+        """After a checkpoint is decoded: take the worker's settings and its profile of this model version.
 
         If the profile in force changed while the state was in a checkpoint,
         the monitor switches to it as it would have live.

@@ -312,7 +312,7 @@ class OutcomeMonitor:
         return state
 
     def reattach(self, settings: OutcomeSettings) -> None:
-        """After unpickling: the worker's settings (rules included) from now on."""
+        """After a checkpoint is decoded: the worker's settings (rules included) from now on."""
         self.settings = settings
         self.rules = settings.rules_for(self.model)
         self.configured = self.model in settings.rules
