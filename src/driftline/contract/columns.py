@@ -72,14 +72,21 @@ def columns(chunk: Sequence[LocatedEvent]) -> tuple[dict[tuple[str, str], Column
             last_group[0].append(idx)
             last_group[1].append(tuple(values.values()))
         n_source[source] = count
+        # (a name in several groups has one part per group, merged once at the end: merging group by
+        # group would cost time quadratic in the groups, which a producer varying its key order controls)
+        parts: dict[tuple[str, str], list[tuple[list[int], tuple[object, ...]]]] = {}
         for keys, (rows, tuples) in groups.items():
             transposed = list(zip(*tuples)) if keys else []
             for name, col_values in zip(keys, transposed):
-                col = out.get((source, name))
+                key = (source, name)
+                col = out.get(key)
                 if col is None:
-                    out[(source, name)] = Column(rows, list(col_values))
+                    out[key] = Column(rows, list(col_values))
                 else:
-                    merged = sorted(zip(col.rows + rows, col.values + list(col_values)), key=lambda rv: rv[0])
-                    col.rows = [r for r, _ in merged]
-                    col.values = [v for _, v in merged]
+                    if key not in parts:
+                        parts[key] = [(col.rows, tuple(col.values))]
+                    parts[key].append((rows, col_values))
+        for key, pieces in parts.items():
+            merged = sorted((rv for rows, values in pieces for rv in zip(rows, values)), key=lambda rv: rv[0])
+            out[key] = Column([r for r, _ in merged], [v for _, v in merged])
     return out, n_source

@@ -1,0 +1,48 @@
+"""Transposing events into columns: right whatever the key order, and linear in it."""
+
+from __future__ import annotations
+
+import time
+
+from hypothesis import given, settings, strategies as st
+
+from driftline.contract.columns import FEATURES, OUTPUTS, LocatedEvent, columns
+from driftline.contract.event import InferenceEvent
+
+
+def _event(offset: int, features: dict | None, outputs: dict | None = None) -> LocatedEvent:
+    return LocatedEvent(offset, InferenceEvent("m", "v", None, offset, features, outputs))
+
+
+def _naive(chunk):
+    out = {}
+    for idx, located in enumerate(chunk):
+        for source, values in ((FEATURES, located.event.features), (OUTPUTS, located.event.outputs)):
+            for name, value in (values or {}).items():
+                rows, vals = out.setdefault((source, name), ([], []))
+                rows.append(idx)
+                vals.append(value)
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.none(), st.dictionaries(st.sampled_from("abcde"), st.integers(), max_size=5)),
+                          st.one_of(st.none(), st.dictionaries(st.sampled_from("ab"), st.integers(), max_size=2))),
+                max_size=30))
+def test_columns_hold_every_value_in_row_order(rows):
+    chunk = [_event(i, f, o) for i, (f, o) in enumerate(rows)]
+    cols, n_source = columns(chunk)
+    assert {k: (c.rows, c.values) for k, c in cols.items()} == _naive(chunk)
+    assert n_source == {FEATURES: sum(f is not None for f, _ in rows), OUTPUTS: sum(o is not None for _, o in rows)}
+
+
+def test_a_key_order_that_changes_every_record_costs_no_more_than_a_constant_one():
+    """A producer that rotates its key order makes every record its own group: merging the groups
+    one by one took time quadratic in the records (1,000 records of 500 features: 12 s)."""
+    names = [f"f{i}" for i in range(300)]
+    rotated = [_event(j, {k: 1.0 for k in names[j % 300:] + names[:j % 300]}) for j in range(600)]
+    start = time.perf_counter()
+    cols, _ = columns(rotated)
+    elapsed = time.perf_counter() - start
+    assert cols[(FEATURES, "f7")].rows == list(range(600))
+    assert elapsed < 1.0, elapsed  # ~0.1 s; the quadratic merge took ~4 s
