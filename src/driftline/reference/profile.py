@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -30,6 +31,8 @@ from datasketches import kll_doubles_sketch
 
 from driftline.contract.columns import FEATURES, OUTPUTS
 from driftline.errors import ProfileError
+from driftline.state.checkpoint import CheckpointError
+from driftline.state.native import check_kll
 from driftline.stats.moments import Moments
 
 __all__ = [
@@ -135,32 +138,71 @@ class FeatureProfile:
 
     @classmethod
     def from_dict(cls, doc: dict[str, object]) -> "FeatureProfile":
+        """Read one feature entry, or raise :class:`ProfileError`.
+
+        A profile may come from anyone who can write the references topic, so
+        every number is checked to be what a builder could have written (counts
+        whole and within 0..2**63-1, moments finite, ``m2`` not negative), and
+        the sketch's bytes are checked by :func:`driftline.state.native.check_kll`
+        before DataSketches reads them (it trusts its input: mutated bytes
+        crash the process).
+        """
         try:
             name, source, kind = str(doc["name"]), str(doc["source"]), str(doc["type"])
             if source not in _SOURCES:
                 raise ProfileError(f"feature {name!r} has unknown source {source!r}")
-            out = cls(name, source, kind, int(doc["records"]), int(doc["count"]),  # type: ignore[arg-type]
-                      int(doc.get("non_finite", 0)), int(doc.get("type_mismatches", 0)))  # type: ignore[arg-type]
+            out = cls(name, source, kind, _count(doc["records"]), _count(doc["count"]),
+                      _count(doc.get("non_finite", 0)), _count(doc.get("type_mismatches", 0)))
             if kind == NUMERIC:
                 mom = doc["moments"]
                 assert isinstance(mom, dict)
-                n = int(mom["n"])
-                out.moments = Moments(n, float(mom["mean"]), float(mom["m2"]),
-                                      float(mom["min"]) if n else Moments().min, float(mom["max"]) if n else Moments().max)
-                out.sketch = kll_doubles_sketch.deserialize(base64.b64decode(str(doc["kll"]), validate=True))
+                n = _count(mom["n"])
+                out.moments = Moments(n, _finite(mom["mean"]), _finite(mom["m2"]),
+                                      _finite(mom["min"]) if n else Moments().min, _finite(mom["max"]) if n else Moments().max)
+                if out.moments.m2 < 0 or (n and not out.moments.min <= out.moments.max):
+                    raise ProfileError(f"feature {name!r}: moments are not those of any data")
+                data = base64.b64decode(str(doc["kll"]), validate=True)
+                try:
+                    check_kll(data)
+                except CheckpointError:
+                    raise ProfileError(f"feature {name!r}: the quantile sketch ('kll') is malformed") from None
+                out.sketch = kll_doubles_sketch.deserialize(data)
+                if out.count and out.sketch.is_empty():
+                    raise ProfileError(f"feature {name!r}: {out.count} values but an empty quantile sketch")
             elif kind == CATEGORICAL:
                 cats = doc["categories"]
                 assert isinstance(cats, dict)
-                out.categories = {str(k): int(v) for k, v in cats.items()}
+                out.categories = {str(k): _count(v) for k, v in cats.items()}
+                if out.count and not any(out.categories.values()):
+                    raise ProfileError(f"feature {name!r}: {out.count} values but no category counted")
             else:
                 raise ProfileError(f"feature {name!r} has unknown type {kind!r}")
         except ProfileError:
             raise
-        except (KeyError, TypeError, ValueError, AssertionError, RuntimeError) as exc:
-            raise ProfileError(f"malformed feature entry {doc.get('name')!r}: {exc!r}") from None
-        if out.count > out.records or out.count < 0:
+        except Exception as exc:  # whatever a forged entry trips over is a malformed entry
+            raise ProfileError(f"malformed feature entry {str(doc.get('name'))[:200]!r}: {type(exc).__name__}") from None
+        if out.count > out.records:
             raise ProfileError(f"feature {out.name!r}: count {out.count} is not within 0..records ({out.records})")
         return out
+
+
+#: Largest count a profile may hold (what JSON readers and the profile id's encoder take as an integer).
+_MAX_COUNT = 2**63 - 1
+
+
+def _count(value: object) -> int:
+    """A count of a profile: a whole number within 0..2**63-1 (a float that is whole is taken)."""
+    if type(value) is float and value.is_integer():
+        value = int(value)
+    if type(value) is not int or not 0 <= value <= _MAX_COUNT:
+        raise ProfileError(f"a count must be a whole number within 0..{_MAX_COUNT}, not {str(value)[:40]}")
+    return value
+
+
+def _finite(value: object) -> float:
+    if type(value) not in (int, float) or not math.isfinite(value):  # type: ignore[arg-type]
+        raise ProfileError(f"a moment must be a finite number, not {str(value)[:40]}")
+    return float(value)  # type: ignore[arg-type]
 
 
 def fold_categories(counts: dict[str, int], limit: int) -> dict[str, int]:
@@ -265,7 +307,7 @@ class ReferenceProfile:
             model, version = doc["model"], doc["model_version"]
             if not isinstance(model, str) or not isinstance(version, str) or not model or not version:
                 raise ProfileError("'model' and 'model_version' must be non-empty strings")
-            source_records = {s: int(doc["source_records"].get(s, 0)) for s in _SOURCES}
+            source_records = {s: _count(doc["source_records"].get(s, 0)) for s in _SOURCES}
             entries = doc["features"]
             if not isinstance(entries, list):
                 raise ProfileError("'features' must be a list")
@@ -275,14 +317,16 @@ class ReferenceProfile:
                     raise ProfileError("every entry of 'features' must be an object")
                 f = FeatureProfile.from_dict(entry)
                 features[(f.source, f.name)] = f
-            profile = cls(model, version, int(doc["records"]), source_records, features,
-                          doc.get("created_at"), [str(o) for o in doc.get("origin") or []])
+            created = doc.get("created_at")
+            profile = cls(model, version, _count(doc["records"]), source_records, features,
+                          created if isinstance(created, str) else None, [str(o) for o in doc.get("origin") or []])
+            profile_id = profile.id
         except ProfileError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ProfileError(f"malformed reference profile: missing or invalid {exc!s}") from None
+            raise ProfileError(f"malformed reference profile: missing or invalid {str(exc)[:200]}") from None
         stated = doc.get("id")
-        if stated is not None and stated != profile.id:
+        if stated is not None and stated != profile_id:
             raise ProfileError(f"reference profile id {stated!r} does not match its content ({profile.id!r}); "
                                f"the profile was altered or truncated")
         return profile

@@ -165,7 +165,9 @@ def _update(key: bytes | None, value: bytes | None) -> ReferenceUpdate:
     try:
         profile = ReferenceProfile.from_bytes(value)
     except ProfileError as exc:
-        return ReferenceUpdate(name, None, str(exc))
+        return ReferenceUpdate(name, None, str(exc)[:1000])
+    except Exception as exc:  # noqa: BLE001 - a record of the topic never stops the worker
+        return ReferenceUpdate(name, None, f"not a usable reference profile ({type(exc).__name__})")
     if name != profile.key:
         return ReferenceUpdate(name, None, f"record key {name!r} does not match the profile's model/version {profile.key!r}")
     return ReferenceUpdate(name, profile)
