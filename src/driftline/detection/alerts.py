@@ -23,6 +23,7 @@ whether or not a :meth:`AlertBook.tick` ran in between.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -36,6 +37,9 @@ __all__ = ["AlertBook", "alert_id", "FIRING", "RESOLVED", "ALERT_SCHEMA_VERSION"
 FIRING = "firing"
 RESOLVED = "resolved"
 ALERT_SCHEMA_VERSION = 1
+#: Keys other workers fired that one book holds at most (the oldest go first): the alerts topic is an input
+#: anyone with write access can fill, and an idle worker's clocks do not move to expire them.
+MAX_REMOTE_KEYS = 100_000
 
 
 def alert_id(finding: Finding, status: str, cooldown_ms: float = 0.0) -> str:
@@ -69,6 +73,11 @@ class AlertBook:
         self.resolve_after_ms = resolve_after_seconds * 1000.0
         self._keys: dict[str, _KeyState] = {}
         self.suppressed_total = 0
+        #: keys held only because another worker fired them, oldest first
+        self._remote: dict[str, None] = {}
+        #: the clocks of the last tick (model -> ms) and the newest of them
+        self._seen: Mapping[str, float] = {}
+        self._newest: float | None = None
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -92,16 +101,37 @@ class AlertBook:
             return out
         self._keys[finding.key] = _KeyState(finding, now_ms, now_ms, origin=(finding.window.topic, finding.window.partition),
                                             model=finding.model)
+        self._remote.pop(finding.key, None)
         out.append(render(finding, FIRING, self.cooldown_ms))
         return out
 
     def note_remote(self, key: str, fired_at_ms: float) -> bool:
         """Another worker fired ``key`` at event time ``fired_at_ms``: hold its findings here in
-        cooldown too (a hot model's partitions on several workers).  False if nothing changed."""
+        cooldown too (a hot model's partitions on several workers).  False if nothing changed.
+
+        The alerts topic is an input like any other: a firing dated further ahead than one cooldown
+        of this book's clock for the key's model (or its newest clock) counts as fired then, so a
+        record dated year 9999 holds a key for two cooldowns at most, not forever; and at most
+        :data:`MAX_REMOTE_KEYS` keys are held for other workers.
+        """
+        if not math.isfinite(fired_at_ms):
+            return False
+        model = _key_model(key)
+        now = self._seen.get(model, self._newest)
+        if now is not None:
+            fired_at_ms = min(fired_at_ms, now + self.cooldown_ms)
         state = self._keys.get(key)
         if state is not None and (state.firing is not None or state.fired_at_ms >= fired_at_ms):
             return False
-        self._keys[key] = _KeyState(None, fired_at_ms, fired_at_ms, origin=None, model=_key_model(key))
+        self._keys[key] = _KeyState(None, fired_at_ms, fired_at_ms, origin=None, model=model)
+        self._remote.pop(key, None)
+        self._remote[key] = None
+        while len(self._remote) > MAX_REMOTE_KEYS:
+            oldest = next(iter(self._remote))
+            del self._remote[oldest]
+            held = self._keys.get(oldest)
+            if held is not None and held.origin is None and held.firing is None:
+                del self._keys[oldest]
         return True
 
     # ------------------------------------------------------------ checkpoints
@@ -116,6 +146,7 @@ class AlertBook:
             mine = self._keys.get(key)
             if mine is None or state.fired_at_ms > mine.fired_at_ms:
                 self._keys[key] = state
+                self._remote.pop(key, None)
 
     def forget(self, partitions: set[tuple[str, int]]) -> None:
         """Drop the keys opened by these partitions (they moved to another worker with their checkpoint)."""
@@ -146,19 +177,27 @@ class AlertBook:
         resolved: list[dict[str, object]] = []
         if isinstance(now_ms, Mapping):
             clocks, newest = now_ms, max(now_ms.values(), default=None)
+            self._seen, self._newest = dict(now_ms), newest
         else:
             clocks, newest = None, now_ms
+            self._seen, self._newest = {}, now_ms
         for key in list(self._keys):
             state = self._keys[key]
             now = newest if clocks is None else clocks.get(state.model)  # type: ignore[arg-type]
+            if state.origin is None and state.firing is None:  # held for another worker (see note_remote)
+                ahead = (now if now is not None else newest)
+                if ahead is not None and state.fired_at_ms > ahead + self.cooldown_ms:
+                    state.fired_at_ms = state.last_seen_ms = ahead + self.cooldown_ms
             if now is None:
                 if state.firing is None and newest is not None and newest - state.fired_at_ms >= self.cooldown_ms:
                     del self._keys[key]
+                    self._remote.pop(key, None)
                 continue
             if state.firing is not None and now - state.last_seen_ms >= self.resolve_after_ms:
                 resolved.append(self._resolve(state))
             if state.firing is None and now - state.fired_at_ms >= self.cooldown_ms:
                 del self._keys[key]
+                self._remote.pop(key, None)
         return resolved
 
 

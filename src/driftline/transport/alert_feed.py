@@ -23,6 +23,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
 from driftline.config import Settings
+from driftline.contract.event import MAX_EVENT_MS
 from driftline.detection.published import alert_key
 from driftline.transport import kafka
 
@@ -96,14 +97,30 @@ class AlertFeed:
         self._consumer.close()
 
 
+_NAMES = ("model", "model_version", "feature", "detector")
+
+
 def _firing(value: bytes | None) -> RemoteFiring | None:
-    """The key and event time of a firing alert record; None for anything else."""
+    """The key and event time of a firing alert record; None for anything else.
+
+    Anyone who can write the alerts topic can put anything there: a record is
+    only taken as a firing when it has the shape a worker writes (names as
+    strings, an RFC 3339 ``event_time`` with offset, from 1970 to 9999).
+    """
     try:
         alert = orjson.loads(value or b"")
-        if alert.get("status") != "firing" or not alert.get("event_time"):
+        if type(alert) is not dict or alert.get("status") != "firing":
+            return None
+        event_time = alert.get("event_time")
+        if type(event_time) is not str or len(event_time) > 64 or not all(type(alert.get(f)) is str for f in _NAMES):
+            return None
+        moment = datetime.fromisoformat(event_time.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            return None
+        when = moment.timestamp() * 1000.0
+        if not 0 <= when <= MAX_EVENT_MS:
             return None
         key = alert_key(alert)
-        when = datetime.fromisoformat(str(alert["event_time"]).replace("Z", "+00:00")).timestamp() * 1000.0
-    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
+    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError, OverflowError):
         return None
     return RemoteFiring(key, when)
