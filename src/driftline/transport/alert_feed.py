@@ -86,8 +86,9 @@ class AlertFeed:
                 if err.code() != KafkaError._PARTITION_EOF:
                     log.debug("alert feed error", extra={"ctx": {"error": err.str()}})
                 continue
-            if dict(msg.headers() or ()).get(WORKER_HEADER) == self.worker_id:
-                continue
+            headers = kafka.record_headers(msg)
+            if headers is None or dict(headers).get(WORKER_HEADER) == self.worker_id:
+                continue  # (headers a worker cannot have written: not an alert of a worker)
             firing = _firing(msg.value())
             if firing is not None:
                 out.append(firing)

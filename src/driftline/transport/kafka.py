@@ -7,6 +7,7 @@ exceptions are turned into :mod:`driftline.errors` here.
 from __future__ import annotations
 
 import logging
+import operator
 import re
 import time
 from typing import Any, Callable, Iterable, Iterator
@@ -20,7 +21,7 @@ from driftline.config_errors import kafka_property_ways
 from driftline.errors import BrokerUnreachableError, ConfigError, KafkaFailure
 from driftline.redact import REDACTED, bounded, escape, is_secret_property, scrub
 
-__all__ = ["make_admin", "make_consumer", "make_producer", "make_reader", "ReadToEnd", "json_objects", "partition_counts", "check_labels_topic", "check_broker", "ensure_topics", "OUTPUT_TOPIC_CONFIGS"]
+__all__ = ["make_admin", "make_consumer", "make_producer", "make_reader", "ReadToEnd", "json_objects", "record_headers", "partition_counts", "check_labels_topic", "check_broker", "ensure_topics", "OUTPUT_TOPIC_CONFIGS"]
 
 log = logging.getLogger("driftline.kafka")
 
@@ -159,6 +160,27 @@ def make_reader(settings: Settings, *, group_id: str, client_id: str, follow: bo
         conf.setdefault("fetch.wait.max.ms", READ_TO_END_FETCH_WAIT_MS)
     return _client(Consumer, conf, "reader", settings,
                    sources={"group.id": f"the setting group_id (a reader's group is {escape(bounded(group_id, 80))})"})
+
+
+def record_headers(msg: Message) -> tuple[tuple[str, bytes | None], ...] | None:
+    """The headers of a consumed record, or None when the client cannot read them.
+
+    A header *name* that is not valid UTF-8 (any producer can write one: the
+    protocol carries bytes) makes confluent-kafka's ``Message.headers()``
+    return with a ``UnicodeDecodeError`` still set; the record itself is fine.
+    Called as ``msg.headers()`` from a loop that CPython 3.11 has specialised,
+    the call is not checked and the pending error surfaces as ``SystemError``
+    at the next unrelated C call, outside any ``try`` around this one
+    (measured: after ~300 records).  ``methodcaller`` goes through the checked
+    call path, so the error is raised (and caught) here.
+    """
+    try:
+        return tuple(_headers(msg) or ())
+    except Exception:  # noqa: BLE001 - SystemError wrapping UnicodeDecodeError
+        return None
+
+
+_headers = operator.methodcaller("headers")
 
 
 def json_objects(messages: Iterable[Message]) -> Iterator[tuple[Message, dict]]:
