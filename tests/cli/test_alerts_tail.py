@@ -52,3 +52,11 @@ def test_tail_from_the_beginning_with_a_filter(broker, capsys):
                  "--from-beginning", "--status", "firing", "--timeout", "5"]) == 0
     out = capsys.readouterr().out
     assert "churn/v1 prediction" in out and "Resolved" not in out
+
+
+@pytest.mark.parametrize("field", ["event_time", "severity", "status", "model", "summary", "detected_at", "kind"])
+@pytest.mark.parametrize("value", [None, 0, 1e308, [], [1, ["\x1b[2J"]], {}, {"a": {"b": 1}}, True, "x" * 10_000])
+def test_an_alert_of_any_shape_is_one_line(field, value):
+    """Anyone can write the alerts topic: a severity or event_time that is not a string stopped ``alerts tail``."""
+    line = format_alert({**ALERTS[0], field: value}).plain
+    assert "\n" not in line and "\x1b" not in line

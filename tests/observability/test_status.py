@@ -2,7 +2,7 @@
 
 import itertools
 
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from driftline.observability.status import active_alerts, monitored_features, monitored_models, partition_lag
 
@@ -123,3 +123,46 @@ def test_lag_is_log_end_minus_committed_never_negative():
     assert latest[0]["lag"] is None  # auto_offset_reset latest: the group would skip what is there
     unknown = partition_lag([("in", 0)], committed={("in", 0): 5}, log_end={})
     assert unknown[0]["lag"] is None and unknown[0]["committed"] == 5
+
+
+# ------------------------------------------------- records of any shape (the topics are inputs too)
+_json = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**64 - 1), st.floats(allow_nan=False),
+                               st.text(max_size=5)),
+                     lambda inner: st.one_of(st.lists(inner, max_size=2), st.dictionaries(st.text(max_size=3), inner, max_size=2)),
+                     max_leaves=4)
+_SUMMARY = {"type": "window_summary", "model": "m", "model_version": "v", "feature": "x", "source": "features",
+            "feature_type": "numeric", "reference": "warmup", "records": 10, "missing": 1, "warmed_up": True,
+            "window": {"topic": "in", "partition": 0, "last_event_time": "2026-01-01T00:00:00.000Z"}, "drift": {"psi": 0.3}}
+_ALERT = {"alert_id": "a", "status": "firing", "model": "m", "model_version": "v", "feature": "x", "detector": "psi",
+          "severity": "warning", "event_time": "2026-01-01T00:00:00.000Z"}
+
+
+def _forged(base: dict, changes: dict) -> dict:
+    out = {**base, "window": dict(base.get("window", {}))}
+    for field, value in changes.items():
+        if field.startswith("window.") and isinstance(out["window"], dict):
+            out["window"][field[7:]] = value
+        elif value is _DROP:
+            out.pop(field, None)
+        else:
+            out[field] = value
+    return out
+
+
+_DROP = object()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.sampled_from(sorted(_SUMMARY) + ["window.partition", "window.topic", "window.last_event_time"]),
+                       st.one_of(_json, st.just(_DROP)), max_size=4),
+       st.dictionaries(st.sampled_from(sorted(_ALERT) + ["window", "kind", "summary"]), st.one_of(_json, st.just(_DROP)),
+                       max_size=4))
+def test_summaries_and_alerts_of_any_shape_never_stop_status(summary_changes, alert_changes):
+    """A forged record on the metrics or alerts topic (``window.partition`` a string, ``records`` a list,
+    no ``model``...) used to raise in ``driftline status``."""
+    summaries = [_SUMMARY, _forged(_SUMMARY, summary_changes)]
+    monitored_models(monitored_features(summaries))
+    alerts = active_alerts([_ALERT, _forged(_ALERT, alert_changes)])
+    from driftline.cli.status import firing_detectors
+
+    firing_detectors(alerts)

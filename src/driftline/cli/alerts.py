@@ -40,9 +40,10 @@ def format_alert(alert: dict[str, object]) -> Text:
     alert = {k: escape(v) if isinstance(v, str) else v for k, v in alert.items()}
     status = str(alert.get("status", "?"))
     line = Text()
-    line.append(f"{alert.get('event_time') or alert.get('detected_at') or '-':24} ", style="dim")
+    # (every field as text: a record on the alerts topic can hold any JSON value anywhere)
+    line.append(f"{str(alert.get('event_time') or alert.get('detected_at') or '-'):24} ", style="dim")
     line.append(f"{status.upper():8} ", style=_COLOURS.get(status, ""))
-    line.append(f"{alert.get('severity', '-'):8} ", style="yellow" if alert.get("severity") == "critical" else "")
+    line.append(f"{str(alert.get('severity', '-')):8} ", style="yellow" if alert.get("severity") == "critical" else "")
     line.append(f"{alert.get('model')}/{alert.get('model_version')} {alert.get('feature')} ", style="bold")
     line.append(f"{alert.get('kind')}/{alert.get('detector')}: ")
     line.append(str(alert.get("summary", "")))

@@ -156,15 +156,23 @@ def collect(settings: Settings, *, timeout: float = 30.0, since_seconds: float =
     since_ms = int((time.time() - since_seconds) * 1000) if since_seconds > 0 else None
     features = monitored_features(read(settings.metrics_topic, since_ms, "metrics_topic"))
     alerts = active_alerts(read(settings.alerts_topic, None, "alerts_topic"))
-    firing: dict[tuple[str, str, str], list[str]] = {}
-    for a in alerts:
-        firing.setdefault((str(a["model"]), str(a["model_version"]), str(a["feature"])), []).append(str(a["detector"]))
+    firing = firing_detectors(alerts)
     for row in features:
         row["firing"] = sorted(firing.get((row["model"], row["model_version"], row["feature"]), []))
     return {"bootstrap_servers": settings.bootstrap_servers, "group": group, "partitions": lag,
             "total_lag": sum(r["lag"] for r in lag if r["lag"] is not None),
             "models": monitored_models(features), "features": features, "active_alerts": alerts,
             "read": reads, "summaries_since_seconds": since_seconds or None, "notes": notes}
+
+
+def firing_detectors(alerts: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[str]]:
+    """(model, model_version, feature) → detectors firing, from the active alerts (a record on the
+    alerts topic may lack any field or hold any JSON value in it)."""
+    firing: dict[tuple[str, str, str], list[str]] = {}
+    for a in alerts:
+        firing.setdefault((str(a.get("model")), str(a.get("model_version")), str(a.get("feature"))), []).append(
+            str(a.get("detector")))
+    return firing
 
 
 def _fmt(value: object, spec: str) -> str:

@@ -92,6 +92,11 @@ def active_alerts(alerts: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return sorted(state.values(), key=lambda a: (a.get("severity") != "critical", a["alert_key"]))
 
 
+def _count(value: object, default: int = 0) -> int:
+    """A count or partition number of a record, else ``default`` (a record may hold any JSON value)."""
+    return value if type(value) is int else default
+
+
 def _number(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -136,13 +141,13 @@ def monitored_features(summaries: Iterable[Mapping[str, Any]]) -> list[dict[str,
         if s.get("type", "window_summary") != "window_summary" or "feature" not in s:
             continue
         window = s.get("window") if isinstance(s.get("window"), Mapping) else {}
-        where = (str(window.get("topic", "")), int(window.get("partition", -1)))
+        where = (str(window.get("topic", "")), _count(window.get("partition"), -1))
         newest.setdefault((str(s.get("model")), str(s.get("model_version")), str(s["feature"])), {})[where] = s
     rows = []
     for (model, version, feature), by_partition in sorted(newest.items()):
         windows = [by_partition[p] for p in sorted(by_partition)]
-        records = sum(int(w.get("records") or 0) for w in windows)
-        missing = sum(int(w.get("missing") or 0) for w in windows)
+        records = sum(_count(w.get("records")) for w in windows)
+        missing = sum(_count(w.get("missing")) for w in windows)
         stats: dict[str, list[float]] = {}
         for w in windows:
             drift = w.get("drift") if isinstance(w.get("drift"), Mapping) else {}
