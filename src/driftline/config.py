@@ -124,7 +124,7 @@ class Settings(BaseSettings):
     max_record_bytes: int = Field(1_000_000, ge=64, description="Larger record values are dead-lettered (reason too_large).")
     max_name_chars: int = Field(256, ge=32, le=1024, description="Longest feature or output name kept as it is; a longer one (or one not valid UTF-8) is a data-quality finding (invalid_name) and is monitored under its first characters, '~' and 12 hex digits of its SHA-256.")
     max_category_chars: int = Field(256, ge=32, le=1024, description="Longest category value, string label or event id kept as it is; longer ones (or ones not valid UTF-8) are kept as their first characters, '~' and 12 hex digits of their SHA-256 (category values: a data-quality finding, invalid_category).")
-    max_event_time_skew_seconds: float = Field(3600.0, ge=0, description="A record whose event time is further ahead of its Kafka timestamp than this is a data-quality finding (event_time_skew) and gets its Kafka timestamp as event time; 0 = no check.")
+    max_event_time_skew_seconds: float = Field(3600.0, ge=0, description="A record whose event time is further ahead of its Kafka timestamp (or of the worker's clock) than this is a data-quality finding (event_time_skew) and gets its Kafka timestamp as event time; 0 = no check.")
 
     # --- Detection ---------------------------------------------------------
     warmup: int = Field(2000, ge=50, description="Values per feature that form its warm-up reference (no drift alerts before).")

@@ -188,6 +188,18 @@ def test_an_event_time_far_ahead_of_the_kafka_timestamp_is_a_finding_and_gets_th
     published(result)
 
 
+def test_a_record_dated_year_9999_in_both_its_field_and_its_kafka_timestamp_resolves_nothing_of_its_own_model():
+    p = pipeline()
+    firing = p.process([good(i) for i in range(49)] +
+                       [rec(f'{{"model": "m", "timestamp": {T0 + 500}, "features": {{"x": "text"}}}}', 49)]).alerts
+    assert any(a["status"] == FIRING and a["detector"] == Check.TYPE_CHANGE for a in firing)
+    year_9999 = 253402300799000
+    later = p.process([rec('{"model": "m", "timestamp": "9999-12-31T23:59:59Z", "features": {"x": 1.0}}', 50, ts=year_9999)])
+    assert not [a for a in later.alerts if a["status"] == RESOLVED]
+    assert quality(later, Check.EVENT_TIME_SKEW) == 1  # ahead of the worker's clock: a finding, not a clock jump
+    assert p._clocks["m"] < year_9999
+
+
 def test_a_kafka_timestamp_no_event_time_can_have_is_ignored():
     result = pipeline().process([rec('{"model": "m", "features": {"x": 1.0}}', ts=10**16)])  # year 318857
     assert not result.dead_letters and result.event_time_ms == {}

@@ -37,10 +37,14 @@ OVERFLOW_FEATURE = "feature"
 TIMESTAMP = "timestamp"
 
 
-def _skew(skewed: dict, key: object, rec: SourceRecord, sent_ms: int) -> None:
+def _ms(clock: float | None) -> int | None:
+    return None if clock is None else int(clock)
+
+
+def _skew(skewed: dict, key: object, rec: SourceRecord, sent_ms: int, used_ms: int) -> None:
     entry = skewed.get(key)
     if entry is None:
-        skewed[key] = [1, rec, sent_ms]
+        skewed[key] = [1, rec, sent_ms, used_ms]
     else:
         entry[0] += 1
 
@@ -163,18 +167,23 @@ class Pipeline:
         outcome_items: list[tuple[SourceRecord, object]] = []
         #: route (or label model) -> [records whose event time was too far ahead, the first of them, its event time]
         skewed: dict[object, list] = {}
+        # Nothing real happens further ahead of this worker's clock than the skew: an event time (or a
+        # Kafka timestamp, which producers set too) beyond it would move the model's clock for good.
+        now_ms = int(self._clock() * 1000.0)
+        future_ms = now_ms + skew_ms if skew_ms else MAX_EVENT_MS
         for rec in records:
             topic, partition, offset, ts, _, value, _ = rec
-            if ts is not None and not 0 <= ts <= MAX_EVENT_MS:
+            if ts is not None and not 0 <= ts <= min(MAX_EVENT_MS, future_ms):
                 ts = None  # a Kafka timestamp no event time can have: as if it had none
             if topic == labels_topic:
                 label = decode_label(value, max_bytes=max_bytes, record_timestamp_ms=ts, max_text_chars=max_text)
                 if type(label) is DecodeError:
                     dead.append(DeadLetter(rec, label.reason, label.detail))
                     continue
-                if skew_ms and ts is not None and label[4] is not None and label[4] - ts > skew_ms:
-                    _skew(skewed, label[0], rec, label[4])
-                    label = label._replace(timestamp_ms=ts)
+                if skew_ms and label[4] is not None and (label[4] > future_ms or ts is not None and label[4] - ts > skew_ms):
+                    used = ts if ts is not None else _ms(self._clocks.get(label[0]))  # the model's clock, not moved
+                    _skew(skewed, label[0], rec, label[4], used)
+                    label = label._replace(timestamp_ms=used)
                 outcome_items.append((rec, label))
                 continue
             decoded = decode_event(value, max_bytes=max_bytes, record_timestamp_ms=ts, max_text_chars=max_text)
@@ -182,10 +191,11 @@ class Pipeline:
                 dead.append(DeadLetter(rec, decoded.reason, decoded.detail))
                 continue
             key = (topic, partition, decoded[0], decoded[1])
-            if skew_ms and ts is not None and decoded[3] is not None and decoded[3] - ts > skew_ms:
-                # too far ahead of the record's own timestamp: that is its event time instead
-                _skew(skewed, key, rec, decoded[3])
-                decoded = build(InferenceEvent, (decoded[0], decoded[1], decoded[2], ts, decoded[4], decoded[5]))
+            if skew_ms and decoded[3] is not None and (decoded[3] > future_ms or ts is not None and decoded[3] - ts > skew_ms):
+                # too far ahead of the record's own timestamp (or of this worker's clock): that is its event time instead
+                used = ts if ts is not None else _ms(self._clocks.get(decoded[0]))  # the model's clock, not moved
+                _skew(skewed, key, rec, decoded[3], used)
+                decoded = build(InferenceEvent, (decoded[0], decoded[1], decoded[2], used, decoded[4], decoded[5]))
             if key != last_key:
                 bucket = routed.get(key)  # type: ignore[assignment]
                 if bucket is None:
@@ -228,17 +238,17 @@ class Pipeline:
             result.alerts.extend(self.alerts.tick(self._clocks))
         return result
 
-    def _skew_finding(self, model: str, version: str, count: int, rec: SourceRecord, sent_ms: int) -> Finding:
-        """The data-quality finding of records whose event time was too far ahead of their Kafka timestamp."""
-        ts = rec.timestamp_ms
+    def _skew_finding(self, model: str, version: str, count: int, rec: SourceRecord, sent_ms: int, ts: int | None) -> Finding:
+        """The data-quality finding of records whose event time was too far ahead of their Kafka timestamp
+        (or of this worker's clock); ``ts`` is the event time they were given instead."""
         skew_s = self.settings.max_event_time_skew_seconds
-        ahead = (sent_ms - ts) / 1000.0  # type: ignore[operator]
+        ahead = (sent_ms - (ts if ts is not None else self._clock() * 1000.0)) / 1000.0
         return Finding(
             model=model, model_version=version, feature=TIMESTAMP, source=Source.RECORD, kind=Kind.DATA_QUALITY,
             detector=Check.EVENT_TIME_SKEW, severity=Severity.WARNING, statistic=ahead, threshold=skew_s,
             summary=(f"[{model} {version}] {count} record(s) had a timestamp more than {skew_s:g} s ahead of their "
-                     f"Kafka timestamp (the first, at offset {rec.offset}, by {ahead:.0f} s); their Kafka timestamp "
-                     f"is used as their event time instead. Check the producer's clock and time unit."),
+                     f"Kafka timestamp or of the worker's clock (the first, at offset {rec.offset}, by {ahead:.0f} s); "
+                     f"their Kafka timestamp (or the model's latest event time) is used instead. Check the producer's clock and time unit."),
             window=WindowSpan(rec.topic, rec.partition, rec.offset, rec.offset, ts, ts), event_time_ms=ts,
             details={"records": count},
         )
