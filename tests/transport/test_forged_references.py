@@ -130,3 +130,34 @@ def test_the_genuine_profile_is_applied_and_monitored():
         for i in range(400)]
     result = pipeline.process(records)
     assert {s["reference"] for s in result.summaries} == {update.profile.name}
+
+
+@pytest.mark.parametrize("model, version", [("m" * 300, "v1"), ("\ud800", "v1"), ("m", "v" * 257)])
+def test_a_profile_named_as_no_record_could_be_is_a_rejected_update(model, version):
+    doc = {**copy.deepcopy(GENUINE), "model": model, "model_version": version}
+    update = _update(f"{model}/{version}".encode("utf-8", "surrogatepass"), _dumps(doc))
+    assert update.profile is None and update.error
+    assert len(update.key) <= 200 and len(update.error) < 1000
+
+
+def _dumps(doc: dict) -> bytes:
+    import json
+    return json.dumps(doc).encode()  # json writes lone surrogates as \ud800 escapes, as a forger would
+
+
+def test_profiles_beyond_max_models_are_rejected_and_a_withdrawal_frees_a_place():
+    from driftline.config import load_settings
+    from driftline.transport.references import ReferenceFeed, ReferenceUpdate
+
+    feed = ReferenceFeed.__new__(ReferenceFeed)  # no consumer: only the admission rule
+    feed.settings = load_settings(bootstrap_servers="x:1", max_models=2)
+    feed._keys = set()
+    genuine = _update(b"m/v1", orjson.dumps(GENUINE)).profile
+    assert genuine is not None
+    updates = [ReferenceUpdate(f"m{i}/v1", genuine) for i in range(3)]
+    admitted = feed._admit(updates)
+    assert [u.profile is not None for u in admitted] == [True, True, False]
+    assert "max_models" in (admitted[2].error or "")
+    assert feed._admit([ReferenceUpdate("m0/v1", genuine)])[0].profile is not None  # a replacement is no new place
+    feed._admit([ReferenceUpdate("m0/v1", None)])  # withdrawn
+    assert feed._admit([ReferenceUpdate("m2/v1", genuine)])[0].profile is not None

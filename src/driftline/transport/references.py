@@ -19,6 +19,8 @@ from typing import NamedTuple
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from driftline.config import Settings
+from driftline.contract.decode import _MAX_NAME as MAX_NAME
+from driftline.contract.names import is_utf8, plain
 from driftline.errors import ConfigError, DeliveryError, ProfileError
 from driftline.reference.profile import ReferenceProfile
 from driftline.transport import kafka
@@ -103,6 +105,25 @@ class ReferenceFeed:
                                                      client_id="driftline-references", follow=True)
         self._assigned = False
         self._next_look = 0.0
+        #: keys of the profiles in force: at most max_models, like the models they are for
+        self._keys: set[str] = set()
+
+    def _admit(self, updates: list[ReferenceUpdate]) -> list[ReferenceUpdate]:
+        """Profiles beyond ``max_models`` distinct keys are rejected (a flood of keys cannot grow memory
+        or the ``driftline_reference_info`` series without bound); a withdrawal frees its place."""
+        out = []
+        cap = self.settings.max_models
+        for update in updates:
+            if update.error is None and update.profile is None:
+                self._keys.discard(update.key)
+            elif update.profile is not None:
+                if update.key not in self._keys and len(self._keys) >= cap:
+                    update = ReferenceUpdate(update.key, None, f"more than max_models ({cap}) reference profiles: "
+                                                               "not applied (withdraw one, or raise max_models)")
+                else:
+                    self._keys.add(update.key)
+            out.append(update)
+        return out
 
     def start(self, existing_topics: set[str]) -> list[ReferenceUpdate]:
         """Assign every partition of the topic from the beginning and read what is there."""
@@ -116,7 +137,7 @@ class ReferenceFeed:
         records = kafka.ReadToEnd(self._consumer, self._starts(), self.settings.broker_timeout_seconds,
                                   on_error=lambda err: log.warning("references consumer error",
                                                                    extra={"ctx": {"error": err.str()}}))
-        updates = [_update(msg.key(), msg.value()) for msg in records]
+        updates = self._admit([_update(msg.key(), msg.value()) for msg in records])
         if records.pending:
             log.warning("references topic not read to its end at start-up; the rest applies as it arrives",
                         extra={"ctx": {"partitions": sorted(records.pending)}})
@@ -152,7 +173,7 @@ class ReferenceFeed:
                 updates.append(_update(msg.key(), msg.value()))
             elif err.code() != KafkaError._PARTITION_EOF:
                 log.warning("references consumer error", extra={"ctx": {"error": err.str()}})
-        return updates
+        return self._admit(updates)
 
     def close(self) -> None:
         self._consumer.close()
@@ -160,6 +181,7 @@ class ReferenceFeed:
 
 def _update(key: bytes | None, value: bytes | None) -> ReferenceUpdate:
     name = key.decode("utf-8", "replace") if key is not None else ""
+    shown = plain(name, 200)
     if value is None:
         return ReferenceUpdate(name, None)
     try:
@@ -168,6 +190,11 @@ def _update(key: bytes | None, value: bytes | None) -> ReferenceUpdate:
         return ReferenceUpdate(name, None, str(exc)[:1000])
     except Exception as exc:  # noqa: BLE001 - a record of the topic never stops the worker
         return ReferenceUpdate(name, None, f"not a usable reference profile ({type(exc).__name__})")
+    for what, text in (("model", profile.model), ("model_version", profile.model_version)):
+        if not text or len(text) > MAX_NAME or not is_utf8(text):
+            return ReferenceUpdate(shown, None, f"the profile's {what} must be a string of 1 to {MAX_NAME} characters "
+                                                "of valid UTF-8, as in inference records")
     if name != profile.key:
-        return ReferenceUpdate(name, None, f"record key {name!r} does not match the profile's model/version {profile.key!r}")
+        return ReferenceUpdate(shown, None, f"record key {shown!r} does not match the profile's model/version "
+                                            f"{plain(profile.key, 200)!r}")
     return ReferenceUpdate(name, profile)
