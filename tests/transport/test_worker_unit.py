@@ -6,7 +6,9 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from driftline.config import load_settings
-from driftline.transport.worker import EXIT_STALLED, STALL_GRACE_SECONDS, Worker, pipeline_settings, stall_reason
+from driftline.errors import ProducerFencedError
+from driftline.transport.worker import (ATTEMPT_SECONDS, EXIT_STALLED, STALL_GRACE_SECONDS, Worker, pipeline_settings,
+                                       stall_reason)
 
 
 def test_not_ready_before_assignment():
@@ -40,7 +42,7 @@ def test_transaction_call_retries_retriable_errors_and_marks_the_call_under_way(
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "timed out", retriable=True))
 
     worker._transaction_call("commit_transaction", flaky)
-    assert seen == [("commit_transaction", 45.0)] * 3
+    assert seen == [("commit_transaction", ATTEMPT_SECONDS)] * 3  # short attempts: a stop is seen between them
     assert worker._blocked[0] is None and worker.stalled() is None and worker.alive() == (True, "ok")
 
 
@@ -48,13 +50,27 @@ def test_transaction_call_raises_other_errors_at_once():
     worker = Worker(load_settings(metrics_port=0))
     calls = []
 
-    def fenced(timeout: float) -> None:
+    def refused(timeout: float) -> None:
         calls.append(timeout)
-        raise KafkaException(KafkaError(KafkaError._FENCED, "fenced", fatal=True))
+        raise KafkaException(KafkaError(KafkaError.INVALID_TXN_STATE, "invalid state", fatal=False))
 
     with pytest.raises(KafkaException):
-        worker._transaction_call("commit_transaction", fenced)
+        worker._transaction_call("commit_transaction", refused)
     assert len(calls) == 1 and worker._blocked[0] is None
+
+
+@pytest.mark.parametrize("code", [KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH])
+def test_a_fenced_producer_is_fatal_in_one_line(code):
+    worker = Worker(load_settings(metrics_port=0, transactional_id="tid-1"))
+
+    def fenced(timeout: float) -> None:
+        raise KafkaException(KafkaError(code, "This instance has been fenced\nby a newer instance", fatal=True))
+
+    with pytest.raises(ProducerFencedError) as info:
+        worker._transaction_call("commit_transaction", fenced)
+    text = str(info.value)
+    assert "\n" not in text and "'tid-1'" in text and "fenced" in text and "DRIFTLINE_TRANSACTIONAL_ID" in text
+    assert worker._abandon  # nothing more is written (no checkpoint at the revoke that follows)
 
 
 def test_a_call_blocked_past_its_timeout_makes_the_worker_not_alive():

@@ -10,13 +10,15 @@ import orjson
 
 from driftline import __version__
 from driftline.config import Settings, load_settings
-from driftline.errors import BrokerUnreachableError, ConfigError, DriftlineError
+from driftline.errors import BrokerUnreachableError, ConfigError, DriftlineError, ProducerFencedError
 
 __all__ = ["main"]
 
 EXIT_CONFIG = 2
 EXIT_BROKER = 3
 EXIT_FAILURE = 1
+#: another worker took over this worker's transactional id (driftline.transport.worker.EXIT_FENCED)
+EXIT_FENCED = 4
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -290,6 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokerUnreachableError as exc:
         print(f"driftline: {exc}", file=sys.stderr)
         return EXIT_BROKER
+    except ProducerFencedError as exc:
+        print(f"driftline: {exc}", file=sys.stderr)
+        return EXIT_FENCED
     except DriftlineError as exc:
         print(f"driftline: {exc}", file=sys.stderr)
         return EXIT_FAILURE
