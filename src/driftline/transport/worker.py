@@ -92,6 +92,8 @@ EXIT_FENCED = 4
 #: ``WATCHDOG_MARGIN_SECONDS`` later.  Below Kubernetes' default terminationGracePeriodSeconds (30).
 SHUTDOWN_GRACE_SECONDS = 20.0
 WATCHDOG_MARGIN_SECONDS = 5.0
+#: After a stop request, a Kafka call still running this long past its own timeout is abandoned (hung).
+HUNG_CALL_SECONDS = 1.0
 #: Smallest checkpoint chunk, however little the state topic takes.
 MIN_CHUNK_BYTES = 16 * 1024
 #: Longest text of a log field taken from a record (names, alert summaries, errors).
@@ -174,6 +176,7 @@ class Worker:
         self._stop_at = 0.0
         #: set when :meth:`run` has returned (or raised)
         self._finished = threading.Event()
+        self._threads: list[threading.Thread] = []
         self._producer: Any = None
         self._consumer: Any = None
         self._assigned: set[tuple[str, int]] = set()
@@ -259,6 +262,14 @@ class Worker:
                                 extra={"ctx": {"call": str(exc)}})
         finally:
             self._finished.set()
+            for thread in self._threads:  # they end at once now (and must not outlive the worker's objects)
+                thread.join(1.0)
+            self._threads = []
+
+    def _thread(self, target: Callable[..., None], name: str, *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
 
     def _run(self, stack: ExitStack, install_signal_handlers: bool, exit_on_stall: bool) -> None:
         s = self.settings
@@ -271,7 +282,7 @@ class Worker:
         self._serve(stack)
         self._claim_identity(stack)
         if exit_on_stall:
-            threading.Thread(target=self._exit_when_stalled, name="driftline-stall-watch", daemon=True).start()
+            self._thread(self._exit_when_stalled, "driftline-stall-watch")
         # librdkafka checks the consumer's properties here, before it contacts the broker
         self._consumer = kafka.make_consumer(s)
         stack.callback(self._close_consumer)
@@ -300,7 +311,7 @@ class Worker:
         self._producer = self._make_producer()
         stack.callback(self._close_producer)  # the producer may be replaced (see _abort)
         self._learn_limits(admin)
-        threading.Thread(target=self._watch_broker, args=(admin,), name="driftline-broker-watch", daemon=True).start()
+        self._thread(self._watch_broker, "driftline-broker-watch", admin)
 
         topics = s.input_topics + ([s.labels_topic] if s.labels_topic else [])
         self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
@@ -342,11 +353,13 @@ class Worker:
 
     def _exit_when_stalled(self) -> None:
         while not self._stop.wait(5.0):
+            if self._finished.is_set():
+                return
             reason = self.stalled()
             if reason is not None:
                 self._exit_now(reason)
-            if self._finished.is_set():
-                return
+        if self._finished.is_set():
+            return
         # asked to stop: the worker has its grace, and a little more, to finish
         left = self._stop_at + SHUTDOWN_GRACE_SECONDS + WATCHDOG_MARGIN_SECONDS - time.monotonic()
         if not self._finished.wait(max(0.0, left)):
@@ -369,7 +382,12 @@ class Worker:
                 if fallback:
                     admin.list_topics(timeout=interval)
                 else:
-                    admin.describe_cluster(request_timeout=interval).result(interval + 1.0)
+                    answer = admin.describe_cluster(request_timeout=interval)
+                    deadline = time.monotonic() + interval + 1.0
+                    while not answer.done() and time.monotonic() < deadline:
+                        if self._finished.wait(0.05):
+                            return  # the worker is done: do not hold it (or the client) any longer
+                    answer.result(0)
                 self._last_broker_ok = time.monotonic()
             except KafkaException as exc:
                 err = exc.args[0] if exc.args else None
@@ -385,7 +403,8 @@ class Worker:
             self.metrics.assigned_partitions.set(0)
 
     def _close_producer(self) -> None:
-        if self._producer is not None:
+        # abandoned (fenced, or a call cut short): what is queued belongs to a transaction Kafka aborts
+        if self._producer is not None and not self._abandon:
             self._producer.flush(self._remaining(10.0))
 
     def _make_producer(self):
@@ -872,7 +891,7 @@ class Worker:
             step = max(0.1, min(ATTEMPT_SECONDS, left))
             self._blocked = (name, time.monotonic(), step)
             try:
-                call(step)
+                self._attempt(name, call, step)
                 return
             except KafkaException as exc:
                 err = exc.args[0] if exc.args else None
@@ -889,6 +908,33 @@ class Worker:
                                 extra={"ctx": {"call": name, "error": err.str(), "attempt": attempt}})
             finally:
                 self._blocked = (None, 0.0, 0.0)
+
+    def _attempt(self, name: str, call: Callable[[float], object], timeout: float) -> None:
+        """One attempt of a blocking Kafka call.  It runs in a helper thread, so that after a stop request
+        a call that hangs past its timeout (librdkafka issues #5511, #5456: ``send_offsets_to_transaction``
+        with the coordinator gone), or waits for a broker that has not answered for half the session
+        timeout, is abandoned instead of holding the worker."""
+        outcome: list[BaseException | None] = []
+        done = threading.Event()
+
+        def target() -> None:
+            try:
+                call(timeout)
+                outcome.append(None)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                outcome.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=target, name=f"driftline-{name}", daemon=True).start()
+        started = time.monotonic()
+        while not done.wait(0.05):
+            now = time.monotonic()
+            if self._stop.is_set() and (now - started > timeout + HUNG_CALL_SECONDS or self._remaining(1.0) <= 0
+                                        or now - self._last_broker_ok > self._broker_window()):
+                raise _Stopping(f"{name} (blocked for {time.monotonic() - started:.0f} s, abandoned)")
+        if outcome[0] is not None:
+            raise outcome[0]
 
     def _fenced_error(self, detail: str) -> ProducerFencedError:
         self._abandon = True  # write nothing more: the other worker owns the id now
@@ -929,9 +975,9 @@ class Worker:
             return None
         total = 0
         for tp in list(self._assigned):
-            position = self._positions.get(tp)
+            position = self._positions.get(tp, self._origin.get(tp))
             if position is None:
-                continue
+                continue  # nothing read yet
             try:
                 _, high = consumer.get_watermark_offsets(TopicPartition(tp[0], tp[1]), cached=True)
             except Exception:  # noqa: BLE001 - closed, or no fetch yet
