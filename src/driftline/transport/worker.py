@@ -78,9 +78,6 @@ _JSON = [("content-type", b"application/json")]
 
 #: Retries of a transaction call that failed with a retriable error (a broker outage): about 10 × 30 s in all.
 TRANSACTION_RETRIES = 10
-#: Longest single attempt of a blocking transaction call (librdkafka lets a timed-out call be made again):
-#: a stop request is noticed between attempts.
-ATTEMPT_SECONDS = 5.0
 #: A transaction call still blocked this long after its own timeout has hung in the client.
 STALL_GRACE_SECONDS = 60.0
 #: Exit code of ``driftline run`` after a hung Kafka call, or a shutdown that outlived its grace (EX_SOFTWARE).
@@ -617,7 +614,7 @@ class Worker:
             else:
                 written = self._write_checkpoints(moved, trigger)
                 self._flush()
-        except (KafkaException, DeliveryError) as exc:
+        except (KafkaException, DeliveryError, BufferError) as exc:
             # The next owner restores the previous checkpoint and re-reads from there: nothing is lost.
             log.warning("checkpoint not written", extra={"ctx": {"trigger": trigger, "error": str(exc)}})
             if self._exactly_once:
@@ -674,7 +671,10 @@ class Worker:
             self._apply_references(self._references.poll())
         if self._peers is not None:
             for firing in self._peers.poll():
-                self.pipeline.alerts.note_remote(firing.key, firing.event_time_ms)
+                try:
+                    self.pipeline.alerts.note_remote(firing.key, firing.event_time_ms)
+                except Exception as exc:  # noqa: BLE001 - another worker's record must not stop this one
+                    log.debug("peer alert ignored", extra={"ctx": {"error": _short(_describe(exc))}})
         messages = self._consume()
         records: list[SourceRecord] = []
         positions: dict[tuple[str, int], int] = {}
@@ -837,7 +837,7 @@ class Worker:
             raise self._fenced_error(self._fenced_seen)
         if isinstance(err, KafkaError) and err.fatal():
             raise KafkaFailure(f"fatal Kafka transaction error: {err.str()}")
-        from_kafka = isinstance(exc, (KafkaException, KafkaFailure))
+        from_kafka = isinstance(exc, (KafkaException, KafkaFailure, BufferError))
         record_caused = (self._record_fault is not None or not from_kafka
                          or (isinstance(err, KafkaError) and is_record_error(err.code())))
         detail = self._record_fault or _describe(exc)
@@ -876,10 +876,10 @@ class Worker:
         self._stop.wait(min(30.0, 0.5 * 2 ** max(0, count - 1)))
 
     def _transaction_call(self, name: str, call: Callable[[float], object], *, budget: float | None = None) -> None:
-        """Run a blocking transaction call, in attempts of at most ``ATTEMPT_SECONDS``, again while it fails
-        with a retriable error (librdkafka allows that) for up to ``budget`` seconds (default: 10 × the call
-        timeout).  After a stop request a failed attempt is not repeated.  While it runs, :meth:`stalled`
-        can tell whether an attempt outlived its timeout."""
+        """Run a blocking transaction call, again while it fails with a retriable error (librdkafka allows
+        that) for up to ``budget`` seconds (default: 10 × the call timeout).  After a stop request a failed
+        attempt is not repeated, and one that cannot finish is abandoned (see :meth:`_attempt`).  While it
+        runs, :meth:`stalled` can tell whether an attempt outlived its timeout."""
         timeout = max(30.0, self.settings.broker_timeout_seconds)
         deadline = time.monotonic() + (timeout * TRANSACTION_RETRIES if budget is None else budget)
         attempt = 0
@@ -888,7 +888,9 @@ class Worker:
             left = self._remaining(deadline - time.monotonic())
             if left <= 0 and self._stop.is_set():
                 raise _Stopping(name)
-            step = max(0.1, min(ATTEMPT_SECONDS, left))
+            # the whole timeout per attempt: a commit_transaction cut into 5 s attempts (its flush timed
+            # out) let its records time out after a 3 s broker outage instead of riding through it
+            step = max(0.1, min(timeout, left))
             self._blocked = (name, time.monotonic(), step)
             try:
                 self._attempt(name, call, step)
@@ -1094,8 +1096,9 @@ class Worker:
                 self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=self._delivered)
                 return
             except BufferError:
-                if self._stop.is_set() and self._remaining(1.0) <= 0:
-                    raise _Stopping("produce") from None
+                if self._stop.is_set() and (self._remaining(1.0) <= 0 or
+                                            time.monotonic() - self._last_broker_ok > self._broker_window()):
+                    raise _Stopping("produce (local queue full)") from None
                 self._producer.poll(0.1)  # local queue full: let deliveries drain
 
     def _emit(self, what: str, topic: str, out: OutputRecord, fields: Callable[[], Mapping[str, Any]]) -> None:
