@@ -11,8 +11,9 @@ carries a 64 KiB prefix), an invalid 999,990-byte record, a 900 KB feature
 name, two 600 KB category values in one window.  Whatever bounds the pure
 path puts on names and categories, each ends as an output that fits: a
 bounded summary, or an ``oversized_output`` record in its place.  A second
-worker (at_least_once, no state topic) runs with ``message.max.bytes`` at
-20,000, so that its dead letters must be replaced whatever those bounds are.
+worker (at_least_once, no state topic) writes dead letters to a topic whose
+``max.message.bytes`` is 20,000, so that they must be replaced whatever
+those bounds are.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import uuid
 import orjson
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import NewTopic
 
 from conftest import Env, wait_for
 from driftline.detection.pipeline import Pipeline
@@ -134,8 +136,12 @@ def runs(broker):
     try:
         for env in (eos, alo):
             produce(broker.bootstrap_servers, env.input, [(k, v) for _, k, v in items])
+        # the second worker's dead-letter topic takes 20,000 bytes (max.message.bytes, read at start-up)
+        topic = NewTopic(alo.deadletter, num_partitions=1, replication_factor=1, config={"max.message.bytes": "20000"})
+        for f in alo.admin.create_topics([topic]).values():
+            f.result(10)
         w1 = start(eos, checkpoint_interval_seconds=1)
-        w2 = start(alo, processing_guarantee="at_least_once", state_topic="", kafka={"message.max.bytes": "20000"})
+        w2 = start(alo, processing_guarantee="at_least_once", state_topic="")
         for env, w in ((eos, w1), (alo, w2)):
             wait_for(lambda: committed(broker.bootstrap_servers, env.group, env.input) == len(items), 60,
                      "every input offset committed")
@@ -198,7 +204,7 @@ def test_every_oversize_trigger_ends_as_a_record_that_fits_exactly_once(runs):
     assert total(worker, "driftline_transactions_total", outcome="aborted") == 0  # nothing was retried in a loop
 
 
-def test_with_a_small_producer_limit_the_dead_letters_are_replaced_and_counted(runs):
+def test_with_a_small_topic_limit_the_dead_letters_are_replaced_and_counted(runs):
     env, worker = runs["alo"]
     bootstrap = runs["broker"].bootstrap_servers
     dead = {m.key(): m for m in read(bootstrap, env.deadletter, expected=3)}

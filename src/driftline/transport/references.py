@@ -166,6 +166,8 @@ def _update(key: bytes | None, value: bytes | None) -> ReferenceUpdate:
         profile = ReferenceProfile.from_bytes(value)
     except ProfileError as exc:
         return ReferenceUpdate(name, None, str(exc))
+    except Exception as exc:  # noqa: BLE001 - a hostile record on the topic must not stop a worker
+        return ReferenceUpdate(name, None, f"not a valid profile ({type(exc).__name__}: {exc})")
     if name != profile.key:
         return ReferenceUpdate(name, None, f"record key {name!r} does not match the profile's model/version {profile.key!r}")
     return ReferenceUpdate(name, profile)

@@ -668,7 +668,12 @@ class Worker:
         if self._rewind_pending is not None and not self._rewind(self._rewind_pending):
             return None
         if self._references is not None:
-            self._apply_references(self._references.poll())
+            try:
+                updates = self._references.poll()
+            except KafkaException as exc:
+                log.warning("references topic not read", extra={"ctx": {"error": _kafka_text(exc)}})
+                updates = []
+            self._apply_references(updates)
         if self._peers is not None:
             for firing in self._peers.poll():
                 try:
@@ -685,8 +690,12 @@ class Worker:
                 continue
             ts_type, ts = msg.timestamp()
             topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+            try:
+                headers = tuple(msg.headers() or ())
+            except Exception:  # noqa: BLE001 - header names the client cannot decode (not UTF-8): dropped
+                headers = ()
             records.append(build(SourceRecord, (topic, partition, offset, ts if ts_type != 0 and ts >= 0 else None,
-                                                msg.key(), msg.value(), tuple(msg.headers() or ()))))
+                                                msg.key(), msg.value(), headers)))
             if (topic, partition) not in positions:
                 self._origin.setdefault((topic, partition), offset)
             positions[(topic, partition)] = offset
@@ -735,7 +744,10 @@ class Worker:
             if not self._deliver(unit, result, offsets):
                 return total
             self._after_commit(unit, offsets)
-            self._observe(result, list(unit.records), last, time.perf_counter() - started)
+            try:
+                self._observe(result, list(unit.records), last, time.perf_counter() - started)
+            except Exception as exc:  # noqa: BLE001 - metrics are best effort: never a reason to stop
+                log.warning("metrics of a batch not recorded", extra={"ctx": {"error": _short(_describe(exc))}})
             total = result if total is None else _merge(total, result)
         return total
 
