@@ -62,7 +62,7 @@ from driftline.observability.metrics import WorkerMetrics
 from driftline.observability.server import MetricsServer
 from driftline.transport import kafka
 from driftline.transport.alert_feed import WORKER_HEADER, AlertFeed
-from driftline.transport.checkpoints import CHUNK_BYTES, CheckpointStore
+from driftline.transport.checkpoints import CHUNK_BYTES, CheckpointStore, Restored
 from driftline.transport.delivery import (RECORD_MARGIN, OutputLimits, is_fenced, is_record_error, is_size_error,
                                           output_fields, oversized_output, producer_limit, record_size)
 from driftline.transport.identity import SlotLock, default_transactional_id
@@ -554,11 +554,17 @@ class Worker:
             return starts  # stopping: the partitions stay unrestored, and are not checkpointed
         for tp in to_read:
             restored = found.get(tp)
+            if restored is not None and restored.state is not None:
+                try:
+                    self.pipeline.restore(restored.state)
+                except Exception as exc:  # noqa: BLE001 - a checkpoint must never stop a worker
+                    self.pipeline.drop_partitions([tp])
+                    restored = Restored(None, "rejected", f"cannot restore it: {_short(_describe(exc))}",
+                                        restored.checkpoint_bytes)
             outcome = restored.outcome if restored is not None else "none"
             self.metrics.restores.labels(outcome).inc()
             if restored is not None and restored.state is not None:
                 state = restored.state
-                self.pipeline.restore(state)
                 starts[tp] = self._positions[tp] = self._checkpointed[tp] = state.offset
                 if committed.get(tp, -1) > state.offset:
                     self._mute[tp] = committed[tp]
