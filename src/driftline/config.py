@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     checkpoint_interval_records: int = Field(100_000, ge=0, description="Checkpoint the state of every assigned partition after this many records (0 = by time only); also on revoke and shutdown.")
     checkpoint_interval_seconds: float = Field(60.0, ge=0, description="Checkpoint at least this often (wall clock; 0 = by records only).")
     processing_guarantee: Literal["exactly_once", "at_least_once"] = Field("exactly_once", description="exactly_once: outputs, checkpoints and offsets commit in one Kafka transaction; at_least_once: outputs are flushed, then offsets committed (duplicates after a crash carry the same alert_id).")
-    transactional_id: str = Field("", description="Transactional id of this worker (exactly_once); must be unique per worker and stable across its restarts. '' = driftline-<group_id>-<hostname>-<metrics_port>.")
+    transactional_id: str = Field("", description="Transactional id of this worker (exactly_once); must be unique per worker and stable across its restarts. '' = driftline-<group_id>-<hostname>-<metrics_port> (the bound port), or -slot<N> with metrics_port 0 (a per-host lock, see docs/operations.md).")
     transaction_timeout_ms: int = Field(10_000, ge=1000, le=INT32_MAX, description="Kafka aborts a transaction of a worker that died after this long, releasing its partitions' outputs to read_committed readers.")
     state_secret: SecretStr | None = Field(None, description="Key that signs checkpoints (HMAC-SHA256); workers reject unsigned or differently signed ones. Unset: checkpoints carry a plain SHA-256 (integrity only: anyone who can write state_topic can change a worker's state). Empty is refused.")
     create_topics: bool = Field(True, description="Create missing output topics (and the compacted references topic) at start-up.")
@@ -153,6 +153,7 @@ class Settings(BaseSettings):
     # --- Observability -----------------------------------------------------
     metrics_host: str = Field("0.0.0.0", description="Address of the /metrics, /healthz and /readyz endpoint.")
     metrics_port: int = Field(9188, ge=0, le=65535, description="Port of that endpoint; 0 disables it.")
+    progress_timeout_seconds: float = Field(300.0, ge=0, description="/healthz answers 503 when no input offset was committed for this long while the consumer lag did not shrink (a stuck worker); 0 turns this check off.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_format: Literal["text", "json"] = Field("text", description="'json' for one JSON object per log line.")
 

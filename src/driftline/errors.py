@@ -6,7 +6,8 @@
     ├── BrokerUnreachableError     no Kafka broker answered at start-up
     ├── RecordError                a record the client was asked to send breaks the input contract
     └── KafkaFailure               Kafka refused something the worker needs
-        └── DeliveryError          output records could not be delivered
+        ├── DeliveryError          output records could not be delivered
+        └── ProducerFencedError    another worker took over this worker's transactional id
 
 Errors from confluent-kafka are translated into these at the transport
 boundary.  Bad *input records* are never exceptions: they become dead letters
@@ -15,7 +16,7 @@ with a reason (see :mod:`driftline.contract.decode`).
 
 from __future__ import annotations
 
-__all__ = ["DriftlineError", "ConfigError", "ProfileError", "BrokerUnreachableError", "KafkaFailure", "DeliveryError", "RecordError"]
+__all__ = ["DriftlineError", "ConfigError", "ProfileError", "BrokerUnreachableError", "KafkaFailure", "DeliveryError", "ProducerFencedError", "RecordError"]
 
 
 class DriftlineError(Exception):
@@ -40,6 +41,13 @@ class KafkaFailure(DriftlineError):
 
 class DeliveryError(KafkaFailure):
     """Output records (alerts, summaries, dead letters) were not delivered."""
+
+
+class ProducerFencedError(KafkaFailure):
+    """A newer producer with this worker's transactional id fenced it: two live workers shared the id.
+
+    Fatal: the worker stops at once (``driftline run`` exits with code 4) and writes nothing more.
+    """
 
 
 class RecordError(DriftlineError, ValueError):

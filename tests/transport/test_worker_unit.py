@@ -6,6 +6,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from driftline.config import load_settings
+from driftline.errors import ProducerFencedError
 from driftline.transport.worker import EXIT_STALLED, STALL_GRACE_SECONDS, Worker, pipeline_settings, stall_reason
 
 
@@ -48,13 +49,27 @@ def test_transaction_call_raises_other_errors_at_once():
     worker = Worker(load_settings(metrics_port=0))
     calls = []
 
-    def fenced(timeout: float) -> None:
+    def refused(timeout: float) -> None:
         calls.append(timeout)
-        raise KafkaException(KafkaError(KafkaError._FENCED, "fenced", fatal=True))
+        raise KafkaException(KafkaError(KafkaError.INVALID_TXN_STATE, "invalid state", fatal=False))
 
     with pytest.raises(KafkaException):
-        worker._transaction_call("commit_transaction", fenced)
+        worker._transaction_call("commit_transaction", refused)
     assert len(calls) == 1 and worker._blocked[0] is None
+
+
+@pytest.mark.parametrize("code", [KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH])
+def test_a_fenced_producer_is_fatal_in_one_line(code):
+    worker = Worker(load_settings(metrics_port=0, transactional_id="tid-1"))
+
+    def fenced(timeout: float) -> None:
+        raise KafkaException(KafkaError(code, "This instance has been fenced\nby a newer instance", fatal=True))
+
+    with pytest.raises(ProducerFencedError) as info:
+        worker._transaction_call("commit_transaction", fenced)
+    text = str(info.value)
+    assert "\n" not in text and "'tid-1'" in text and "fenced" in text and "DRIFTLINE_TRANSACTIONAL_ID" in text
+    assert worker._abandon  # nothing more is written (no checkpoint at the revoke that follows)
 
 
 def test_a_call_blocked_past_its_timeout_makes_the_worker_not_alive():
@@ -71,3 +86,96 @@ def test_exit_on_stall_ends_the_process_with_its_exit_code():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == EXIT_STALLED, done.stderr
     assert "commit_transaction" in done.stderr and "restart the worker" in done.stderr
+
+
+# ------------------------------------------------------------ stuck, stop, oversize (no broker needed)
+def test_the_same_input_aborted_again_and_again_makes_healthz_fail():
+    from driftline.contract.event import SourceRecord
+    from driftline.transport.isolation import ABORT_LIMIT, Unit
+
+    worker = Worker(load_settings(metrics_port=0))
+    unit = Unit([SourceRecord("in", 0, 7, None, None, b"{}")])
+    for _ in range(ABORT_LIMIT):
+        assert worker.alive()[0]
+        worker._isolation.aborted(unit, "Local: Broker transport failure", record_caused=False)
+    ok, reason = worker.alive()
+    assert not ok and "in[0]@7" in reason and "aborted 3 times" in reason
+
+
+def test_after_a_stop_a_retriable_failure_is_not_tried_again():
+    from driftline.transport.worker import _Stopping
+
+    worker = Worker(load_settings(metrics_port=0))
+    worker._last_broker_ok = time.monotonic()
+    calls = []
+
+    def flaky(timeout: float) -> None:
+        calls.append(timeout)
+        worker.stop()  # the signal arrives during the attempt
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "timed out", retriable=True))
+
+    with pytest.raises(_Stopping):
+        worker._transaction_call("commit_transaction", flaky)
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("broker_gone", [True, False])
+def test_after_a_stop_a_hung_call_is_abandoned(monkeypatch, broker_gone):
+    import threading
+
+    import driftline.transport.worker as worker_module
+    from driftline.transport.worker import _Stopping
+
+    monkeypatch.setattr(worker_module, "HUNG_CALL_SECONDS", 0.05)
+    worker = Worker(load_settings(metrics_port=0))
+    worker._last_broker_ok = 0.0 if broker_gone else time.monotonic() + 3600
+    release = threading.Event()
+    worker.stop()
+    started = time.monotonic()
+    try:
+        with pytest.raises(_Stopping, match="abandoned"):
+            worker._attempt("send_offsets_to_transaction", lambda t: release.wait(30), 0.2)  # ignores its timeout
+    finally:
+        release.set()
+    assert time.monotonic() - started < 2.0
+
+
+def test_the_shutdown_watchdog_ends_a_worker_that_outlives_its_grace():
+    code = ("import time; from driftline.config import load_settings; from driftline.transport.worker import *; "
+            "w = Worker(load_settings(metrics_port=0)); w.stop(); w._stop_at = time.monotonic() - 1000; "
+            "w._exit_when_stalled()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == EXIT_STALLED, done.stderr
+    assert "did not stop within 25 s of the stop signal" in done.stderr
+
+
+def test_a_record_the_producer_refuses_is_replaced_and_a_refusal_report_is_remembered():
+    """The producer's own size check (librdkafka, no broker needed) and a delivery report naming a record."""
+    import orjson
+    from confluent_kafka import Message
+
+    from driftline.detection.published import OutputRecord
+
+    worker = Worker(load_settings(metrics_port=0, bootstrap_servers="127.0.0.1:1", processing_guarantee="at_least_once"))
+    from driftline.transport import kafka
+
+    worker._producer = kafka.make_producer(worker.settings)
+    try:
+        worker._limits.producer_bytes = 10**9  # pretend the pre-check lets it through: librdkafka refuses it
+        big = OutputRecord(b"m/v/f", b"x" * 1_500_000, [("content-type", b"application/json")])
+        worker._emit("window_summary", "metrics", big, lambda: {"model": "m", "feature": "f"})
+        assert worker.metrics.registry.get_sample_value("driftline_oversized_outputs_total", {"topic": "metrics"}) == 1
+        # the size it refused is remembered: the next one that large is replaced before produce
+        assert not worker._limits.fits("metrics", big)
+
+        worker._limits.producer_bytes = 10**9
+        report = Message(topic="alerts", key=b"k", value=b"y" * 50_000, headers=[])
+        worker._delivered(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE), report)
+        assert worker._record_fault is not None and "alerts" in worker._record_fault
+        assert not worker._limits.fits("alerts", OutputRecord(b"k", b"z" * 50_000, []))
+        assert worker._limits.fits("alerts", OutputRecord(b"k", b"z" * 10_000, []))
+        doc = orjson.loads(worker._replace("alert", "alerts", OutputRecord(b"k", b"z" * 60_000, []),
+                                           lambda: {"alert_id": "a"}, "test").value)
+        assert doc["type"] == "oversized_output" and doc["fields"] == {"alert_id": "a"}
+    finally:
+        worker._producer.purge()

@@ -18,7 +18,7 @@ import orjson
 
 from driftline import __version__
 from driftline.config import NO_FLAG, Settings, load_settings
-from driftline.errors import BrokerUnreachableError, ConfigError, DriftlineError
+from driftline.errors import BrokerUnreachableError, ConfigError, DriftlineError, ProducerFencedError
 from driftline.redact import bounded, escape, is_secret_property, scrub_known
 
 __all__ = ["main"]
@@ -26,6 +26,8 @@ __all__ = ["main"]
 EXIT_CONFIG = 2
 EXIT_BROKER = 3
 EXIT_FAILURE = 1
+#: another worker took over this worker's transactional id (driftline.transport.worker.EXIT_FENCED)
+EXIT_FENCED = 4
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -387,6 +389,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokerUnreachableError as exc:
         _say(str(exc))
         return EXIT_BROKER
+    except ProducerFencedError as exc:
+        print(f"driftline: {exc}", file=sys.stderr)
+        return EXIT_FENCED
     except DriftlineError as exc:
         _say(str(exc))
         return EXIT_FAILURE

@@ -72,7 +72,7 @@ class WorkerMetrics:
                                         "comparison (disagreement_rate, mean_difference_sd, ks).",
                                         ["model", "champion", "challenger", "statistic"], registry=r)
         self.checkpoints = Counter("driftline_checkpoints_total", "Partition state checkpoints written, by trigger "
-                                   "(interval, revoke, shutdown).", ["trigger"], registry=r)
+                                   "(interval, revoke, shutdown, isolation).", ["trigger"], registry=r)
         self.checkpoint_bytes = Histogram("driftline_checkpoint_bytes", "Size of one partition's checkpoint.",
                                           buckets=(1e3, 1e4, 1e5, 1e6, 1e7, 1e8), registry=r)
         self.restores = Counter("driftline_state_restores_total", "Partitions taken over at assignment, by outcome "
@@ -84,6 +84,8 @@ class WorkerMetrics:
         self.transactions = Counter("driftline_transactions_total", "Kafka transactions, by outcome (committed, aborted).",
                                     ["outcome"], registry=r)
         self.delivery_failures = Counter("driftline_delivery_failures_total", "Output records Kafka failed to deliver.", ["topic"], registry=r)
+        self.oversized_outputs = Counter("driftline_oversized_outputs_total", "Output records larger than Kafka takes, "
+                                         "replaced by an oversized_output record on the same topic.", ["topic"], registry=r)
 
     def reference_in_use(self, model: str, model_version: str, reference: str | None) -> None:
         """Point ``driftline_reference_info`` of a model version at its reference (None: warm-up)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
@@ -9,6 +10,23 @@ from typing import Callable
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 __all__ = ["MetricsServer"]
+
+
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+def _ask(check: Callable[[], tuple[bool, str]]) -> tuple[bool, str]:
+    """A health check's answer; a check that raises answers "not ok" with why."""
+    try:
+        return check()
+    except Exception as exc:  # noqa: BLE001 - a probe must answer
+        return False, f"health check failed: {type(exc).__name__}: {exc}"
+
+
+def _line(reason: str) -> bytes:
+    """One line of text, whatever the reason holds."""
+    return (" ".join(str(reason).split()) + "\n").encode("utf-8", "backslashreplace")
 
 
 class MetricsServer:
@@ -29,11 +47,11 @@ class MetricsServer:
                 if path == "/metrics":
                     self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
                 elif path == "/healthz":
-                    ok, reason = server_self.alive() if server_self.alive is not None else (True, "ok")
-                    self._send(200 if ok else 503, (reason + "\n").encode(), "text/plain")
+                    ok, reason = _ask(server_self.alive) if server_self.alive is not None else (True, "ok")
+                    self._send(200 if ok else 503, _line(reason), "text/plain")
                 elif path == "/readyz":
-                    ok, reason = server_self.ready()
-                    self._send(200 if ok else 503, (reason + "\n").encode(), "text/plain")
+                    ok, reason = _ask(server_self.ready)
+                    self._send(200 if ok else 503, _line(reason), "text/plain")
                 else:
                     self._send(404, b"not found: try /metrics, /healthz, /readyz\n", "text/plain")
 
@@ -49,7 +67,9 @@ class MetricsServer:
 
         self.ready = ready
         self.alive = alive
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
+        # binds now (raises OSError: address in use, host not resolvable, ...), serves from __enter__
+        self._httpd = server_class((host.strip("[]"), port), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="driftline-metrics", daemon=True)
 

@@ -23,6 +23,7 @@ import logging
 import uuid
 import zlib
 from dataclasses import dataclass, field
+from typing import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
@@ -76,6 +77,8 @@ class CheckpointStore:
                         "state; set state_secret", extra={"ctx": {"state_topic": self.topic}})
         #: chunks last written (or read) per checkpoint key, to tombstone leftovers
         self._chunks: dict[str, int] = {}
+        #: chunk size: lowered by the worker when the producer or the state topic takes less
+        self.chunk_bytes = CHUNK_BYTES
 
     def key(self, topic: str, partition: int) -> str:
         return f"{self.settings.group_id}/{topic}/{partition}"
@@ -89,11 +92,12 @@ class CheckpointStore:
         data = encode_state(state, secret=self._secret)
         base = self.key(state.topic, state.partition)
         target = self._state_partition(base)
-        n = max(1, -(-len(data) // CHUNK_BYTES))
+        size = self.chunk_bytes
+        n = max(1, -(-len(data) // size))
         ident = uuid.uuid4().hex.encode()
         headers = [(H_ID, ident), (H_CHUNKS, str(n).encode()), (H_OFFSET, str(state.offset).encode())]
         for i in range(n):
-            producer.produce(self.topic, key=f"{base}#{i}".encode(), value=data[i * CHUNK_BYTES:(i + 1) * CHUNK_BYTES],
+            producer.produce(self.topic, key=f"{base}#{i}".encode(), value=data[i * size:(i + 1) * size],
                              partition=target, headers=headers, on_delivery=on_delivery)
         for i in range(n, self._chunks.get(base, 0)):  # a smaller checkpoint: drop the old tail
             producer.produce(self.topic, key=f"{base}#{i}".encode(), value=None, partition=target, on_delivery=on_delivery)
@@ -102,16 +106,17 @@ class CheckpointStore:
 
     # ------------------------------------------------------------- reading
     def read(self, partitions: list[tuple[str, int]], committed: dict[tuple[str, int], int],
-             *, exactly_once: bool) -> dict[tuple[str, int], Restored]:
+             *, exactly_once: bool, cancelled: Callable[[], bool] | None = None) -> dict[tuple[str, int], Restored]:
         """The checkpoint to use for each partition (read from the state partitions that hold them).
 
         Only the best candidate so far and one being completed are kept per partition, so memory
-        stays at about two checkpoints each however much history compaction (or a forger) left."""
+        stays at about two checkpoints each however much history compaction (or a forger) left.
+        ``cancelled``: stop reading once it is true (the result is then incomplete)."""
         wanted = {self.key(t, p): (t, p) for t, p in partitions}
         limits = {base: committed.get(tp) if exactly_once else None for base, tp in wanted.items()}
         best: dict[str, _Candidate] = {}
         open_: dict[str, _Candidate] = {}
-        for key, value, headers in self._scan({self._state_partition(base) for base in wanted}):
+        for key, value, headers in self._scan({self._state_partition(base) for base in wanted}, cancelled):
             base, _, index = key.rpartition("#")
             if base not in wanted or not (index.isascii() and index.isdigit() and len(index) <= 6):
                 continue
@@ -155,7 +160,7 @@ class CheckpointStore:
             out[(topic, partition)] = Restored(state, "restored", None, len(data))
         return out
 
-    def _scan(self, state_partitions: set[int]):
+    def _scan(self, state_partitions: set[int], cancelled: Callable[[], bool] | None = None):
         """Every record of those partitions of the state topic, in order per partition, up to its end now."""
         s = self.settings
         reader: Consumer = kafka.make_reader(s, group_id=f"{s.group_id}.state.{uuid.uuid4().hex[:8]}",
@@ -168,7 +173,8 @@ class CheckpointStore:
             records = kafka.ReadToEnd(
                 reader, [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in sorted(state_partitions) if p in topic.partitions],
                 s.broker_timeout_seconds,
-                on_error=lambda err: log.warning("state topic read error", extra={"ctx": {"error": err.str()}}))
+                on_error=lambda err: log.warning("state topic read error", extra={"ctx": {"error": err.str()}}),
+                cancelled=cancelled)
             for msg in records:
                 key = msg.key()
                 if key is None:

@@ -203,22 +203,25 @@ class ReadToEnd:
     Iterate over it for the records (a reader from :func:`make_reader`, which
     turns on ``enable.partition.eof``); afterwards ``pending`` holds the
     partitions whose end was not reached within ``timeout``.  Errors other
-    than end-of-partition go to ``on_error`` (default: ignored).
+    than end-of-partition go to ``on_error`` (default: ignored).  The read
+    also ends, early, once ``cancelled()`` is true (a worker asked to stop).
     """
 
     def __init__(self, reader: Consumer, starts: list[TopicPartition], timeout: float, *, poll_seconds: float = 0.05,
-                 on_error: Callable[[KafkaError], None] | None = None) -> None:
+                 on_error: Callable[[KafkaError], None] | None = None,
+                 cancelled: Callable[[], bool] | None = None) -> None:
         self.reader = reader
         self.starts = starts
         self.timeout = timeout
         self.poll_seconds = poll_seconds
         self.on_error = on_error
+        self.cancelled = cancelled
         self.pending = {tp.partition for tp in starts}
 
     def __iter__(self) -> Iterator[Message]:
         self.reader.assign(self.starts)
         deadline = time.monotonic() + self.timeout
-        while self.pending and time.monotonic() < deadline:
+        while self.pending and time.monotonic() < deadline and not (self.cancelled is not None and self.cancelled()):
             for msg in self.reader.consume(1000, self.poll_seconds):
                 err = msg.error()
                 if err is None:
