@@ -279,15 +279,6 @@ class Settings(BaseSettings):
         out = [v.get_secret_value() for v in (self.sasl_password, self.ssl_key_password, self.state_secret) if v is not None]
         return out + [v for k, v in self.kafka.items() if is_secret_property(k)]
 
-    def worker_transactional_id(self) -> str:
-        """``transactional_id``, or ``driftline-<group_id>-<hostname>-<metrics_port>`` (two workers on one
-        host need two metrics ports, so the id is unique per worker and stays the same when it restarts)."""
-        if self.transactional_id:
-            return self.transactional_id
-        import socket
-
-        return f"driftline-{self.group_id}-{socket.gethostname()}-{self.metrics_port}"
-
     def kafka_properties(self) -> dict[str, str]:
         """librdkafka properties shared by consumer, producer and admin client."""
         props = {"bootstrap.servers": self.bootstrap_servers, **self.kafka}
