@@ -75,7 +75,7 @@ def test_a_forged_checkpoint_is_refused_counted_and_the_partitions_start_clean(k
     errors = {r.ctx["partition"]: r.ctx["error"] for r in caplog.records if "may be forged or corrupt" in r.getMessage()}
     assert errors.keys() == {f"{kenv.input}[0]", f"{kenv.input}[1]"}
     assert "not readable" in errors[f"{kenv.input}[0]"]  # the pickle is not even parsed
-    assert "cannot take the state over" in errors[f"{kenv.input}[1]"]
+    assert "cannot restore it" in errors[f"{kenv.input}[1]"]
 
     for partition in (0, 1):
         for i in range(20):

@@ -27,6 +27,8 @@ from typing import Union
 
 import orjson
 
+from driftline.contract.event import MAX_EVENT_MS
+from driftline.contract.names import is_utf8
 from driftline.errors import RecordError
 
 __all__ = ["Timestamp", "DEFAULT_MAX_RECORD_BYTES", "encode_inference", "encode_label", "timestamp_ms"]
@@ -38,7 +40,8 @@ Timestamp = Union[int, float, datetime]
 DEFAULT_MAX_RECORD_BYTES = 1_000_000
 
 _MAX_NAME = 256
-_MAX_MS = 10**15
+#: one past the last epoch millisecond the worker takes (the end of year 9999, as RFC 3339 can write it)
+_MAX_MS = MAX_EVENT_MS + 1
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 _dumps = orjson.dumps
 _SCALARS = (float, int, str, bool)
@@ -49,7 +52,7 @@ def _name(field: str, value: object, *, optional: bool) -> None:
         if optional:
             return
         raise RecordError(f"field {field!r} is required (a non-empty string of at most {_MAX_NAME} characters)")
-    if type(value) is not str or not value or len(value) > _MAX_NAME:
+    if type(value) is not str or not value or len(value) > _MAX_NAME or not is_utf8(value):
         raise RecordError(f"field {field!r} must be a non-empty string of at most {_MAX_NAME} characters, got {value!r:.80}")
 
 
@@ -65,11 +68,14 @@ def timestamp_ms(value: Timestamp) -> int:
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise RecordError("field 'timestamp': a datetime needs a time zone (naive datetimes are ambiguous)")
-        return int(round(value.timestamp() * 1000))
+        ms = int(round(value.timestamp() * 1000))
+        if not 0 <= ms < _MAX_MS:
+            raise RecordError(f"field 'timestamp' must be a date-time from 1970 to 9999, got {value.isoformat()}")
+        return ms
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RecordError(f"field 'timestamp' must be epoch milliseconds or an aware datetime, got {type(value).__name__}")
     if not (math.isfinite(value) and 0 <= value < _MAX_MS):
-        raise RecordError(f"field 'timestamp' must be epoch milliseconds from 0 to below 10^15, got {value!r}")
+        raise RecordError(f"field 'timestamp' must be epoch milliseconds from 0 to {MAX_EVENT_MS} (1970 to 9999), got {value!r}")
     return int(value)
 
 
