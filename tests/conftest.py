@@ -19,7 +19,16 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from driftline.config import load_settings
 from driftline.demo.broker import EmbeddedBroker, free_port
 from driftline.observability.metrics import WorkerMetrics
+from driftline.redact import forget_secrets
 from driftline.transport.worker import Worker
+
+
+@pytest.fixture(autouse=True)
+def _forget_registered_secrets():
+    """Secrets a test's settings registered for log scrubbing (a process-wide safety net) end with the test:
+    a one-letter test secret must not scrub that letter from the next test's log lines."""
+    yield
+    forget_secrets()
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import re
 
+from driftline.contract.names import is_utf8
+
 __all__ = ["key_part", "feature_part", "alert_key", "summary_key", "performance_key", "comparison_key",
            "OUTPUTS_SOURCE"]
 
@@ -48,7 +50,7 @@ _RESERVED = re.compile(r"prediction(\..*)?|performance", re.DOTALL)
 def key_part(text: str) -> str:
     """One key component (see the module docstring)."""
     if (text and text[0] != "." and text[-1] != "." and ".." not in text and not _SPECIAL.search(text)
-            and (text.isascii() or _utf8(text))):
+            and is_utf8(text)):
         return text
     out = []
     last = len(text) - 1
@@ -65,14 +67,6 @@ def key_part(text: str) -> str:
             out.append(ch)
         prev_dot = ch == "."
     return "".join(out)
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def feature_part(source: str | None, name: str) -> str:

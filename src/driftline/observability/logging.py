@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from driftline.contract.names import is_utf8
 from driftline.redact import escape, scrub_known
 
 __all__ = ["configure_logging"]
@@ -47,7 +48,7 @@ def _safe_str(value: Any) -> str:
 def _encodable(value: Any, depth: int = 0) -> Any:
     """``value`` with everything orjson refuses replaced by text: surrogates escaped, big ints as strings."""
     if isinstance(value, str):
-        return escape(value) if _has_surrogate(value) else value
+        return escape(value) if not is_utf8(value) else value
     if value is None or isinstance(value, (bool, float)):
         return value
     if isinstance(value, int):
@@ -59,14 +60,6 @@ def _encodable(value: Any, depth: int = 0) -> Any:
     if isinstance(value, (list, tuple, set, frozenset)):
         return [_encodable(v, depth + 1) for v in value]
     return escape(_safe_str(value))
-
-
-def _has_surrogate(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def _message(record: logging.LogRecord) -> str:

@@ -69,6 +69,7 @@ import orjson
 from datasketches import kll_doubles_sketch
 from numpy.random import PCG64, Generator
 
+from driftline.contract.names import is_utf8
 from driftline.state.checkpoint import CheckpointError, PartitionState
 from driftline.state.native import check_adwin_state, check_kll
 
@@ -257,14 +258,6 @@ class _Label(list):
 _LABEL_KEY = "\x00@"
 
 
-def _utf8(s: str) -> bool:
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 class _Encoder:
     def __init__(self, reg: Registry) -> None:
         self.reg = reg
@@ -324,7 +317,7 @@ class _Encoder:
         if t is float:
             return v if v - v == 0.0 else ["f", repr(v)]
         if t is str:
-            return v if v.isascii() or _utf8(v) else self.blob("s", v.encode("utf-8", "surrogatepass"))
+            return v if is_utf8(v) else self.blob("s", v.encode("utf-8", "surrogatepass"))
         if t is int:
             return v if _JSON_INT_MIN <= v <= _JSON_INT_MAX else ["i", str(v)]
         if v is None or t is bool:
@@ -344,7 +337,7 @@ class _Encoder:
         return ["l", *map(self.enc, v)]
 
     def dict(self, d: dict) -> Any:
-        if all(type(k) is str and (k.isascii() or _utf8(k)) and k[:1] != "\x00" for k in d):
+        if all(type(k) is str and is_utf8(k) and k[:1] != "\x00" for k in d):
             enc = self.enc
             return {k: enc(x) for k, x in d.items()}
         node: list = ["d"]
