@@ -179,3 +179,19 @@ def test_a_record_the_producer_refuses_is_replaced_and_a_refusal_report_is_remem
         assert doc["type"] == "oversized_output" and doc["fields"] == {"alert_id": "a"}
     finally:
         worker._producer.purge()
+
+
+def test_a_tombstone_withdraws_the_profile_of_its_key_even_when_the_model_name_holds_a_slash():
+    from driftline.reference.profile import ReferenceProfile
+    from driftline.transport.references import ReferenceUpdate
+
+    worker = Worker(load_settings(metrics_port=0))
+    profiles = {}
+    for model, version in (("col/a", "v"), ("col", "b")):
+        profile = ReferenceProfile.__new__(ReferenceProfile)
+        object.__setattr__(profile, "model", model)
+        object.__setattr__(profile, "model_version", version)
+        profiles[(model, version)] = profile
+    worker.pipeline.references.update(profiles)
+    worker._apply_references([ReferenceUpdate("col/a/v", None)])
+    assert set(worker.pipeline.references) == {("col", "b")}

@@ -649,11 +649,12 @@ class Worker:
             log.warning("reference profile rejected", extra={"ctx": {"key": update.key, "error": update.error}})
             return
         if update.profile is None:
-            model, _, version = update.key.partition("/")
-            if self.pipeline.remove_reference(model, version):
-                self.metrics.reference_updates.labels("withdrawn").inc()
-                self.metrics.reference_in_use(model, version, None)
-                log.info("reference profile withdrawn; back to warm-up", extra={"ctx": {"key": update.key}})
+            # the profile in force under this key (not the key split at its first '/': names may hold one)
+            for model, version in [mv for mv, p in self.pipeline.references.items() if p.key == update.key]:
+                if self.pipeline.remove_reference(model, version):
+                    self.metrics.reference_updates.labels("withdrawn").inc()
+                    self.metrics.reference_in_use(model, version, None)
+                    log.info("reference profile withdrawn; back to warm-up", extra={"ctx": {"key": update.key}})
             return
         p = update.profile
         if self.pipeline.set_reference(p):
