@@ -4,7 +4,7 @@ from hypothesis import given, settings, strategies as st
 from pydantic import ValidationError
 
 from driftline.contract.decode import DeadLetterReason as R
-from driftline.contract.decode import DecodeError, decode_event
+from driftline.contract.decode import DecodeError, decode_event, parse_timestamp
 from driftline.contract.event import InferenceEvent
 from driftline.contract.schema import InferenceRecord
 
@@ -130,3 +130,18 @@ def test_last_accepted_event_times():
     assert dec(b'{"model": "m", "timestamp": "9999-12-31T23:59:59.999Z", "features": {}}').timestamp_ms == 253402300799999
     assert dec(b'{"model": "m", "timestamp": "1970-01-01T00:00:00Z", "features": {}}').timestamp_ms == 0
     assert dec(b'{"model": "m", "features": {}}', ts=10**16).timestamp_ms is None  # a Kafka timestamp beyond 9999
+
+
+@pytest.mark.parametrize("text", [" 2023-11-14T22:13:20Z", "2026-W01-1T00:00:00Z", "20260101T000000Z",
+                                  "2023-11-14T22:13:20+0000", "2023-11-14T22:13:20", "\u0662\u0660\u0662\u0663-11-14T22:13:20Z",
+                                  "2023-11-14T22:13:20\x00Z", "2023-11-14T22:13:20Z\n", "2023-11-14T23:59:60Z",
+                                  "2023-11-14T22:13:20+24:00", "2023-11-14"])
+def test_only_rfc_3339_date_times_are_timestamps(text):
+    assert parse_timestamp(text) is None
+
+
+@pytest.mark.parametrize("text, ms", [("2023-11-14T22:13:20.123Z", 1700000000123), ("2023-11-14t22:13:20z", 1700000000000),
+                                      ("2023-11-14 22:13:20+05:30", 1699980200000),
+                                      ("2023-11-14T22:13:20.123456789-00:00", 1700000000123)])
+def test_rfc_3339_forms_are_timestamps(text, ms):
+    assert parse_timestamp(text) == ms

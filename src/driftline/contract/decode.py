@@ -12,6 +12,7 @@ field does not cost the rest of the record.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import NamedTuple
 
@@ -65,6 +66,11 @@ MAX_TEXT_CHARS = 256
 _orjson_loads = orjson.loads
 
 
+#: RFC 3339 ``date-time`` (section 5.6): ``T``, ``t`` or a space between date and time (the RFC allows
+#: the space), any fraction, ``Z``/``z`` or a numeric offset ``±hh:mm``; ASCII digits only.
+_RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})\Z")
+
+
 def parse_timestamp(raw: object) -> int | None:
     """Epoch milliseconds from epoch milliseconds or an RFC 3339 string.
 
@@ -85,15 +91,11 @@ def parse_timestamp(raw: object) -> int | None:
     if isinstance(raw, float):
         return int(raw) if 0 <= raw <= MAX_EVENT_MS else None  # (NaN compares false)
     if isinstance(raw, str):
-        if len(raw) > 64:
-            return None
-        text = raw.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
+        if len(raw) > 64 or not _RFC3339.match(raw):
+            return None  # ISO 8601 forms RFC 3339 does not have (week dates, basic format, +0000, ...) too
+        text = raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw
         try:
             parsed = datetime.fromisoformat(text)
-            if parsed.tzinfo is None or "T" not in text.upper() and " " not in text:
-                return None
             ms = int(round(parsed.timestamp() * 1000))
         except (ValueError, OverflowError):
             return None
