@@ -51,6 +51,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import ConfigResource
 
 from driftline.config import Settings
+from driftline.config_errors import setting_ways
 from driftline.contract.event import SourceRecord, build
 from driftline.detection.pipeline import BatchResult, DeadLetter, Pipeline, PipelineSettings
 from driftline.detection.published import (DEADLETTER_HEADERS, PROCESSING_ERROR, OutputRecord, alert_record,
@@ -60,6 +61,7 @@ from driftline.detection.settings import STATISTICAL_CHECKS, MonitorSettings
 from driftline.errors import ConfigError, DeliveryError, KafkaFailure, ProducerFencedError
 from driftline.observability.metrics import WorkerMetrics
 from driftline.observability.server import MetricsServer
+from driftline.redact import bounded
 from driftline.transport import kafka
 from driftline.transport.alert_feed import WORKER_HEADER, AlertFeed
 from driftline.transport.checkpoints import CHUNK_BYTES, CheckpointStore, Restored
@@ -835,8 +837,6 @@ class Worker:
                 if offsets:
                     self._consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
                                           asynchronous=False)
-        except ProducerFencedError:
-            raise
         except DeliveryError as exc:  # at_least_once: the flush did not deliver everything
             self._delivery_failed(unit, exc)
             return False
@@ -1206,8 +1206,8 @@ def listen_error(host: str, port: int, exc: BaseException) -> str:
     import socket
 
     reason = " ".join(str(getattr(exc, "strerror", None) or exc).split())
-    host_setting = "metrics_host (env DRIFTLINE_METRICS_HOST, flag --metrics-host, TOML metrics_host)"
-    port_setting = "metrics_port (env DRIFTLINE_METRICS_PORT, flag --metrics-port, TOML metrics_port)"
+    host_setting = f"metrics_host ({setting_ways('metrics_host')})"
+    port_setting = f"metrics_port ({setting_ways('metrics_port')})"
     if isinstance(exc, (socket.gaierror, UnicodeError, ValueError)) or getattr(exc, "errno", None) == errno.EADDRNOTAVAIL:
         return (f"invalid setting {host_setting}: cannot listen on {host!r} ({reason}); set an address of this "
                 "host, or 0.0.0.0 for all of them")
@@ -1248,8 +1248,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def _short(value: object, chars: int = LOG_CHARS) -> str:
-    text = str(value)
-    return text if len(text) <= chars else f"{text[:chars]}… ({len(text)} chars)"
+    return bounded(str(value), chars)
 
 
 def stall_reason(call: str | None, since: float, timeout: float, now: float,
