@@ -98,7 +98,7 @@ def test_a_forged_profile_is_a_rejected_update(kind):
 
 def test_a_forged_sketch_never_reaches_datasketches():
     """Byte mutations of the sketch's header, each read in a child process (a crash is its exit code)."""
-    script = f"""
+    script = """
 import base64, copy, random, sys, orjson
 from driftline.transport.references import _update
 doc = orjson.loads(sys.stdin.buffer.read())

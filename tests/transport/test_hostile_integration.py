@@ -10,7 +10,6 @@ is larger than the producer's limit and every one is valid UTF-8 JSON.
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import orjson

@@ -24,7 +24,7 @@ from driftline.contract.label import LabelEvent, decode_label
 from driftline.detection.alerts import AlertBook
 from driftline.detection.findings import Finding, Kind, Severity, Source, WindowSpan
 from driftline.detection.monitor import Check, LocatedEvent, ModelMonitor
-from driftline.detection.outcomes import LabelOutcome, OutcomeMonitor, OutcomeOutput, OutcomeSettings
+from driftline.detection.outcomes import OutcomeMonitor, OutcomeOutput, OutcomeSettings
 from driftline.detection.settings import MonitorSettings
 from driftline.reference.profile import ReferenceProfile
 from driftline.state.checkpoint import PartitionState
