@@ -140,8 +140,13 @@ _ALERT = {"alert_id": "a", "status": "firing", "model": "m", "model_version": "v
 def _forged(base: dict, changes: dict) -> dict:
     out = {**base, "window": dict(base.get("window", {}))}
     for field, value in changes.items():
-        if field.startswith("window.") and isinstance(out["window"], dict):
-            out["window"][field[7:]] = value
+        if field.startswith("window."):
+            window = out.get("window")  # (the window itself may have been dropped or replaced)
+            if isinstance(window, dict):
+                if value is _DROP:
+                    window.pop(field[7:], None)
+                else:
+                    window[field[7:]] = value
         elif value is _DROP:
             out.pop(field, None)
         else:
