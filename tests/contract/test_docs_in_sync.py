@@ -134,6 +134,7 @@ def _finding() -> Finding:
 def test_every_alert_field_is_documented():
     book = AlertBook(cooldown_seconds=1, resolve_after_seconds=1)
     (firing,) = book.observe(_finding(), 2_000)
+    book.health(_finding().key, True, 3_000, _finding().window)
     (resolved,) = book.tick(10_000)
     assert firing["status"] == FIRING and resolved["status"] == RESOLVED
     fields = set(render(_finding(), FIRING)) | set(resolved) | set(firing["window"])

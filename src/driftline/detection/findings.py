@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from driftline.detection.keys import alert_key
+from driftline.detection.keys import incident_key
 
 __all__ = ["Finding", "WindowSpan", "Kind", "Severity", "Source"]
 
@@ -80,6 +80,6 @@ class Finding:
 
     @property
     def key(self) -> str:
-        """The alert key: ``model/model_version/feature/detector``, components encoded so keys never
-        collide (:mod:`driftline.detection.keys`)."""
-        return alert_key(self.model, self.model_version, self.source, self.feature, self.detector)
+        """The incident key: ``model/model_version/feature/kind`` (plus ``/check`` for data and output
+        quality), components encoded so keys never collide (:func:`driftline.detection.keys.incident_key`)."""
+        return incident_key(self.model, self.model_version, self.source, self.feature, self.kind, self.detector)

@@ -36,7 +36,7 @@ import re
 
 from driftline.contract.names import is_utf8
 
-__all__ = ["key_part", "feature_part", "alert_key", "summary_key", "performance_key", "comparison_key",
+__all__ = ["key_part", "feature_part", "alert_key", "incident_key", "CHECK_KINDS", "summary_key", "performance_key", "comparison_key",
            "OUTPUTS_SOURCE"]
 
 #: The source of model outputs (``driftline.contract.columns.OUTPUTS``).
@@ -80,6 +80,23 @@ def feature_part(source: str | None, name: str) -> str:
 def alert_key(model: str, model_version: str, source: str | None, feature: str, detector: str) -> str:
     """``model/model_version/feature/detector``, each component encoded."""
     return f"{key_part(model)}/{key_part(model_version)}/{feature_part(source, feature)}/{key_part(detector)}"
+
+
+#: Kinds whose detectors are separate checks: their incident keys end with the check (one incident per check).
+CHECK_KINDS = frozenset(("data_quality", "output_quality"))
+
+
+def incident_key(model: str, model_version: str, source: str | None, feature: str, kind: str, detector: str) -> str:
+    """The key of a feature's incident (and of its alert records): ``model/model_version/feature/kind``,
+    plus ``/check`` (the detector) for the kinds in :data:`CHECK_KINDS`.
+
+    >>> incident_key("fraud", "v3", "features", "amount", "data_drift", "psi")
+    'fraud/v3/amount/data_drift'
+    >>> incident_key("fraud", "v3", "features", "amount", "data_quality", "non_finite")
+    'fraud/v3/amount/data_quality/non_finite'
+    """
+    base = f"{key_part(model)}/{key_part(model_version)}/{feature_part(source, feature)}/{key_part(kind)}"
+    return f"{base}/{key_part(detector)}" if kind in CHECK_KINDS else base
 
 
 def summary_key(model: str, model_version: str, source: str | None, feature: str) -> str:

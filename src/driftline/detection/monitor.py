@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -68,6 +68,9 @@ class MonitorOutput:
     quality_counts: dict[tuple[str, str], int]
     #: features not monitored because the per-model cap was reached
     overflow_features: int = 0
+    #: health reports, in order with the findings: (findings before it, source, feature, kind, matches the
+    #: reference now, event time, the data it is about); see :meth:`driftline.detection.alerts.AlertBook.health`
+    health: list[tuple[int, str, str, str, bool, int | None, WindowSpan]] = field(default_factory=list)
 
 
 _NUMBER_TYPES = frozenset((int, float))
@@ -82,6 +85,7 @@ class _Feature:
         "name", "source", "kind", "numeric", "categorical", "seed",
         "records", "present", "non_finite", "type_mismatch", "invalid",
         "ref_records", "ref_missing", "scored_records", "scored_missing", "reference", "profiled",
+        "matches", "window_failed",
     )
 
     def __init__(self, name: str, source: str, seed: int) -> None:
@@ -97,6 +101,9 @@ class _Feature:
         self.reference = WARMUP
         #: the missing-rate and value references come from a profile
         self.profiled = False
+        #: the last health reported (matches its reference), and whether the last window's test found a drift
+        self.matches = True
+        self.window_failed = False
 
     def _reset_window(self) -> None:
         self.records = 0        # records of this feature's source in the window
@@ -223,6 +230,7 @@ class ModelMonitor:
         feature.scored_records = feature.scored_missing = 0
         feature.profiled = True
         feature.reference = self.reference_name
+        feature.matches, feature.window_failed = True, False  # the detectors restart against the new reference
         return True
 
     def _restart_warmup(self, feature: _Feature) -> None:
@@ -232,6 +240,7 @@ class ModelMonitor:
         feature.scored_records = feature.scored_missing = 0
         feature.profiled = False
         feature.reference = WARMUP
+        feature.matches, feature.window_failed = True, False
 
     def _seed(self, name: str) -> int:
         return int.from_bytes(hashlib.blake2b(f"{self.model}/{self.model_version}/{name}".encode(), digest_size=8).digest(), "big")
@@ -355,6 +364,32 @@ class ModelMonitor:
                 feature.scored_missing += missing_here
         for source, n in n_source.items():
             self.source_records[source] += n
+        span = None
+        for key in cols:
+            feature = self.features.get(key)
+            if feature is None:
+                continue
+            matches = self._matches(feature)
+            if matches is not None and matches != feature.matches:
+                span = span or self._span(last)
+                self._report(out, feature, matches, last.time_ms, span)
+
+    @staticmethod
+    def _state_differs(feature: _Feature) -> bool | None:
+        """Whether the sequential detectors say the feature differs from its reference now (None: not scored yet)."""
+        state = feature.numeric if feature.numeric is not None else feature.categorical
+        if state is None or not state.warmed_up:
+            return None
+        return bool(getattr(state, "differs", False))
+
+    def _matches(self, feature: _Feature) -> bool | None:
+        differs = self._state_differs(feature)
+        return None if differs is None else not (differs or feature.window_failed)
+
+    def _report(self, out: MonitorOutput, feature: _Feature, matches: bool, time_ms: int | None, span: WindowSpan) -> None:
+        feature.matches = matches
+        out.health.append((len(out.findings), feature.source, feature.name, self._drift_kind(feature), matches,
+                           time_ms, span))
 
     def _update_feature(self, feature: _Feature, col: Column, chunk: Sequence[LocatedEvent], out: MonitorOutput) -> None:
         values = col.values
@@ -615,8 +650,10 @@ class ModelMonitor:
             summary["quantiles"] = num.quantiles(window=True)
             drift = num.window_drift()
             summary["drift"] = drift
-            if num.warmed_up and num.window_moments.n >= s.min_window_values:
-                self._numeric_window_test(feature, drift, alpha, last_row, found)
+            tested_values = num.warmed_up and num.window_moments.n >= s.min_window_values
+            if tested_values:
+                feature.window_failed = self._numeric_window_test(feature, drift, alpha, last_row, found)
+            self._heartbeat(out, feature, num.window_scored > 0, span, last_row)
         elif feature.categorical is not None:
             cat = feature.categorical
             scored = sum(cat.window_scored.values())
@@ -630,12 +667,22 @@ class ModelMonitor:
                 chi, psi_value, js = tested
                 cat_drift = {"chi_square": chi.statistic, "df": chi.df, "p_value": chi.p_value,
                              "psi": psi_value, "jensen_shannon": js}
-                self._categorical_window_test(feature, chi, psi_value, js, alpha, last_row, found)
+                feature.window_failed = self._categorical_window_test(feature, chi, psi_value, js, alpha, last_row, found)
+            elif scored:
+                feature.window_failed = False
             summary["drift"] = cat_drift
+            self._heartbeat(out, feature, scored > 0, span, last_row)
         return summary
 
+    def _heartbeat(self, out: MonitorOutput, feature: _Feature, scored: bool, span: WindowSpan,
+                   last_row: LocatedEvent) -> None:
+        """At a window's end, the health of a feature that had values in it (whether it changed or not)."""
+        matches = self._matches(feature) if scored else None
+        if matches is not None:
+            self._report(out, feature, matches, last_row.time_ms, span)
+
     def _numeric_window_test(self, feature: _Feature, drift: dict[str, float | None], alpha: float,
-                             last_row: LocatedEvent, found: list[Finding]) -> None:
+                             last_row: LocatedEvent, found: list[Finding]) -> bool:
         """Alert when the configured distance crosses its threshold *and* the KS test is significant.
 
         The significance gate (at the model's family-wise level) keeps small
@@ -646,7 +693,7 @@ class ModelMonitor:
         value, p_value = drift.get(test) if test != "off" else None, drift.get("ks_p_value")
         threshold = self.settings.thresholds.get(test, math.inf)
         if value is None or p_value is None or value <= threshold or p_value >= alpha:
-            return
+            return False
         shift = drift.get("mean_shift_sd")
         found.append(self._finding(
             feature, self._drift_kind(feature), test, Severity.CRITICAL if value >= 2 * threshold else Severity.WARNING,
@@ -659,12 +706,13 @@ class ModelMonitor:
             ks=drift.get("ks"), ks_p_value=p_value, psi=drift.get("psi"), wasserstein_sd=drift.get("wasserstein_sd"),
             alpha=alpha,
         ))
+        return True
 
     def _categorical_window_test(self, feature: _Feature, chi, psi_value: float, js: float, alpha: float,
-                                 last_row: LocatedEvent, found: list[Finding]) -> None:
+                                 last_row: LocatedEvent, found: list[Finding]) -> bool:
         test = self.settings.categorical_test
         if test == "off" or chi.df == 0 or chi.p_value >= alpha:
-            return
+            return False
         if test == "chi_square":
             statistic, threshold = chi.statistic, chi_square_critical(alpha, chi.df)
             critical = psi_value >= 0.25
@@ -672,7 +720,7 @@ class ModelMonitor:
             statistic = psi_value if test == "psi" else js
             threshold = self.settings.thresholds[test]
             if statistic <= threshold:
-                return
+                return False
             critical = statistic >= 2 * threshold
         assert feature.categorical is not None
         moved = _most_changed(feature.categorical.reference, feature.categorical.window_scored)
@@ -683,6 +731,7 @@ class ModelMonitor:
             f"chi-square p = {chi.p_value:.2g} < {alpha:.2g}, PSI {psi_value:.2f}, JS {js:.3f}); {moved}.",
             p_value=chi.p_value, chi_square=chi.statistic, psi=psi_value, jensen_shannon=js, alpha=alpha,
         ))
+        return True
 
 
 _STAT_NAMES = {"psi": "PSI", "ks": "KS", "wasserstein_sd": "Wasserstein (reference sd)",

@@ -23,6 +23,7 @@ from driftline.contract.event import MAX_EVENT_MS, InferenceEvent, SourceRecord,
 from driftline.contract.label import LabelEvent, decode_label
 from driftline.detection.alerts import AlertBook
 from driftline.detection.findings import Finding, Kind, Severity, Source, WindowSpan
+from driftline.detection.keys import incident_key
 from driftline.detection.monitor import Check, LocatedEvent, ModelMonitor
 from driftline.detection.outcomes import OutcomeMonitor, OutcomeOutput, OutcomeSettings
 from driftline.detection.settings import MonitorSettings
@@ -56,6 +57,10 @@ class PipelineSettings:
     max_record_bytes: int = 1_000_000
     cooldown_seconds: float = 300.0
     resolve_after_seconds: float = 600.0
+    #: feature incidents of one model version opening within this span of each other share an incident_id
+    incident_group_seconds: float = 300.0
+    #: an open incident is re-announced (a firing record with reminder: true) every this span; 0 = never
+    reminder_seconds: float = 0.0
     #: an event time further ahead of the record's Kafka timestamp is replaced by it (a finding); 0 = off
     max_event_time_skew_seconds: float = 3600.0
     #: labels, performance, output rules, champion / challenger (None: off)
@@ -97,7 +102,11 @@ class Pipeline:
         self._clock = clock
         self.monitors: dict[tuple[str, int, str, str], ModelMonitor] = {}
         self.alerts = AlertBook(cooldown_seconds=settings.cooldown_seconds,
-                                resolve_after_seconds=settings.resolve_after_seconds)
+                                resolve_after_seconds=settings.resolve_after_seconds,
+                                group_seconds=settings.incident_group_seconds,
+                                reminder_seconds=settings.reminder_seconds)
+        #: alerts caused between batches (a new reference closing incidents), published with the next batch
+        self._pending: list[dict[str, object]] = []
         #: model versions with monitors, and their model names; models that only have outcome monitors
         #: (labels of a model without inference records here); together they count under max_models
         self._models: set[tuple[str, str]] = set()
@@ -117,18 +126,22 @@ class Pipeline:
         if current is not None and current.id == profile.id:
             return False
         self.references[key] = profile
-        for (_, _, model, version), monitor in self.monitors.items():
-            if (model, version) == key:
-                monitor.use_reference(profile)
+        self._switched(key, profile)
         return True
+
+    def _switched(self, key: tuple[str, str], profile: ReferenceProfile | None) -> None:
+        """Monitors of a model version compare with ``profile`` from now on; its open drift incidents close."""
+        monitors = [m for (_, _, model, version), m in self.monitors.items() if (model, version) == key]
+        for monitor in monitors:
+            monitor.use_reference(profile)
+        if monitors:
+            self._pending.extend(self.alerts.close_model(key[0], key[1], self._clocks.get(key[0])))
 
     def remove_reference(self, model: str, model_version: str) -> bool:
         """Go back to warm-up references for a model version; False if it had no profile."""
         if self.references.pop((model, model_version), None) is None:
             return False
-        for (_, _, m, v), monitor in self.monitors.items():
-            if (m, v) == (model, model_version):
-                monitor.use_reference(None)
+        self._switched((model, model_version), None)
         return True
 
     @property
@@ -153,6 +166,9 @@ class Pipeline:
 
     def _process(self, records: Sequence[SourceRecord]) -> BatchResult:
         result = BatchResult()
+        if self._pending:
+            result.alerts.extend(self._pending)
+            self._pending = []
         max_bytes = self.settings.max_record_bytes
         max_text = self.settings.monitor.max_category_chars
         skew_ms = self.settings.max_event_time_skew_seconds * 1000.0
@@ -224,12 +240,11 @@ class Pipeline:
                 result.quality[(model, TIMESTAMP, Check.EVENT_TIME_SKEW)] += skewed[key][0]
                 self._alert([self._skew_finding(model, version, *skewed[key])], result)
             out = monitor.process(events)
-            result.summaries.extend(out.summaries)
             if out.overflow_features:
                 result.overflow[OVERFLOW_FEATURE] += out.overflow_features
             for (feature, check), n in out.quality_counts.items():
                 result.quality[(model, feature, check)] += n
-            self._alert(out.findings, result)
+            self._monitored(model, version, out, result)
 
         if outcome_items:
             self._outcomes(outcome_items, result, skewed)
@@ -285,6 +300,27 @@ class Pipeline:
             result.violations[key] += n
         result.summaries.extend(out.summaries)
         self._alert(out.findings, result)
+
+    def _monitored(self, model: str, version: str, out, result: BatchResult) -> None:
+        """A monitor's findings and health reports through the incidents, in order; then its summaries
+        show the incidents open on their features."""
+        done = 0
+        for before, source, feature, kind, matches, time_ms, span in out.health:
+            if before > done:
+                self._alert(out.findings[done:before], result)
+                done = before
+            caused = self.alerts.health(incident_key(model, version, source, feature, kind, kind), matches, time_ms, span)
+            result.alerts.extend(caused)
+        self._alert(out.findings[done:], result)
+        book = self.alerts
+        if len(book):
+            for summary in out.summaries:
+                source = str(summary.get("source"))
+                kind = Kind.PREDICTION_DRIFT if source == Source.OUTPUTS else Kind.DATA_DRIFT
+                incident = book.open_incident(incident_key(model, version, source, str(summary["feature"]), kind, kind))
+                if incident is not None:
+                    summary["incident"] = incident
+        result.summaries.extend(out.summaries)
 
     def _alert(self, findings: list, result: BatchResult) -> None:
         """Findings through the alert lifecycle, in event time."""

@@ -95,16 +95,22 @@ def alert_key(alert: Mapping[str, Any]) -> str:
     Records written before alerts had a ``source`` are read as the worker
     wrote them: outputs for the kinds about outputs, else by the name.
 
-    >>> alert_key({"model": "m/x", "model_version": "v3", "feature": "amount", "source": "features", "detector": "psi"})
-    'm%2Fx/v3/amount/psi'
+    The key is the incident key (:func:`driftline.detection.keys.incident_key`): one per feature and kind,
+    plus the check for data and output quality.  A record without a ``kind`` (none is written so) reads as
+    data drift.
+
+    >>> alert_key({"model": "m/x", "model_version": "v3", "feature": "amount", "source": "features",
+    ...            "kind": "data_drift", "detector": "psi"})
+    'm%2Fx/v3/amount/data_drift'
     """
     feature = str(alert.get("feature", ""))
     source = alert.get("source")
     if not isinstance(source, str):
         output = alert.get("kind") in _OUTPUT_KINDS or feature == PREDICTION or feature.startswith(PREDICTION + ".")
         source = OUTPUTS_SOURCE if output else "features"
-    return keys.alert_key(str(alert.get("model", "")), str(alert.get("model_version", "")), source, feature,
-                          str(alert.get("detector", "")))
+    kind = alert.get("kind")
+    return keys.incident_key(str(alert.get("model", "")), str(alert.get("model_version", "")), source, feature,
+                             kind if isinstance(kind, str) and kind else "data_drift", str(alert.get("detector", "")))
 
 
 def alert_record(alert: dict[str, object]) -> tuple[bytes, bytes]:

@@ -40,6 +40,10 @@ class WorkerMetrics:
         self.data_quality = Counter("driftline_data_quality_findings_total", "Data-quality findings.", ["model", "feature", "check"], registry=r)
         self.alerts = Counter("driftline_alerts_total", "Alert events published.", ["model", "feature", "kind", "detector", "status"], registry=r)
         self.alerts_firing = Gauge("driftline_alerts_firing", "Alert keys currently firing.", ["model", "feature", "kind", "detector"], registry=r)
+        self.incident_features = Gauge("driftline_incident_features", "Open feature incidents of each model incident "
+                                       "(absent once all of them resolved).", ["model", "model_version", "incident_id"],
+                                       registry=r)
+        self._incidents: set[tuple[str, str, str]] = set()
         self.suppressed = Counter("driftline_alerts_suppressed_total", "Findings not published because their key was in cooldown.", registry=r)
         self.summaries = Counter("driftline_window_summaries_total", "Window summaries published.", ["model"], registry=r)
         self.drift_statistic = Gauge("driftline_feature_drift_statistic", "Latest window's drift statistic per feature.",
@@ -105,8 +109,19 @@ class WorkerMetrics:
             if name != "labeled" and isinstance(value, (int, float)) and math.isfinite(value):
                 self.performance.labels(model, version, name).set(value)
 
-    def record_batch(self, result: BatchResult, *, models: int, features: int) -> None:
-        """Update counters and gauges from one processed batch."""
+    def record_incidents(self, open_incidents: dict[tuple[str, str, str], int]) -> None:
+        """Set ``driftline_incident_features`` to the open model incidents (model, version, id) -> features."""
+        for gone in self._incidents - set(open_incidents):
+            self.incident_features.remove(*gone)
+        for labels, n in open_incidents.items():
+            self.incident_features.labels(*labels).set(n)
+        self._incidents = set(open_incidents)
+
+    def record_batch(self, result: BatchResult, *, models: int, features: int,
+                     incidents: dict[tuple[str, str, str], int] | None = None) -> None:
+        """Update counters and gauges from one processed batch (and the open incidents after it)."""
+        if incidents is not None:
+            self.record_incidents(incidents)
         for (model, topic), n in result.events.items():
             self.events.labels(model, topic).inc(n)
         for dl in result.dead_letters:
@@ -114,6 +129,8 @@ class WorkerMetrics:
         for (model, feature, check), n in result.quality.items():
             self.data_quality.labels(model, feature, check).inc(n)
         for alert in result.alerts:
+            if alert.get("reminder"):
+                continue
             feature = feature_part(str(alert.get("source")), str(alert["feature"]))
             labels = (str(alert["model"]), feature, str(alert["kind"]), str(alert["detector"]))
             self.alerts.labels(*labels, str(alert["status"])).inc()

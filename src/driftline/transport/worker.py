@@ -42,6 +42,7 @@ import os
 import signal
 import threading
 import time
+import zlib
 from collections import Counter
 from contextlib import ExitStack
 from operator import itemgetter
@@ -54,6 +55,7 @@ from driftline.config import Settings
 from driftline.config_errors import setting_ways
 from driftline.contract.event import SourceRecord, build
 from driftline.detection.pipeline import BatchResult, DeadLetter, Pipeline, PipelineSettings
+from driftline.detection.keys import key_part
 from driftline.detection.published import (DEADLETTER_HEADERS, PROCESSING_ERROR, OutputRecord, alert_record,
                                            dead_letter_record, summary_record)
 from driftline.detection.outcomes import ModelRules, OutcomeSettings
@@ -139,6 +141,8 @@ def pipeline_settings(settings: Settings) -> PipelineSettings:
         max_record_bytes=settings.max_record_bytes,
         cooldown_seconds=settings.cooldown_seconds,
         resolve_after_seconds=settings.resolve_after_seconds,
+        incident_group_seconds=settings.incident_group_seconds,
+        reminder_seconds=settings.reminder_seconds,
         max_event_time_skew_seconds=settings.max_event_time_skew_seconds,
     )
 
@@ -210,6 +214,8 @@ class Worker:
         self._isolation = Isolation(ABORT_LIMIT)
         #: the largest output record each topic takes (see transport/delivery.py)
         self._limits = OutputLimits(producer_limit(settings.kafka))
+        #: partitions of the alerts topic: a model version's alert records all go to one (None: by key)
+        self._alert_partitions: int | None = None
         #: what a delivery report of the current transaction blamed on a record (it is replaced on the retry)
         self._record_fault: str | None = None
         #: a delivery report said this producer was fenced
@@ -447,6 +453,11 @@ class Worker:
                     self._limits.set_topic(resource.name, int(entry.value))
         except Exception as exc:  # noqa: BLE001 - best effort: a refused record teaches the limit too
             log.debug("cannot read the output topics' max.message.bytes", extra={"ctx": {"error": str(exc)}})
+        try:
+            count = kafka.partition_counts(admin, s).get(s.alerts_topic)
+            self._alert_partitions = count if count and count > 0 else None
+        except Exception as exc:  # noqa: BLE001 - without it, alert records are partitioned by their key
+            log.debug("cannot read the alerts topic's partition count", extra={"ctx": {"error": str(exc)}})
         self._fit_chunks()
 
     def _fit_chunks(self) -> None:
@@ -1111,10 +1122,15 @@ class Worker:
         self._limits.refused(topic, msg.key(), value, msg.headers(), too_large=is_size_error(err.code()))
         self._record_fault = f"{topic}: {err.str()}"
 
-    def _produce(self, topic: str, key: bytes | None, value: bytes | None, headers: list) -> None:
+    def _produce(self, topic: str, key: bytes | None, value: bytes | None, headers: list,
+                 partition: int | None = None) -> None:
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=self._delivered)
+                if partition is None:
+                    self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=self._delivered)
+                else:
+                    self._producer.produce(topic, value=value, key=key, headers=headers, partition=partition,
+                                           on_delivery=self._delivered)
                 return
             except BufferError:
                 if self._stop.is_set() and (self._remaining(1.0) <= 0 or
@@ -1122,14 +1138,15 @@ class Worker:
                     raise _Stopping("produce (local queue full)") from None
                 self._producer.poll(0.1)  # local queue full: let deliveries drain
 
-    def _emit(self, what: str, topic: str, out: OutputRecord, fields: Callable[[], Mapping[str, Any]]) -> None:
+    def _emit(self, what: str, topic: str, out: OutputRecord, fields: Callable[[], Mapping[str, Any]],
+              partition: int | None = None) -> None:
         """Produce ``out``, or the ``oversized_output`` record that stands for it when Kafka would refuse it."""
         size = record_size(*out)
         if not self._limits.fits(topic, out, size):
             out = self._replace(what, topic, out, fields, f"{size} bytes, above what topic {topic} takes "
                                                           f"({self._limits.limit(topic)} bytes less {RECORD_MARGIN})")
         try:
-            self._produce(topic, out.key, out.value, out.headers)
+            self._produce(topic, out.key, out.value, out.headers, partition)
         except KafkaException as exc:
             err = exc.args[0] if exc.args else None
             if is_fenced(err):
@@ -1138,7 +1155,7 @@ class Worker:
                 raise
             self._limits.refused(topic, out.key, out.value, out.headers, too_large=is_size_error(err.code()))
             out = self._replace(what, topic, out, fields, f"refused by the producer: {err.str()}")
-            self._produce(topic, out.key, out.value, out.headers)
+            self._produce(topic, out.key, out.value, out.headers, partition)
 
     def _replace(self, what: str, topic: str, out: OutputRecord, fields: Callable[[], Mapping[str, Any]],
                  reason: str) -> OutputRecord:
@@ -1148,12 +1165,21 @@ class Worker:
                                    "limit": self._limits.limit(topic)}})
         return oversized_output(what, topic, out, limit=self._limits.limit(topic), reason=reason, fields=fields())
 
+    def _alert_partition(self, alert: Mapping[str, Any]) -> int | None:
+        """The alerts partition of a model version (all its records on one, so one notify instance sees
+        a whole model incident): a stable hash of ``model/model_version``."""
+        n = self._alert_partitions
+        if not n:
+            return None
+        key = f"{key_part(str(alert.get('model', '')))}/{key_part(str(alert.get('model_version', '')))}"
+        return zlib.crc32(key.encode("utf-8", "surrogatepass")) % n
+
     def _publish(self, result: BatchResult) -> None:
         s = self.settings
         for alert in result.alerts:
             key, value = alert_record(alert)
             self._emit("alert", s.alerts_topic, OutputRecord(key, value, self._alert_headers),
-                       lambda a=alert: output_fields(a))
+                       lambda a=alert: output_fields(a), self._alert_partition(alert))
             log.info(_short(alert["summary"]), extra={"ctx": {
                 "alert_status": alert["status"], "model": _short(alert["model"]), "feature": _short(alert["feature"]),
                 "detector": alert["detector"], "partition": alert["window"]["partition"]}})  # type: ignore[index]
@@ -1187,7 +1213,8 @@ class Worker:
         m.batch_size.observe(len(records))
         for rec_topic, count in Counter(map(itemgetter(0), records)).items():
             m.records.labels(rec_topic).inc(count)
-        m.record_batch(result, models=self.pipeline.model_count, features=self.pipeline.feature_count)
+        m.record_batch(result, models=self.pipeline.model_count, features=self.pipeline.feature_count,
+                       incidents=self.pipeline.alerts.incidents() if result.alerts else None)
         now_ms = time.time() * 1000.0
         for (topic, partition), t in result.event_time_ms.items():
             m.event_time_lag.labels(topic, str(partition)).set(max(0.0, (now_ms - t) / 1000.0))
