@@ -8,11 +8,11 @@ import pytest
 from driftline.transport.alert_feed import _firing
 
 GOOD = {"status": "firing", "model": "m", "model_version": "v", "feature": "x", "source": "features",
-        "detector": "psi", "event_time": "2026-01-01T00:00:00.000Z"}
+        "kind": "data_drift", "detector": "psi", "event_time": "2026-01-01T00:00:00.000Z"}
 
 
 def test_a_worker_s_firing_is_taken():
-    assert _firing(orjson.dumps(GOOD)) == ("m/v/x/psi", 1_767_225_600_000.0)
+    assert _firing(orjson.dumps(GOOD)) == ("m/v/x/data_drift", 1_767_225_600_000.0)
 
 
 @pytest.mark.parametrize("change", [
@@ -22,7 +22,7 @@ def test_a_worker_s_firing_is_taken():
     {"event_time": "2026-01-01"},
     {"event_time": 1_767_225_600_000},
     {"event_time": "2" * 100_000},
-    {"model": ["m"]}, {"model": None}, {"model": 10**18}, {"feature": {"a": 1}}, {"detector": 1},
+    {"kind": None}, {"model": ["m"]}, {"model": None}, {"model": 10**18}, {"feature": {"a": 1}}, {"detector": 1},
     {"model_version": True}, {"status": ["firing"]},
 ])
 def test_a_forged_firing_is_ignored(change):

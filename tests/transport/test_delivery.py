@@ -50,7 +50,7 @@ def test_limits_per_topic_and_learned_from_refusals():
 
 
 def test_an_oversized_alert_becomes_a_small_record_that_says_what_it_was():
-    key = ("m/v1/" + ALERT["feature"] + "/psi").encode()
+    key = ("m/v1/" + ALERT["feature"] + "/data_drift").encode()
     value = encode_json(ALERT)
     out = oversized_output("alert", "driftline.alerts", OutputRecord(key, value, [("content-type", b"application/json"),
                                                                               ("driftline.worker", b"w1")]),

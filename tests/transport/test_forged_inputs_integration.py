@@ -72,7 +72,8 @@ def test_records_no_client_of_ours_writes_stop_nothing(broker):
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
     producer.produce(topics.references, key=b"base/unversioned", value=_crashing_profile())
     forged_alert = orjson.dumps({"status": "firing", "model": "base", "model_version": "unversioned", "feature": "x",
-                                 "source": "features", "detector": "psi", "event_time": "9999-12-31T23:59:59Z"})
+                                 "source": "features", "kind": "data_drift", "detector": "psi",
+                                 "event_time": "9999-12-31T23:59:59Z"})
     producer.produce(topics.alerts, value=forged_alert)
     for i in range(300):
         producer.produce(topics.input, value=_event(i), partition=0)

@@ -47,8 +47,8 @@ def test_one_firing_alert_per_key_for_a_model_spread_over_two_workers(kenv):
     firing: dict[str, int] = {}
     for a in records:
         if a["status"] == "firing":
-            key = f"{a['feature']}/{a['detector']}"
+            key = f"{a['feature']}/{a['kind']}"
             firing[key] = firing.get(key, 0) + 1
-    assert firing.get("x/psi") == 1, firing
+    assert firing.get("x/data_drift") == 1, firing
     assert all(n == 1 for n in firing.values()), firing
     assert {a["window"]["partition"] for a in records} == {0}, "the second worker published no alert of its own"

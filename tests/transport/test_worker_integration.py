@@ -41,7 +41,7 @@ def test_drift_alerts_only_the_shifted_feature_and_metrics_show_it(kenv):
     a = alerts[0]
     assert a["window"]["last_offset"] >= 2500 and a["model"] == "fraud" and a["model_version"] == "v3"
     msgs = kenv.read_all(kenv.alerts, len(alerts), timeout=5)
-    assert msgs[0].key() == f"fraud/v3/amount/{a['detector']}".encode()
+    assert msgs[0].key() == f"fraud/v3/amount/{a['kind']}".encode()
 
     summaries = kenv.read_all(kenv.metrics_topic, 8 * 4, timeout=20)
     assert len(summaries) >= 8 * 4  # 4 features (3 + prediction) × 8 windows

@@ -413,8 +413,12 @@ class Pipeline:
     def restore(self, state: PartitionState) -> None:
         """Take over the state of a partition from its checkpoint (replacing what is held for it)."""
         self.drop_partitions([(state.topic, state.partition)])
+        switched = set()
         for monitor in state.monitors:
-            monitor.reattach(self.settings.monitor, self.references.get((monitor.model, monitor.model_version)))
+            profile = self.references.get((monitor.model, monitor.model_version))
+            if monitor.profile != (profile.id if profile is not None else None):  # the id the checkpoint names
+                switched.add((monitor.model, monitor.model_version))
+            monitor.reattach(self.settings.monitor, profile)
             self.monitors[(monitor.topic, monitor.partition, monitor.model, monitor.model_version)] = monitor
             newest = getattr(monitor, "newest_ms", None)
             if newest is not None:
@@ -424,4 +428,6 @@ class Pipeline:
                 outcome.reattach(self.settings.outcomes)
                 self.outcomes[(outcome.partition, outcome.model)] = outcome
         self.alerts.merge(state.alerts)
+        for model, version in sorted(switched):  # the reference changed while the state was in a checkpoint
+            self._pending.extend(self.alerts.close_model(model, version, self._clocks.get(model)))
         self._recount()

@@ -98,7 +98,7 @@ class AlertFeed:
         self._consumer.close()
 
 
-_NAMES = ("model", "model_version", "feature", "detector")
+_NAMES = ("model", "model_version", "feature", "kind", "detector")
 
 
 def _firing(value: bytes | None) -> RemoteFiring | None:
