@@ -40,6 +40,7 @@ class WorkerMetrics:
         self.data_quality = Counter("driftline_data_quality_findings_total", "Data-quality findings.", ["model", "feature", "check"], registry=r)
         self.alerts = Counter("driftline_alerts_total", "Alert events published.", ["model", "feature", "kind", "detector", "status"], registry=r)
         self.alerts_firing = Gauge("driftline_alerts_firing", "Alert keys currently firing.", ["model", "feature", "kind", "detector"], registry=r)
+        self.incident_features = Gauge("driftline_incident_features", "Open feature incidents of a model incident.", ["model", "model_version", "incident_id"], registry=r)
         self.suppressed = Counter("driftline_alerts_suppressed_total", "Findings not published because their key was in cooldown.", registry=r)
         self.summaries = Counter("driftline_window_summaries_total", "Window summaries published.", ["model"], registry=r)
         self.drift_statistic = Gauge("driftline_feature_drift_statistic", "Latest window's drift statistic per feature.",
