@@ -270,9 +270,15 @@ def slack_incident_message(doc: dict[str, Any]) -> dict[str, Any]:
     colour = COLOURS[(RESOLVED, None)] if status == RESOLVED else COLOURS.get((FIRING, str(doc.get("severity"))),
                                                                              _UNKNOWN_COLOUR)
     summaries = [str(a.get("summary")) for a in doc.get("alerts") or () if isinstance(a, dict) and a.get("summary")]
-    title = f"[{doc.get('model')} {doc.get('model_version', '')}] " + (
-        f"{len(features)} feature(s) of one incident" + (" are back" if stage == "resolved" else " drifted together")
-        if len(features) != 1 or not summaries else summaries[0])
+    head = f"[{doc.get('model')} {doc.get('model_version', '')}] "
+    if stage == "update":
+        title = f"{head}{len(joined)} more feature(s) drifted with the incident's {len(features) - len(joined)}"
+    elif len(features) == 1 and summaries and stage != "reminder":
+        title = summaries[-1] if summaries[-1].startswith("[") else head + summaries[-1]
+    else:
+        title = head + {"resolved": f"{len(features)} feature(s) of the incident are back",
+                        "reminder": f"{len(features)} feature(s) still drifting"}.get(
+            stage, f"{len(features)} features drifted together")
     attachment: dict[str, Any] = {
         "color": colour,
         "fallback": _escape(escape(bounded(f"{word} {doc.get('model')}/{doc.get('model_version', '-')}: "
