@@ -173,6 +173,7 @@ class IncidentBook:
         self.max_incidents = max_incidents
         self.max_ids = max_ids
         self._incidents: OrderedDict[tuple[str, str, str], _Incident] = OrderedDict()
+        self._waiting: dict[tuple[str, str, str], _Incident] = {}  # the incidents with a message waiting
         self._ids: OrderedDict[str, None] = OrderedDict()
 
     # ------------------------------------------------------------ records
@@ -219,6 +220,7 @@ class IncidentBook:
         p = incident.pending
         if p is None:
             p = incident.pending = _Pending(stage, now + self.group_wait, reminder_id=reminder_id)
+            self._waiting[incident.ident] = incident
         elif p.stage == "reminder" and stage != "reminder":
             p.stage, p.reminder_id = stage, None  # a join supersedes the reminder: the update lists every feature
         if source is not None:
@@ -296,20 +298,20 @@ class IncidentBook:
     # ------------------------------------------------------------ messages due
     def due(self, now: float) -> list[Message]:
         """The waiting messages whose grouping delay is over, oldest first (each is handed out once)."""
-        ready = sorted((i for i in self._incidents.values() if i.pending is not None and i.pending.due <= now),
+        ready = sorted((i for i in self._waiting.values() if i.pending is not None and i.pending.due <= now),
                        key=lambda i: i.pending.due)  # type: ignore[union-attr]
         return [self._flush(i) for i in ready]
 
     def next_due(self) -> float | None:
         """When the next waiting message is due (``now`` of :meth:`due`), ``None`` when nothing waits."""
-        dues = [i.pending.due for i in self._incidents.values() if i.pending is not None]
+        dues = [i.pending.due for i in self._waiting.values() if i.pending is not None]
         return min(dues) if dues else None
 
     def waiting(self) -> dict[tuple[str, int], int]:
         """Per partition, the lowest offset of a record whose message has not been handed out yet: the
         consumer must not commit past it."""
         low: dict[tuple[str, int], int] = {}
-        for incident in self._incidents.values():
+        for incident in self._waiting.values():
             for topic, partition, offset in (incident.pending.sources if incident.pending else ()):
                 tp = (topic, partition)
                 low[tp] = min(offset, low.get(tp, offset))
@@ -322,6 +324,7 @@ class IncidentBook:
         drop = [ident for ident, i in self._incidents.items() if i.partitions & gone]
         for ident in drop:
             del self._incidents[ident]
+            self._waiting.pop(ident, None)
         return len(drop)
 
     def is_open(self, incident: tuple[str, str, str]) -> bool:
@@ -350,6 +353,7 @@ class IncidentBook:
         p = incident.pending
         assert p is not None
         incident.pending = None
+        self._waiting.pop(incident.ident, None)
         if p.stage == "opened":
             label = "opened"
         elif p.stage == "reopened":
