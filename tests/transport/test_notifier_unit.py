@@ -144,3 +144,18 @@ def test_secrets_of_webhook_urls_stay_out_of_incident_messages():
         notifier.flush()
         [request] = server.received
     assert b"s3cr3t" not in request.body and b"t0k3n" not in request.body
+
+
+def test_a_revoked_partition_drops_its_waiting_incident_messages_uncommitted():
+    from confluent_kafka import TopicPartition
+
+    with WebhookServer() as server:
+        notifier = Notifier(load_settings(metrics_port=0),
+                            load_notify_settings(webhooks=[server.url("/h")], group_wait_seconds=60),
+                            metrics=NotifyMetrics(process_metrics=False), monotonic=lambda: 0.0)
+        notifier.handle(_incident_record("f1", "amount"), source=("alerts", 1, 5))
+        notifier._next[("alerts", 1)] = 6
+        assert notifier.positions() == {("alerts", 1): 5}
+        notifier._on_revoke(None, [TopicPartition("alerts", 1)])
+        assert notifier.positions() == {} and notifier.book.next_due() is None and len(notifier.book) == 0
+        assert notifier.flush() and server.received == []  # the partition's next owner posts it
