@@ -65,3 +65,9 @@ def test_the_incident_example_is_what_the_code_posts_for_an_opening():
     firing = next(orjson.loads(b) for b in _json_blocks(DOCS / "outputs.md") if '"status": "firing"' in b)
     example = orjson.loads(_json_blocks(DOCS / "notify.md")[0])
     assert example == incident_opening(firing), "update the incident example in docs/notify.md from incident_opening()"
+
+
+if __name__ == "__main__":  # print both Slack examples of docs/notify.md, to paste after outputs.md's example changed
+    _firing = next(orjson.loads(b) for b in _json_blocks(DOCS / "outputs.md") if '"status": "firing"' in b)
+    print(orjson.dumps(incident_opening(_firing), option=orjson.OPT_INDENT_2).decode())
+    print(orjson.dumps(slack_message(_firing), option=orjson.OPT_INDENT_2).decode())
