@@ -127,3 +127,17 @@ def test_incident_messages_of_any_records_format_without_error(records, wait):
         assert orjson.loads(incident_request_body("webhook", m.document))["message_id"] == m.message_id
         headers = incident_request_headers(m.document)
         assert all(" " <= c <= "~" for v in headers.values() for c in v) and headers["Idempotency-Key"] == m.message_id
+
+
+def test_an_incident_resolution_says_how_its_features_resolved():
+    from driftline.notify.messages import slack_incident_message
+
+    doc = {"stage": "resolved", "status": "resolved", "model": "fraud", "model_version": "v3", "incident_id": "i",
+           "message_id": "m", "features": ["a", "b", "c"], "kinds": ["data_drift"], "detectors": ["cusum"],
+           "alerts": [{"resolution": "back_to_reference"}, {"resolution": "back_to_reference"},
+                      {"resolution": "reference_changed"}]}
+    msg = slack_incident_message(doc)
+    fields = {f["title"]: f["value"] for f in msg["attachments"][0]["fields"]}
+    assert fields["Resolution"] == "back_to_reference (2), reference_changed (1)"
+    assert msg["text"].startswith(":white_check_mark: *RESOLVED* fraud/v3 · 3 features back: a, b, c")
+    assert msg["attachments"][0]["color"] == COLOURS[("resolved", None)]

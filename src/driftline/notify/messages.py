@@ -264,6 +264,14 @@ def slack_incident_message(doc: dict[str, Any]) -> dict[str, Any]:
         {"title": "Opened (event time)", "value": _escape(escape(bounded(str(doc.get("opened_event_time") or "-"), 40))),
          "short": True},
     ]
+    if stage == "resolved":  # back_to_reference, quiet (checks), reference_changed (a new profile was put in force)
+        counts: dict[str, int] = {}
+        for a in doc.get("alerts") or ():
+            if isinstance(a, dict) and a.get("resolution") is not None:
+                counts[str(a["resolution"])] = counts.get(str(a["resolution"]), 0) + 1
+        if counts:
+            fields.append({"title": "Resolution", "value": _names([f"{k} ({n})" for k, n in sorted(counts.items())], 10),
+                           "short": True})
     if stage != "resolved" and doc.get("resolved_features"):
         fields.append({"title": "Back already", "value": _names([str(f) for f in doc["resolved_features"]]),
                        "short": False})
