@@ -48,6 +48,9 @@ def test_render_shows_members_lag_features_and_alerts():
                       "drift": {"mean_shift_sd": 1.04, "psi": 0.41}, "firing": ["psi"]}],
         "active_alerts": [{"severity": "critical", "alert_key": "fraud/v3/amount/psi", "kind": "data_drift",
                            "firing_since": "2026-11-26T09:58:00.000Z", "summary": "PSI of amount is 0.41"}],
+        "open_incidents": [{"model": "fraud", "model_version": "v3", "incident_id": "5f1c" * 8, "severity": "critical",
+                            "opened_event_time": "2026-11-26T09:58:00.000Z", "features": [f"f{i}" for i in range(14)],
+                            "kinds": ["data_drift"], "detectors": ["cusum", "psi"], "members": []}],
         "notes": ["topic 'x' was not read to its end"],
     }
     console = Console(record=True, width=200)
@@ -56,7 +59,7 @@ def test_render_shows_members_lag_features_and_alerts():
     text = console.export_text()
     for expected in ("group driftline on kafka:9092: stable, 1 member(s)", "ml.inferences[0]", "lag (total 250)",
                      "1,250", "profile@ab12", "+1.04", "0.410", "fraud/v3/amount/psi", "active alerts (1)",
-                     "note: topic 'x'"):
+                     "note: topic 'x'", "open incidents (1)", "5f1c" * 8, "14: f0, f1", "and 2 more", "cusum, psi"):
         assert expected in text, expected
 
 
@@ -70,7 +73,10 @@ def test_names_from_records_cannot_move_the_cursor_or_start_a_line():
                           "outputs": [], "last_event_time": None}],
               "features": [{"model": bad, "model_version": "v\x9b1", "feature": bad, "feature_type": "numeric",
                             "references": ["warmup"], "partitions": [], "missing_ratio": 0.0, "drift": {}, "firing": []}],
-              "active_alerts": [{"severity": "critical", "alert_key": bad, "kind": "data_drift", "summary": bad}]}
+              "active_alerts": [{"severity": "critical", "alert_key": bad, "kind": "data_drift", "summary": bad}],
+              "open_incidents": [{"model": bad, "model_version": bad, "incident_id": bad * 10, "severity": "warning",
+                                  "opened_event_time": bad, "features": [bad], "kinds": [bad], "detectors": [bad],
+                                  "members": []}]}
     console = Console(record=True, width=400)
     for part in render(_escaped(report)):
         console.print(part)

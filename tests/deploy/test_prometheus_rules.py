@@ -228,3 +228,40 @@ def test_alertmanager_groups_by_labels_the_alerts_carry():
             m = re.fullmatch(r'alertname="([^"]+)"', matcher)
             if m:
                 assert m.group(1) in alerts, f"inhibit rule names unknown alert {m.group(1)!r}"
+
+
+def test_drift_and_quality_alerts_are_grouped_per_model_incident():
+    """An upstream break that moves 8 features is one notification: drift and quality alerts are grouped by
+    (model, model_version, incident_id), which DriftlineIncident carries, and the per-feature alerts of a model
+    are muted while one of its incidents is open."""
+    config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    _, alerts, _ = _series_labels()
+    assert {"model", "model_version", "incident_id"} <= alerts["DriftlineIncident"]
+
+    def route_of(labels: dict[str, str]) -> dict[str, Any]:
+        for route in config["route"]["routes"]:
+            if all(_matches(m, labels) for m in route["matchers"]):
+                return route
+        return config["route"]
+
+    for name in ("DriftlineIncident", "DriftlineDrift", "DriftlineQualityIssue"):
+        rule = next(r for r in _rules() if r.get("alert") == name)
+        route = route_of({"alertname": name, **rule["labels"]})
+        assert route["group_by"] == ["model", "model_version", "incident_id"], name
+    [inhibit] = [i for i in config["inhibit_rules"] if i["source_matchers"] == ['alertname="DriftlineIncident"']]
+    muted = inhibit["target_matchers"][0]
+    assert _matches(muted, {"alertname": "DriftlineDrift"}) and _matches(muted, {"alertname": "DriftlineQualityIssue"})
+    assert not _matches(muted, {"alertname": "DriftlineIncident"}) and inhibit["equal"] == ["job", "model"]
+    amtool = require_binary("amtool")
+    routed = _run([amtool, "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}", "alertname=DriftlineIncident",
+                   "model=fraud", "model_version=v3", "incident_id=5f1c", "severity=warning"]).stdout
+    assert routed.split() == [config["route"]["receiver"]]
+
+
+def _matches(matcher: str, labels: dict[str, str]) -> bool:
+    """Whether an Alertmanager matcher (``name="v"`` or ``name=~"re"``) matches ``labels``."""
+    m = re.fullmatch(r'([a-z_]+)\s*(=~|=)\s*"([^"]*)"', matcher)
+    assert m, f"matcher {matcher!r} not understood by this test"
+    name, op, value = m.groups()
+    got = labels.get(name, "")
+    return bool(re.fullmatch(value, got)) if op == "=~" else got == value

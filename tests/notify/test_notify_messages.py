@@ -101,3 +101,43 @@ def test_any_decodable_alert_formats_without_error(fields, status):
     body = orjson.loads(request_body("slack", decoded.alert))
     assert body["text"] and body["attachments"][0]["color"].startswith("#")
     request_headers(decoded.alert)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from(list(FIRING) + ["detectors", "opened_event_time", "reminder"]), _json),
+                min_size=1, max_size=4),
+       st.sampled_from([0.0, 1.0]))
+def test_incident_messages_of_any_records_format_without_error(records, wait):
+    from driftline.notify.incidents import IncidentBook
+    from driftline.notify.messages import incident_request_body, incident_request_headers
+
+    book = IncidentBook(group_wait_seconds=wait, cooldown_seconds=0)
+    messages = []
+    for i, fields in enumerate(records):
+        record = {**fields, "alert_id": f"a{i}", "model": str(fields.get("model", "m")), "incident_id": "\x1b[2J\u2028i",
+                  "status": "resolved" if i == len(records) - 1 and i else "firing"}
+        decoded = decode_alert(orjson.dumps(record)).alert
+        messages += book.add(decoded, alert_key(decoded), now=0.0, at_ms=0.0).messages
+    messages += book.due(10.0)
+    assert messages
+    for m in messages:
+        slack = orjson.loads(incident_request_body("slack", m.document))
+        dumped = orjson.dumps(slack).decode()
+        assert slack["text"] and "\\u001b" not in dumped and "\u2028" not in dumped  # control characters shown escaped
+        assert orjson.loads(incident_request_body("webhook", m.document))["message_id"] == m.message_id
+        headers = incident_request_headers(m.document)
+        assert all(" " <= c <= "~" for v in headers.values() for c in v) and headers["Idempotency-Key"] == m.message_id
+
+
+def test_an_incident_resolution_says_how_its_features_resolved():
+    from driftline.notify.messages import slack_incident_message
+
+    doc = {"stage": "resolved", "status": "resolved", "model": "fraud", "model_version": "v3", "incident_id": "i",
+           "message_id": "m", "features": ["a", "b", "c"], "kinds": ["data_drift"], "detectors": ["cusum"],
+           "alerts": [{"resolution": "back_to_reference"}, {"resolution": "back_to_reference"},
+                      {"resolution": "reference_changed"}]}
+    msg = slack_incident_message(doc)
+    fields = {f["title"]: f["value"] for f in msg["attachments"][0]["fields"]}
+    assert fields["Resolution"] == "back_to_reference (2), reference_changed (1)"
+    assert msg["text"].startswith(":white_check_mark: *RESOLVED* fraud/v3 · 3 features back: a, b, c")
+    assert msg["attachments"][0]["color"] == COLOURS[("resolved", None)]

@@ -171,3 +171,49 @@ def test_summaries_and_alerts_of_any_shape_never_stop_status(summary_changes, al
     from driftline.cli.status import firing_detectors
 
     firing_detectors(alerts)
+
+
+# ------------------------------------------------- open incidents
+from driftline.observability.status import open_incidents  # noqa: E402
+
+INC = "5f1c" * 8
+
+
+def test_open_incidents_group_the_active_keys_of_one_break_with_their_features_and_detectors():
+    features = ["amount", "age", "country"]
+    records = [alert("firing", feature=f, detector="cusum", incident_id=INC, detectors=["cusum"],
+                     opened_event_time=f"2026-12-01T10:00:0{i}.000Z", kind="data_drift") for i, f in enumerate(features)]
+    records[1]["severity"] = "critical"
+    records.append(alert("resolved", feature="country", detector="cusum", incident_id=INC))  # country is back
+    records.append(alert("firing", feature="tenure", detector="adwin"))  # an older worker's record: its own incident
+    summaries = [summary(0, "amount", drift={}, incident={"incident_id": INC, "kind": "data_drift", "detectors": ["cusum", "psi"],
+                                                          "detector": "psi", "findings": 4, "statistic": 0.31}),
+                 summary(0, "age", drift={}, incident={"incident_id": "older", "detectors": ["ks"]})]
+    incidents = open_incidents(active_alerts(records), monitored_features(summaries))
+    assert [(i["incident_id"], i["features"], i["severity"]) for i in incidents] == [
+        (INC, ["age", "amount"], "critical"), (None, ["tenure"], "warning")]
+    [ours, old] = incidents
+    assert ours["kinds"] == ["data_drift"] and ours["detectors"] == ["cusum", "psi"]
+    assert ours["opened_event_time"] == "2026-12-01T10:00:00.000Z" and ours["model_version"] == "v3"
+    amount = next(m for m in ours["members"] if m["feature"] == "amount")
+    assert amount["findings"] == 4 and amount["statistic"] == 0.31 and amount["detectors"] == ["cusum", "psi"]
+    assert next(m for m in ours["members"] if m["feature"] == "age")["detectors"] == ["cusum"]  # other incident's window
+    assert old["detectors"] == ["adwin"] and [m["feature"] for m in old["members"]] == ["tenure"]
+
+
+def test_every_feature_resolved_closes_the_incident():
+    records = [alert("firing", feature=f, incident_id=INC) for f in "ab"]
+    records += [alert("resolved", feature=f, incident_id=INC) for f in "ab"]
+    assert open_incidents(active_alerts(records)) == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.dictionaries(st.sampled_from(["incident_id", "detectors", "detector", "opened_event_time", "kind", "severity",
+                                        "feature", "model"]), _json, max_size=4),
+       st.one_of(_json, st.dictionaries(st.sampled_from(["incident_id", "detectors", "findings", "statistic", "kind"]),
+                                        _json, max_size=4)))
+def test_incidents_of_any_shape_never_stop_status(alert_changes, incident):
+    alerts = active_alerts([{**_ALERT, "incident_id": "i"}, {**_ALERT, "alert_id": "b", **alert_changes}])
+    rows = monitored_features([{**_SUMMARY, "incident": incident}])
+    for found in open_incidents(alerts, rows):
+        assert isinstance(found["features"], list) and isinstance(found["detectors"], list)

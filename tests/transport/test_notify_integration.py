@@ -118,3 +118,80 @@ def test_alerts_are_posted_retried_deduplicated_and_committed(kenv):
         assert value("driftline_notify_alerts_total", outcome="sent") == 1
         assert sorted(orjson.loads(r.body)["alert_id"] for r in server.ok("/generic")) == ["a1", "b1", "b2", "c1", "ra"]
         assert len(server.ok("/slack")) == 5
+
+
+def test_an_upstream_break_of_8_features_is_one_opening_and_one_resolution(kenv):
+    """As the worker writes them: 8 firing records of one model version sharing an incident_id, keyed by their
+    alert keys, all on the model version's partition, then their resolved records."""
+    from confluent_kafka import Producer
+
+    from driftline.detection.published import alert_key as worker_key
+
+    topic, group = f"alerts-{uuid.uuid4().hex[:8]}", f"notify-{uuid.uuid4().hex[:8]}"
+    for f in kenv.admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)]).values():
+        f.result(10)
+    incident = uuid.uuid4().hex
+    features = [f"f{i}" for i in range(8)]
+
+    def record(i, feature, status):
+        base = _alert(f"{status[0]}{i}", f"fraud/v3/{feature}/cusum", status, f"2026-12-01T10:0{int(status == 'resolved')}:00.000Z")
+        return {**base, "incident_id": incident, "detectors": ["cusum"], "source": "features",
+                "opened_event_time": "2026-12-01T09:59:00.000Z"}
+
+    def produce(records):
+        p = Producer({"bootstrap.servers": kenv.broker.bootstrap_servers, "linger.ms": 5})
+        for r in records:
+            p.produce(topic, key=worker_key(r).encode(), value=orjson.dumps(r), partition=1)
+        assert p.flush(30) == 0
+
+    metrics = NotifyMetrics(process_metrics=False)
+    value = lambda name, **labels: metrics.registry.get_sample_value(name, labels) or 0.0  # noqa: E731
+
+    def start(metrics):
+        notifier = Notifier(kenv.settings(alerts_topic=topic, auto_offset_reset="earliest", metrics_port=0),
+                            load_notify_settings(webhooks=[server.url("/generic")], slack_webhooks=[server.url("/slack")],
+                                                 group_wait_seconds=1.0, max_retries=1, backoff_seconds=0.02,
+                                                 max_backoff_seconds=0.05, group=group),
+                            metrics=metrics)
+        thread = threading.Thread(target=notifier.run, kwargs={"install_signal_handlers": False}, daemon=True)
+        thread.start()
+        wait_for(lambda: notifier._assigned, 30, "partitions assigned")
+        return notifier, thread
+
+    def stop(notifier, thread):
+        notifier.stop()
+        thread.join(30)
+        assert not thread.is_alive()
+
+    with WebhookServer() as server:
+        notifier, thread = start(metrics)
+        try:
+            produce([record(i, f, "firing") for i, f in enumerate(features)])
+            wait_for(lambda: len(server.ok("/generic")) >= 1 and len(server.ok("/slack")) >= 1, 30, "the opening")
+            produce([record(i, f, "resolved") for i, f in enumerate(features)])
+            wait_for(lambda: len(server.ok("/generic")) >= 2 and len(server.ok("/slack")) >= 2, 30, "the resolution")
+            wait_for(lambda: notifier.positions().get((topic, 1)) == 16 and notifier._committed.get((topic, 1)) == 16,
+                     30, "everything committed")
+        finally:
+            stop(notifier, thread)
+        generic = [orjson.loads(r.body) for r in server.ok("/generic")]
+        assert [(m["stage"], m["features"]) for m in generic] == [("opened", features), ("resolved", features)]
+        assert {m["incident_id"] for m in generic} == {incident}
+        assert [r.headers["X-Driftline-Incident-Id"] for r in server.ok("/slack")] == [incident, incident]
+        slack = [orjson.loads(r.body) for r in server.ok("/slack")]
+        assert "8 features: f0, f1" in slack[0]["text"] and "RESOLVED" in slack[1]["text"]
+        assert value("driftline_notify_incident_messages_total", stage="opened") == 1
+        assert value("driftline_notify_incident_messages_total", stage="resolved") == 1
+        assert value("driftline_notify_alerts_total", outcome="grouped") == 16
+
+        # A restart of the group re-reads the history without posting it: only a new incident is posted.
+        other = {**record(99, "g", "firing"), "incident_id": uuid.uuid4().hex, "alert_id": "n99"}
+        produce([other])
+        metrics = NotifyMetrics(process_metrics=False)
+        notifier, thread = start(metrics)
+        try:
+            wait_for(lambda: len(server.ok("/generic")) >= 3, 30, "the new incident's opening")
+        finally:
+            stop(notifier, thread)
+        assert value("driftline_notify_replayed_records_total") == 16
+        assert [orjson.loads(r.body)["features"] for r in server.ok("/generic")][2:] == [["g"]]

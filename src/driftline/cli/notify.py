@@ -19,6 +19,11 @@ def add_notify_flags(parser: argparse.ArgumentParser) -> None:
                    help="Slack-compatible incoming webhook (repeatable) [env DRIFTLINE_NOTIFY_SLACK_WEBHOOKS]")
     g.add_argument(FLAGS["cooldown_seconds"], dest="notify_cooldown_seconds", type=float, default=None, metavar="SECONDS",
                    help="at most one firing message per alert key per this span (the worker's own cooldown is --cooldown-seconds) [default: 300]")
+    g.add_argument(FLAGS["group_wait_seconds"], dest="notify_group_wait_seconds", type=float, default=None, metavar="SECONDS",
+                   help="wall-clock wait after an incident's first firing (or first joining feature) before posting, so "
+                        "the features of one break are one message [default: 5]")
+    g.add_argument(FLAGS["lookback_seconds"], dest="notify_lookback_seconds", type=float, default=None, metavar="SECONDS",
+                   help="history re-read on assignment to rebuild open incidents, without posting [default: 604800, a week]")
     g.add_argument(FLAGS["max_retries"], dest="notify_max_retries", type=int, default=None, metavar="N",
                    help="retries of one message after its first attempt, then it is given up and counted [default: 5]")
     g.add_argument(FLAGS["timeout_seconds"], dest="notify_timeout_seconds", type=float, default=None, metavar="SECONDS",

@@ -11,7 +11,9 @@ reach the brokers, whatever runs the workers:
   latest drift statistics: the newest window summaries on the metrics topic
   (``--since`` seconds of them, read to the end);
 * the active alerts: the alerts topic read to its end and folded to the keys
-  whose last record is ``firing``.
+  whose last record is ``firing``;
+* the open incidents: the active alerts grouped by model incident
+  (``incident_id``), with their features, kinds and detectors.
 
 The folding is pure (:mod:`driftline.observability.status`); this module
 only reads Kafka and prints, as rich tables or, with ``--json``, one JSON
@@ -33,7 +35,8 @@ from rich.text import Text
 
 from driftline.config import Settings
 from driftline.errors import ConfigError
-from driftline.observability.status import active_alerts, monitored_features, monitored_models, partition_lag
+from driftline.observability.status import (active_alerts, monitored_features, monitored_models, open_incidents,
+                                            partition_lag)
 
 __all__ = ["status", "collect", "group_description", "render"]
 
@@ -161,7 +164,8 @@ def collect(settings: Settings, *, timeout: float = 30.0, since_seconds: float =
         row["firing"] = sorted(firing.get((row["model"], row["model_version"], row["feature"]), []))
     return {"bootstrap_servers": settings.bootstrap_servers, "group": group, "partitions": lag,
             "total_lag": sum(r["lag"] for r in lag if r["lag"] is not None),
-            "models": monitored_models(features), "features": features, "active_alerts": alerts,
+            "models": monitored_models(features), "features": features,
+            "open_incidents": open_incidents(alerts, features), "active_alerts": alerts,
             "read": reads, "summaries_since_seconds": since_seconds or None, "notes": notes}
 
 
@@ -216,6 +220,26 @@ def _features_table(model: dict[str, Any], features: list[dict[str, Any]]) -> Ta
     return table
 
 
+#: Features named per incident in the table (the JSON document has them all).
+_INCIDENT_FEATURES = 12
+
+
+def _incidents_table(incidents: list[dict[str, Any]]) -> Table:
+    """Open model incidents: one row each, with its features, kinds and detectors."""
+    table = Table(title=f"open incidents ({len(incidents)})", title_justify="left")
+    for column in ("severity", "model", "version", "incident", "opened (event time)", "features", "kinds", "detectors"):
+        table.add_column(column, overflow="fold", no_wrap=column == "severity")
+    for i in incidents:
+        names = i["features"]
+        shown = ", ".join(names[:_INCIDENT_FEATURES]) + (f" and {len(names) - _INCIDENT_FEATURES} more"
+                                                         if len(names) > _INCIDENT_FEATURES else "")
+        ident = i["incident_id"]
+        table.add_row(Text(str(i["severity"]).upper(), style="bold red" if i["severity"] == "critical" else "yellow"),
+                      i["model"], i["model_version"], (ident if len(ident) <= 32 else ident[:32] + "…") if ident else "-", i["opened_event_time"] or "-",
+                      f"{len(names)}: {shown}", ", ".join(i["kinds"]), ", ".join(i["detectors"]) or "-")
+    return table
+
+
 def render(report: dict[str, Any]) -> list[RenderableType]:
     """The report as rich renderables: group, lag, models, features, active alerts."""
     group = report["group"]
@@ -260,6 +284,9 @@ def render(report: dict[str, Any]) -> list[RenderableType]:
     for m in report["models"]:
         out.append(_features_table(m, [f for f in report["features"]
                                        if (f["model"], f["model_version"]) == (m["model"], m["model_version"])]))
+
+    incidents = report.get("open_incidents", [])
+    out.append(_incidents_table(incidents) if incidents else Text("no open incidents", style="green"))
 
     out.append(Text(f"active alerts ({len(report['active_alerts'])})", style="italic"))
     alerts = Table.grid(padding=(0, 2))

@@ -1,10 +1,15 @@
 """What a webhook receives for one alert record: pure formatting, no I/O.
 
-Two shapes (see ``docs/notify.md``):
+Two shapes (see ``docs/notify.md``), for a single alert record (of a worker
+that writes no ``incident_id``) and for a message of an incident
+(:mod:`.incidents`):
 
 * **generic** — the alert record exactly as the worker wrote it to the alerts
   topic (``docs/outputs.md``), so a receiver parses one layout whether it reads
-  Kafka or a webhook; ``alert_id`` is in it for de-duplication.
+  Kafka or a webhook; ``alert_id`` is in it for de-duplication.  An incident's
+  message is the incident document (``type`` ``incident``, ``message_id``,
+  ``stage``, the features, kinds and detectors) with the latest record of each
+  feature under ``alerts``.
 * **slack** — a Slack incoming-webhook message: ``text`` (the notification
   line) and one attachment coloured by status and severity, with the details
   as fields.  Only the classic attachment keys are used, which Mattermost,
@@ -26,7 +31,8 @@ from driftline import __version__
 from driftline.detection import published
 
 __all__ = ["Decoded", "decode_alert", "alert_key", "slack_message", "generic_message", "request_body",
-           "request_headers", "detected_at_ms", "COLOURS", "FIRING", "RESOLVED"]
+           "request_headers", "detected_at_ms", "slack_incident_message", "incident_request_body",
+           "incident_request_headers", "COLOURS", "FIRING", "RESOLVED"]
 
 FIRING = "firing"
 RESOLVED = "resolved"
@@ -193,3 +199,129 @@ def _header_value(value: object, limit: int = 256) -> str:
     """Printable ASCII only (a feature name may hold anything; headers may not)."""
     text = str(value).encode("ascii", "backslashreplace").decode()
     return "".join(c if " " <= c <= "~" else "?" for c in text)[:limit]
+
+
+#: Incident messages: the emoji and words of each stage.
+_STAGE_TEXT = {
+    "opened": (":rotating_light:", "INCIDENT"),
+    "update": (":heavy_plus_sign:", "INCIDENT UPDATE"),
+    "reopened": (":rotating_light:", "INCIDENT REOPENED"),
+    "reminder": (":bell:", "STILL FIRING"),
+    "resolved": (":white_check_mark:", "RESOLVED"),
+}
+#: Features named in a Slack message (the rest are counted); longest name shown.
+SLACK_FEATURES = 25
+_NAME_CHARS = 80
+
+
+def _names(names: list[str], limit: int = SLACK_FEATURES) -> str:
+    """Bounded, escaped list of names: ``a, b, c`` or ``a, b and 7 more``."""
+    from driftline.redact import bounded, escape
+
+    shown = [escape(bounded(str(n), _NAME_CHARS)) for n in names[:limit]]
+    text = ", ".join(shown) or "-"
+    if len(names) > limit:
+        text += f" and {len(names) - limit} more"
+    return _escape(text)
+
+
+def slack_incident_message(doc: dict[str, Any]) -> dict[str, Any]:
+    """The Slack incoming-webhook payload of one incident message (a document of :mod:`.incidents`).
+
+    >>> msg = slack_incident_message({"stage": "opened", "status": "firing", "severity": "warning", "model": "fraud",
+    ...     "model_version": "v3", "incident_id": "ab12", "message_id": "m1", "features": ["amount", "age"],
+    ...     "open_features": ["amount", "age"], "resolved_features": [], "joined_features": ["amount", "age"],
+    ...     "kinds": ["data_drift"], "detectors": ["cusum", "psi"], "alerts": []})
+    >>> msg["text"]
+    ':rotating_light: *INCIDENT* (warning) fraud/v3 · 2 features: amount, age · data_drift'
+    """
+    from driftline.redact import bounded, escape
+
+    stage = str(doc.get("stage"))
+    emoji, word = _STAGE_TEXT.get(stage, ("", stage.upper()))
+    status = str(doc.get("status", FIRING))
+    features = [str(f) for f in doc.get("features") or ()]
+    joined = [str(f) for f in doc.get("joined_features") or ()]
+    where = _escape(escape(bounded(f"{doc.get('model')}/{doc.get('model_version', '-')}", 200)))
+    kinds = _names([str(k) for k in doc.get("kinds") or ()], 10)
+    severity = f" ({_escape(doc.get('severity'))})" if status == FIRING and doc.get("severity") else ""
+    if stage == "update":
+        what = f"+{len(joined)} feature{'s' * (len(joined) != 1)} ({len(features)} in all): {_names(joined)}"
+    elif stage == "resolved":
+        what = f"{len(features)} feature{'s' * (len(features) != 1)} back: {_names(features)}"
+    else:
+        what = f"{len(features)} feature{'s' * (len(features) != 1)}: {_names(features)}"
+    text = f"{emoji} *{word}*{severity} {where} · {what} · {kinds}".strip()
+    ident = _escape(escape(bounded(str(doc.get("incident_id")), 100)))
+    fields = [
+        {"title": "Model", "value": _escape(escape(bounded(f"{doc.get('model')} {doc.get('model_version', '')}".strip(),
+                                                           200))), "short": True},
+        {"title": "Incident", "value": ident, "short": True},
+        {"title": "Features", "value": _names(features), "short": False},
+        {"title": "Kinds", "value": kinds, "short": True},
+        {"title": "Detectors", "value": _names([str(d) for d in doc.get("detectors") or ()], 15), "short": True},
+        {"title": "Severity", "value": _escape(doc.get("severity", "-")), "short": True},
+        {"title": "Opened (event time)", "value": _escape(escape(bounded(str(doc.get("opened_event_time") or "-"), 40))),
+         "short": True},
+    ]
+    if stage == "resolved":  # back_to_reference, quiet (checks), reference_changed (a new profile was put in force)
+        counts: dict[str, int] = {}
+        for a in doc.get("alerts") or ():
+            if isinstance(a, dict) and a.get("resolution") is not None:
+                counts[str(a["resolution"])] = counts.get(str(a["resolution"]), 0) + 1
+        if counts:
+            fields.append({"title": "Resolution", "value": _names([f"{k} ({n})" for k, n in sorted(counts.items())], 10),
+                           "short": True})
+    if stage != "resolved" and doc.get("resolved_features"):
+        fields.append({"title": "Back already", "value": _names([str(f) for f in doc["resolved_features"]]),
+                       "short": False})
+    colour = COLOURS[(RESOLVED, None)] if status == RESOLVED else COLOURS.get((FIRING, str(doc.get("severity"))),
+                                                                             _UNKNOWN_COLOUR)
+    summaries = [str(a.get("summary")) for a in doc.get("alerts") or () if isinstance(a, dict) and a.get("summary")]
+    head = f"[{doc.get('model')} {doc.get('model_version', '')}] "
+    if stage == "update":
+        title = f"{head}{len(joined)} more feature(s) drifted with the incident's {len(features) - len(joined)}"
+    elif len(features) == 1 and summaries and stage != "reminder":
+        title = summaries[-1] if summaries[-1].startswith("[") else head + summaries[-1]
+    else:
+        title = head + {"resolved": f"{len(features)} feature(s) of the incident are back",
+                        "reminder": f"{len(features)} feature(s) still drifting"}.get(
+            stage, f"{len(features)} features drifted together")
+    attachment: dict[str, Any] = {
+        "color": colour,
+        "fallback": _escape(escape(bounded(f"{word} {doc.get('model')}/{doc.get('model_version', '-')}: "
+                                           f"{', '.join(features[:SLACK_FEATURES])}", 500))),
+        "title": _escape(escape(bounded(title, 500))),
+        "fields": fields,
+        "footer": f"driftline · incident {ident} · message {_escape(doc.get('message_id'))}",
+    }
+    detected = detected_at_ms({"detected_at": doc.get("detected_at")})
+    if detected is not None:
+        attachment["ts"] = int(detected // 1000)
+    return {"text": text, "attachments": [attachment]}
+
+
+def incident_request_body(kind: str, doc: dict[str, Any]) -> bytes:
+    """The POST body of an incident message for an endpoint of ``kind``: Slack's shape, or the document."""
+    from driftline.detection.published import encode_json
+
+    return encode_json(slack_incident_message(doc) if kind == "slack" else doc)
+
+
+def incident_request_headers(doc: dict[str, Any]) -> dict[str, str]:
+    """Headers of an incident message: the message id to de-duplicate on, the incident and its stage.
+
+    ``X-Driftline-Alert-Id`` / ``-Key`` name the newest record of the message (the last of ``alerts``)."""
+    records = [a for a in doc.get("alerts") or () if isinstance(a, dict)]
+    newest = max(records, key=lambda a: str(a.get("detected_at", "")), default={})
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": f"driftline-notify/{__version__}",
+        "Idempotency-Key": _header_value(doc.get("message_id", "")),
+        "X-Driftline-Message-Id": _header_value(doc.get("message_id", "")),
+        "X-Driftline-Incident-Id": _header_value(doc.get("incident_id", "")),
+        "X-Driftline-Incident-Stage": _header_value(doc.get("stage", "")),
+        "X-Driftline-Alert-Id": _header_value(newest.get("alert_id", "")),
+        "X-Driftline-Alert-Key": _header_value(alert_key(newest) if newest else ""),
+        "X-Driftline-Alert-Status": _header_value(doc.get("status", "")),
+    }

@@ -36,6 +36,8 @@ FLAGS = {
     "webhooks": "--webhook",
     "slack_webhooks": "--slack-webhook",
     "cooldown_seconds": "--cooldown",
+    "group_wait_seconds": "--group-wait",
+    "lookback_seconds": "--lookback",
     "max_retries": "--max-retries",
     "timeout_seconds": "--timeout",
     "backoff_seconds": "--backoff",
@@ -57,7 +59,9 @@ class NotifySettings(BaseSettings):
 
     webhooks: _Urls = Field(default_factory=list, description="Generic JSON webhooks: each alert record is POSTed as is (comma-separated in the environment).")
     slack_webhooks: _Urls = Field(default_factory=list, description="Slack-compatible incoming webhooks (comma-separated in the environment).")
-    cooldown_seconds: float = Field(300.0, ge=0, description="At most one firing message per alert key per this many seconds (between the alerts' detected_at); 0 = every firing.")
+    cooldown_seconds: float = Field(300.0, ge=0, description="At most one firing message per alert key per this many seconds (between the alerts' detected_at); for incidents, no reminder message within this span of the incident's last message; 0 = every firing.")
+    group_wait_seconds: float = Field(5.0, ge=0, le=3600, description="Wall-clock seconds to wait after an incident's first firing record (and after the first feature joining it) before posting, so the features of one upstream break, which arrive as records of their own within seconds, are one message; 0 = post at once.")
+    lookback_seconds: float = Field(604_800.0, ge=0, le=31_536_000, description="How far back, before the committed offset, a process re-reads the alerts topic when it is assigned a partition, to rebuild open incidents and cooldowns without posting (at least two cooldowns); incidents opened earlier are unknown to it.")
     max_retries: int = Field(5, ge=0, le=20, description="Retries of one delivery after its first attempt (connection errors, timeouts, 408, 425, 429, 5xx); then it is given up and counted.")
     timeout_seconds: float = Field(10.0, gt=0, le=300, description="Timeout of one HTTP request.")
     backoff_seconds: float = Field(1.0, gt=0, le=3600, description="Longest wait before the first retry; doubled for each further retry (waits are jittered to half to all of it).")

@@ -10,10 +10,13 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.process_collector import ProcessCollector
 
-__all__ = ["NotifyMetrics", "ALERT_OUTCOMES", "DELIVERY_OUTCOMES"]
+__all__ = ["NotifyMetrics", "ALERT_OUTCOMES", "DELIVERY_OUTCOMES", "MESSAGE_STAGES"]
 
-#: What became of an alert record read from the alerts topic.
-ALERT_OUTCOMES = ("sent", "suppressed", "resolved_dropped", "duplicate", "filtered", "bad_record")
+#: What became of an alert record read from the alerts topic (``grouped``: a record with an
+#: ``incident_id``, part of its incident's messages).
+ALERT_OUTCOMES = ("sent", "grouped", "suppressed", "resolved_dropped", "duplicate", "filtered", "bad_record")
+#: Stages of an incident message (``driftline.notify.incidents.STAGES``).
+MESSAGE_STAGES = ("opened", "update", "reopened", "reminder", "resolved")
 #: What became of one message to one endpoint.
 DELIVERY_OUTCOMES = ("delivered", "failed", "rejected")
 
@@ -26,8 +29,11 @@ class NotifyMetrics:
         r = self.registry
         if process_metrics:
             ProcessCollector(registry=r)
-        self.alerts = Counter("driftline_notify_alerts_total", "Alert records read, by outcome (sent, suppressed, "
-                              "resolved_dropped, duplicate, filtered, bad_record).", ["outcome"], registry=r)
+        self.alerts = Counter("driftline_notify_alerts_total", "Alert records read, by outcome (sent, grouped, "
+                              "suppressed, resolved_dropped, duplicate, filtered, bad_record).", ["outcome"], registry=r)
+        self.messages = Counter("driftline_notify_incident_messages_total", "Incident messages posted (to every "
+                                "endpoint), by stage (opened, update, reopened, reminder, resolved).", ["stage"],
+                                registry=r)
         self.deliveries = Counter("driftline_notify_deliveries_total", "Messages to an endpoint, by final outcome "
                                   "(delivered, failed = retries exhausted, rejected = status not retried).",
                                   ["endpoint", "outcome"], registry=r)
@@ -39,3 +45,5 @@ class NotifyMetrics:
                                          "Partitions of the alerts topic assigned to this process.", registry=r)
         for outcome in ALERT_OUTCOMES:
             self.alerts.labels(outcome)
+        for stage in MESSAGE_STAGES:
+            self.messages.labels(stage)

@@ -9,6 +9,9 @@ directly and the command itself only reads topics and prints:
 * :func:`active_alerts`: the alerts topic folded to the alert keys that are
   firing now (the last record of the key is ``firing``; duplicates of
   at-least-once delivery are recognised by ``alert_id``);
+* :func:`open_incidents`: those alert keys grouped into model incidents (the
+  features of one model version that drifted together share an
+  ``incident_id``), with their features, kinds and detectors;
 * :func:`monitored_features`: the window summaries folded to one row per
   (model, model_version, feature): the newest window of every input
   partition, combined;
@@ -26,7 +29,7 @@ from typing import Any
 
 from driftline.detection import published
 
-__all__ = ["active_alerts", "monitored_features", "monitored_models", "partition_lag", "alert_key",
+__all__ = ["active_alerts", "open_incidents", "monitored_features", "monitored_models", "partition_lag", "alert_key",
            "HIGHER_IS_WORSE", "LOWER_IS_WORSE"]
 
 #: Drift statistics of a window summary where a larger value means more drift:
@@ -59,9 +62,10 @@ def active_alerts(alerts: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     reopen the key.
 
     Each result is the newest firing record of the key plus ``alert_key``,
-    ``firing_since`` (``event_time`` of the first firing record of the
-    episode, else its ``detected_at``) and ``firing_records`` (firing records
-    in the episode: 1 + reminders).  Sorted critical first, then by key.
+    ``firing_since`` (the episode's ``opened_event_time`` where the worker
+    wrote one, else ``event_time`` of its first firing record, else its
+    ``detected_at``) and ``firing_records`` (firing records in the episode:
+    1 + reminders).  Sorted critical first, then by key.
 
     >>> f = {"model": "m", "model_version": "v1", "feature": "x", "detector": "psi", "severity": "warning"}
     >>> recs = [dict(f, alert_id="a", status="firing", event_time="t1"),
@@ -86,10 +90,88 @@ def active_alerts(alerts: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             state.pop(key, None)
         elif status == "firing":
             episode = state.get(key)
-            since = episode["firing_since"] if episode else (alert.get("event_time") or alert.get("detected_at"))
+            since = episode["firing_since"] if episode else (_text(alert.get("opened_event_time")) or alert.get("event_time")
+                                                             or alert.get("detected_at"))
             count = episode["firing_records"] + 1 if episode else 1
             state[key] = {**alert, "alert_key": key, "firing_since": since, "firing_records": count}
     return sorted(state.values(), key=lambda a: (a.get("severity") != "critical", a["alert_key"]))
+
+
+def _text(value: object) -> str | None:
+    """A non-empty string field of a record, else ``None``."""
+    return value if isinstance(value, str) and value else None
+
+
+def _names(value: object) -> list[str]:
+    """A list of names of a record (``detectors``), else empty."""
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def open_incidents(active: Iterable[Mapping[str, Any]],
+                   features: Iterable[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+    """The active alert keys (of :func:`active_alerts`) grouped into open model incidents.
+
+    Features of one model version whose episodes opened together share an
+    ``incident_id``; a record without one (an older worker) is an incident
+    of its own (``incident_id`` null).  Each incident lists its ``features``,
+    ``kinds`` and ``detectors``: the alerts' ``detectors`` (or ``detector``),
+    joined with the ``incident`` field of the features' newest window
+    summaries (rows of :func:`monitored_features`), which names the
+    detectors that agreed since the alert was written; ``opened_event_time``
+    is the earliest opening of its features, ``severity`` the worst, and
+    ``members`` has one entry per alert key.  Sorted critical first, then
+    oldest first.
+
+    >>> a = {"model": "m", "model_version": "v1", "kind": "data_drift", "severity": "warning", "incident_id": "i1"}
+    >>> inc = open_incidents([dict(a, feature="x", detector="cusum", alert_key="m/v1/x/data_drift", firing_since="t2"),
+    ...                       dict(a, feature="y", detector="psi", alert_key="m/v1/y/data_drift", firing_since="t1")])
+    >>> [(i["incident_id"], i["features"], i["detectors"], i["opened_event_time"]) for i in inc]
+    [('i1', ['x', 'y'], ['cusum', 'psi'], 't1')]
+    """
+    seen: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
+    for row in features:
+        for found in row.get("incidents") or ():
+            ident = _text(found.get("incident_id")) if isinstance(found, Mapping) else None
+            if ident is not None:
+                seen.setdefault((str(row.get("model")), str(row.get("model_version")), str(row.get("feature"))),
+                                []).append(found)
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for alert in active:
+        model, version, feature = str(alert.get("model")), str(alert.get("model_version")), str(alert.get("feature"))
+        ident = _text(alert.get("incident_id"))
+        group = groups.setdefault((model, version, ident) if ident else (model, version, None, alert.get("alert_key")),
+                                  {"model": model, "model_version": version, "incident_id": ident, "members": []})
+        detectors = _names(alert.get("detectors"))
+        if alert.get("detector") is not None and str(alert["detector"]) not in detectors:
+            detectors.insert(0, str(alert["detector"]))
+        member: dict[str, Any] = {"alert_key": alert.get("alert_key"), "feature": feature,
+                                  "kind": str(alert.get("kind", "-")), "severity": str(alert.get("severity", "-")),
+                                  "opened_event_time": _text(alert.get("firing_since")), "detectors": detectors,
+                                  "findings": None, "statistic": _number(alert.get("statistic"))}
+        for found in seen.get((model, version, feature), ()) if ident else ():
+            if found.get("incident_id") != ident or found.get("kind", member["kind"]) != member["kind"]:
+                continue
+            for name in _names(found.get("detectors")) + ([str(found["detector"])] if found.get("detector") else []):
+                if name not in detectors:
+                    detectors.append(name)
+            if type(found.get("findings")) is int:
+                member["findings"] = max(member["findings"] or 0, found["findings"])
+            statistic = _number(found.get("statistic"))
+            if statistic is not None:
+                member["statistic"] = statistic
+        group["members"].append(member)
+    out = []
+    for group in groups.values():
+        members = sorted(group["members"], key=lambda m: (m["feature"], m["kind"], str(m["alert_key"])))
+        opened = [m["opened_event_time"] for m in members if m["opened_event_time"]]
+        out.append({**group, "members": members,
+                    "opened_event_time": min(opened) if opened else None,  # RFC 3339 UTC strings sort in time order
+                    "severity": "critical" if any(m["severity"] == "critical" for m in members) else "warning",
+                    "features": sorted({m["feature"] for m in members}),
+                    "kinds": sorted({m["kind"] for m in members}),
+                    "detectors": list(dict.fromkeys(d for m in members for d in m["detectors"]))})
+    return sorted(out, key=lambda i: (i["severity"] != "critical", i["opened_event_time"] or "", i["model"],
+                                      i["model_version"], i["incident_id"] or ""))
 
 
 def _count(value: object, default: int = 0) -> int:
@@ -156,6 +238,7 @@ def monitored_features(summaries: Iterable[Mapping[str, Any]]) -> list[dict[str,
                 if number is not None and name not in ("adwin_width", "df"):
                     stats.setdefault(name, []).append(number)
         types = {str(w.get("feature_type")) for w in windows} - {"unknown", "None"}
+        incidents = [dict(w["incident"]) for w in windows if isinstance(w.get("incident"), Mapping)]
         times = [str(w["window"]["last_event_time"]) for w in windows
                  if isinstance(w.get("window"), Mapping) and w["window"].get("last_event_time")]
         rows.append({
@@ -169,6 +252,7 @@ def monitored_features(summaries: Iterable[Mapping[str, Any]]) -> list[dict[str,
             "missing_ratio": missing / records if records else None,
             "last_event_time": max(times) if times else None,  # RFC 3339 UTC strings sort in time order
             "drift": {name: _worst(name, values) for name, values in sorted(stats.items())},
+            "incidents": incidents,
         })
     return rows
 

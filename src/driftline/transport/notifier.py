@@ -1,20 +1,31 @@
-"""``driftline notify``'s loop: alerts topic → gate → webhooks → commit.
+"""``driftline notify``'s loop: alerts topic → incidents (or gate) → webhooks → commit.
 
 One record at a time, in partition order (so a key's firing is posted
-before its resolution): decode, filter, ask the :class:`NotifyGate`, post
-to every endpoint (retried), then commit the record's offset.  The offset
-is committed only once every endpoint has the message or was given up on,
-so delivery is **at-least-once**: a process stopped or killed between the
-POST and the commit posts the record again after a restart, and receivers
-de-duplicate on ``alert_id``.  Records that are not alerts are skipped,
-counted and committed, never raised.
+before its resolution): decode, filter, then
+
+* a record with an ``incident_id`` goes to the :class:`IncidentBook`, which
+  holds an incident's opening (and its updates) for ``group_wait_seconds``
+  of wall time so the features of one break are one message, and posts its
+  resolution once all its features are back;
+* a record without one (an older worker) is judged by the :class:`NotifyGate`
+  (per-key cooldown) and posted as it is, one message per record;
+
+each message goes to every endpoint (retried).  An offset is committed only
+once every message covering the records before it has been posted (every
+endpoint answered or was given up on): the consumer commits up to the
+oldest record whose message is still waiting.  Delivery is therefore
+**at-least-once**: a process stopped or killed before a message was posted
+or committed posts it again after a restart, and receivers de-duplicate on
+the message id (``alert_id`` for single records).  Records that are not
+alerts are skipped, counted and committed, never raised.
 
 Instances in one consumer group (``--group``) share the topic's partitions;
 all records of an alert key are on one partition, so one instance sees a
 key's whole history and its cooldown holds across the group.  When a
 partition is assigned (a start, a restart, a rebalance), the records before
-its committed offset from the last two cooldowns are re-read and judged
-without posting: the cooldown and open keys hold across restarts too.
+its committed offset from the last ``lookback_seconds`` (at least two
+cooldowns) are re-read and judged without posting: open incidents, their
+features, cooldowns and open keys hold across restarts too.
 """
 
 from __future__ import annotations
@@ -31,7 +42,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from driftline.config import Settings
 from driftline.errors import ConfigError, KafkaFailure
 from driftline.notify.gate import Decision, NotifyGate
-from driftline.notify.messages import alert_key, decode_alert, detected_at_ms, request_body, request_headers
+from driftline.notify.incidents import IncidentBook, Message, incident_of
+from driftline.notify.messages import (alert_key, decode_alert, detected_at_ms, incident_request_body,
+                                       incident_request_headers, request_body, request_headers)
 from driftline.notify.settings import NotifySettings
 from driftline.observability.notify_metrics import NotifyMetrics
 from driftline.observability.server import MetricsServer
@@ -92,12 +105,14 @@ class Notifier:
     """Posts the alerts topic's records to webhooks until :meth:`stop`."""
 
     def __init__(self, settings: Settings, notify: NotifySettings, *, metrics: NotifyMetrics | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.notify = notify
         self.metrics = metrics or NotifyMetrics()
         self.clock = clock
+        self.monotonic = monotonic
         self.gate = NotifyGate(notify.cooldown_seconds)
+        self.book = IncidentBook(notify.group_wait_seconds, notify.cooldown_seconds)
         self.endpoints: list[Endpoint] = endpoints_from(notify)
         self._stop = threading.Event()
         self.sender = WebhookSender(notify.retry_policy(), notify.timeout_seconds, stop=self._stop,
@@ -106,6 +121,8 @@ class Notifier:
         self._consumer: Consumer | None = None
         self._assigned: set[tuple[str, int]] = set()
         self._keys_seen: dict[tuple[str, int], set[str]] = {}  # alert keys per partition, forgotten on revoke
+        self._next: dict[tuple[str, int], int] = {}       # per partition: the offset after the last record handled
+        self._committed: dict[tuple[str, int], int] = {}  # per partition: the last offset committed
         self._last_broker_ok = 0.0
         self.metrics_port: int | None = None
         self.started = threading.Event()
@@ -156,6 +173,7 @@ class Notifier:
             log.info("notify started", extra={"ctx": {"group": self.notify.group, "topic": s.alerts_topic,
                                                        "endpoints": ",".join(f"{e.name}={e.display}" for e in self.endpoints),
                                                        "cooldown_seconds": self.notify.cooldown_seconds,
+                                                       "group_wait_seconds": self.notify.group_wait_seconds,
                                                        "metrics_port": self.metrics_port}})
             self.started.set()
             while not self._stop.is_set():
@@ -177,16 +195,17 @@ class Notifier:
                         extra={"ctx": {"error": str(exc.args[0] if exc.args else exc)}})
             return
         if replayed:
-            log.info("cooldown state rebuilt", extra={"ctx": {"records": replayed, "keys": len(self.gate)}})
+            log.info("incidents and cooldowns rebuilt", extra={"ctx": {"records": replayed, "keys": len(self.gate),
+                                                                        "incidents": len(self.book)}})
 
     def _warm_gate(self, consumer: Consumer, partitions: list[TopicPartition]) -> int:
-        """Judge, without posting, the records of the last two cooldowns before each committed offset."""
+        """Judge, without posting, the records of the lookback before each committed offset."""
         s = self.settings
         committed = {(tp.topic, tp.partition): tp.offset
                      for tp in consumer.committed(partitions, timeout=s.broker_timeout_seconds) if tp.offset > 0}
         if not committed:
             return 0
-        lookback_ms = 2000.0 * max(self.notify.cooldown_seconds, s.cooldown_seconds)
+        lookback_ms = 1000.0 * max(self.notify.lookback_seconds, 2 * self.notify.cooldown_seconds, 2 * s.cooldown_seconds)
         reader = kafka.make_reader(s, group_id=f"{self.notify.group}.warm", client_id="driftline-notify-warm")
         try:
             since = int(self.clock() * 1000.0 - lookback_ms)
@@ -196,7 +215,7 @@ class Notifier:
             starts = [TopicPartition(tp.topic, tp.partition, tp.offset if tp.error is None else OFFSET_BEGINNING)
                       for tp in found if tp.error is not None or 0 <= tp.offset < committed[(tp.topic, tp.partition)]]
             replayed = 0
-            for msg in kafka.ReadToEnd(reader, starts, s.broker_timeout_seconds):
+            for msg in kafka.ReadToEnd(reader, starts, max(30.0, 3 * s.broker_timeout_seconds)):
                 if msg.offset() < committed[(msg.topic(), msg.partition())]:
                     self._judge(msg.value(), (msg.topic(), msg.partition(), msg.offset()), warm=True)
                     replayed += 1
@@ -206,20 +225,29 @@ class Notifier:
             reader.close()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Every finished record is committed before the next consume, so nothing is pending here.
-        # The next owner decides for these keys now: if they come back, start from "unknown".
+        # Every finished record is committed before the next consume; incident messages still waiting were
+        # not, so the next owner reads their records again and posts them.  It decides for these keys and
+        # incidents now: if they come back, start from "unknown".
         gone = {(p.topic, p.partition) for p in partitions}
         self._assigned -= gone
         for tp in gone:
             self.gate.forget(self._keys_seen.pop(tp, ()))
+            self._next.pop(tp, None)
+            self._committed.pop(tp, None)
+        self.book.forget(gone)
         self.metrics.assigned_partitions.set(len(self._assigned))
         log.info("partitions revoked", extra={"ctx": {"partitions": ",".join(f"{t}[{p}]" for t, p in sorted(gone))}})
 
     # ------------------------------------------------------------ the loop
     def poll_once(self) -> int:
-        """Consume and handle at most one record; return how many were finished and committed."""
+        """Consume and handle at most one record, post the incident messages that are due, commit;
+        return how many records were handled."""
         assert self._consumer is not None
-        messages = self._consumer.consume(1, self.settings.poll_timeout_seconds)
+        timeout = self.settings.poll_timeout_seconds
+        due = self.book.next_due()
+        if due is not None:
+            timeout = max(0.0, min(timeout, due - self.monotonic()))
+        messages = self._consumer.consume(1, timeout)
         self._last_broker_ok = time.monotonic()
         done = 0
         for msg in messages:
@@ -232,25 +260,40 @@ class Notifier:
                 continue
             if not self.handle(msg.value(), source=(msg.topic(), msg.partition(), msg.offset())):
                 return done  # stopped mid-delivery: not committed, read again after a restart
-            self._commit(TopicPartition(msg.topic(), msg.partition(), msg.offset() + 1))
+            self._next[(msg.topic(), msg.partition())] = msg.offset() + 1
             done += 1
+        if not self.flush():
+            return done
+        self._commit()
         return done
 
-    def _commit(self, position: TopicPartition) -> None:
+    def positions(self) -> dict[tuple[str, int], int]:
+        """Per partition, the offset that may be committed: after the last record handled, but not past
+        a record whose incident message is still waiting."""
+        waiting = self.book.waiting()
+        return {tp: min(end, waiting.get(tp, end)) for tp, end in self._next.items()}
+
+    def _commit(self) -> None:
         assert self._consumer is not None
+        moved = [TopicPartition(t, p, offset) for (t, p), offset in self.positions().items()
+                 if offset > self._committed.get((t, p), -1)]
+        if not moved:
+            return
         try:
-            self._consumer.commit(offsets=[position], asynchronous=False)
+            self._consumer.commit(offsets=moved, asynchronous=False)
+            self._committed.update({(tp.topic, tp.partition): tp.offset for tp in moved})
         except KafkaException as exc:
             # The record was handled; an uncommitted offset only means it may be posted again.
             log.warning("offset commit failed; the record may be posted again after a restart",
                         extra={"ctx": {"error": str(exc.args[0] if exc.args else exc)}})
 
     def _judge(self, value: bytes | None, source: tuple[str, int, int] | None, *,
-               warm: bool = False) -> tuple[dict[str, Any], str] | None:
-        """Decode, filter and ask the gate; the alert and its key when the gate says send.
+               warm: bool = False) -> tuple[dict[str, Any], str] | list[Message] | None:
+        """Decode, filter and ask the incident book or the gate: the incident messages due at once (a
+        list), or the alert and its key when the gate says send (a record without ``incident_id``).
 
-        ``warm``: a record re-read on assignment, judged only to rebuild the gate (not counted, not
-        logged; the caller posts nothing)."""
+        ``warm``: a record re-read on assignment, judged only to rebuild the book and the gate (not
+        counted, not logged; the caller posts nothing)."""
         decoded = decode_alert(value)
         if decoded.alert is None:
             if not warm:
@@ -267,8 +310,18 @@ class Notifier:
         if source is not None:
             self._keys_seen.setdefault(source[:2], set()).add(key)
         at_ms = detected_at_ms(alert)
-        decision = self.gate.decide(key, alert["status"], alert["alert_id"],
-                                    at_ms if at_ms is not None else self.clock() * 1000.0)
+        if at_ms is None:
+            at_ms = self.clock() * 1000.0
+        if incident_of(alert) is not None:
+            added = self.book.add(alert, key, now=self.monotonic(), at_ms=at_ms, source=source, warm=warm)
+            if not warm:
+                self.metrics.alerts.labels(added.outcome).inc()
+                if added.outcome != "grouped":
+                    log.info(f"alert not posted ({added.outcome})", extra={"ctx": {
+                        "key": key, "status": alert["status"], "alert_id": alert["alert_id"],
+                        "incident_id": bounded(str(alert.get("incident_id")), 100)}})
+            return added.messages
+        decision = self.gate.decide(key, alert["status"], alert["alert_id"], at_ms)
         if decision is not Decision.SEND:
             if not warm:
                 self.metrics.alerts.labels(decision.value).inc()
@@ -285,6 +338,8 @@ class Notifier:
         judged = self._judge(value, source)
         if judged is None:
             return True
+        if isinstance(judged, list):
+            return all(self._post(message) for message in judged)
         alert, key = judged
         headers = request_headers(alert)
         for endpoint in self.endpoints:
@@ -300,6 +355,32 @@ class Notifier:
                 log.error(f"alert not delivered ({result.outcome}), given up",
                           extra={"ctx": {**ctx, "http_status": result.status, "error": result.error}})
         self.metrics.alerts.labels("sent").inc()
+        return True
+
+    def flush(self) -> bool:
+        """Post the incident messages whose grouping delay is over; False when stopped before one was
+        posted (its records stay uncommitted)."""
+        return all(self._post(message) for message in self.book.due(self.monotonic()))
+
+    def _post(self, message: Message) -> bool:
+        """Post one incident message to every endpoint; False only when stopped before each had an answer."""
+        doc = message.document
+        headers = incident_request_headers(doc)
+        for endpoint in self.endpoints:
+            result = self.sender.deliver(endpoint, incident_request_body(endpoint.kind, doc), headers)
+            if result.outcome == "stopped":
+                return False
+            self.metrics.deliveries.labels(endpoint.name, result.outcome).inc()
+            ctx: dict[str, Any] = {"endpoint": endpoint.name, "url": endpoint.display, "stage": message.stage,
+                                   "incident_id": bounded(str(doc.get("incident_id")), 100),
+                                   "message_id": message.message_id, "features": len(doc.get("features") or ()),
+                                   "attempts": result.attempts}
+            if result.outcome == "delivered":
+                log.info("incident message posted", extra={"ctx": ctx})
+            else:
+                log.error(f"incident message not delivered ({result.outcome}), given up",
+                          extra={"ctx": {**ctx, "http_status": result.status, "error": result.error}})
+        self.metrics.messages.labels(message.stage).inc()
         return True
 
     def _retrying(self, endpoint: Endpoint, response: Response, wait: float) -> None:
