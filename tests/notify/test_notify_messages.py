@@ -19,7 +19,7 @@ FIRING = {
     "details": {"mean_shift_sd": 0.2471},
 }
 RESOLVED = {**FIRING, "alert_id": "e7b735181f458d8b513ea86e95deffa3", "status": "resolved",
-            "summary": "Resolved: no further findings for fraud/v3/amount/page_hinkley in 600 s of event time.",
+            "summary": "Resolved: no further findings for fraud/v3/amount/data_drift in 600 s of event time.",
             "firing_alert_id": FIRING["alert_id"], "detected_at": "2025-11-26T10:20:03.377Z"}
 
 
@@ -34,7 +34,7 @@ def test_slack_message_has_text_and_one_attachment_with_the_details():
     assert fields["Check"] == "data_drift/page_hinkley"
     assert fields["Statistic"] == "6.703 (threshold 6.546)"
     assert fields["Records"] == "ml.inferences[2] offsets 107200–108031"
-    assert FIRING["alert_id"] in att["footer"] and "fraud/v3/amount/page_hinkley" in att["footer"]
+    assert FIRING["alert_id"] in att["footer"] and "fraud/v3/amount/data_drift" in att["footer"]
     assert att["ts"] == 1764151602
     assert all(isinstance(f["short"], bool) for f in att["fields"])
 
@@ -64,7 +64,7 @@ def test_headers_carry_the_ids_receivers_dedup_on_and_stay_valid_headers():
     h = request_headers(FIRING)
     assert h["Content-Type"] == "application/json"
     assert h["Idempotency-Key"] == h["X-Driftline-Alert-Id"] == FIRING["alert_id"]
-    assert h["X-Driftline-Alert-Key"] == "fraud/v3/amount/page_hinkley" and h["X-Driftline-Alert-Status"] == "firing"
+    assert h["X-Driftline-Alert-Key"] == "fraud/v3/amount/data_drift" and h["X-Driftline-Alert-Status"] == "firing"
     odd = request_headers({**FIRING, "feature": "a\r\nX-Evil: 1 é"})
     assert all(" " <= c <= "~" for v in odd.values() for c in v)
 
@@ -80,7 +80,7 @@ def test_decode_alert_accepts_alerts_and_names_what_else_it_got():
 
 
 def test_alert_key_and_detected_at():
-    assert alert_key(FIRING) == "fraud/v3/amount/page_hinkley"
+    assert alert_key(FIRING) == "fraud/v3/amount/data_drift"
     assert detected_at_ms(FIRING) == 1764151602104.0
     assert detected_at_ms({"detected_at": "yesterday"}) is None
     assert detected_at_ms({"detected_at": "2025-11-26T10:06:42"}) is None  # no zone: not trusted

@@ -21,7 +21,7 @@ def test_a_key_is_active_until_resolved_and_reopens_on_a_new_firing():
     resolved = alert("resolved")
     again = alert("firing", event_time="2026-11-26T11:00:00.000Z")
     [a] = active_alerts([first, reminder])
-    assert a["alert_key"] == "fraud/v3/amount/psi" and a["firing_records"] == 2
+    assert a["alert_key"] == "fraud/v3/amount/data_drift" and a["firing_records"] == 2
     assert a["firing_since"] == "2026-11-26T10:00:00.000Z" and a["summary"] == "still drifting"  # newest record, first time
     assert active_alerts([first, reminder, resolved]) == []
     [b] = active_alerts([first, resolved, again])
@@ -37,10 +37,13 @@ def test_a_duplicate_firing_after_its_resolution_does_not_reopen_the_key():
 def test_keys_are_independent_and_critical_ones_come_first():
     records = [alert("firing", feature="amount"), alert("firing", feature="age", severity="critical"),
                alert("firing", feature="country", detector="chi_square"), alert("resolved", feature="amount")]
-    assert [a["alert_key"] for a in active_alerts(records)] == ["fraud/v3/age/psi", "fraud/v3/country/chi_square"]
-    # the same feature with two detectors is two keys
-    two = active_alerts([alert("firing", detector="psi"), alert("firing", detector="page_hinkley")])
-    assert {a["detector"] for a in two} == {"psi", "page_hinkley"}
+    assert [a["alert_key"] for a in active_alerts(records)] == ["fraud/v3/age/data_drift", "fraud/v3/country/data_drift"]
+    # the same feature with two drift detectors is one incident key; two data-quality checks are two
+    one = active_alerts([alert("firing", detector="psi"), alert("firing", detector="page_hinkley")])
+    assert len(one) == 1
+    two = active_alerts([alert("firing", detector="non_finite", kind="data_quality"),
+                         alert("firing", detector="type_change", kind="data_quality")])
+    assert {a["detector"] for a in two} == {"non_finite", "type_change"}
 
 
 @given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.sampled_from(["firing", "resolved"])), max_size=30))

@@ -84,11 +84,11 @@ def test_keys_of_a_revoked_partition_are_forgotten():
     with WebhookServer() as server:
         notifier, _ = _notifier(server, cooldown_seconds=300)
         notifier.handle(_alert("f1", detected_at="2026-11-26T10:00:00.000Z"), source=("alerts", 1, 7))
-        assert notifier.gate.is_open("fraud/v1/x/adwin")
+        assert notifier.gate.is_open("fraud/v1/x/data_drift")
         notifier._on_revoke(None, [TopicPartition("alerts", 0)])
-        assert notifier.gate.is_open("fraud/v1/x/adwin")
+        assert notifier.gate.is_open("fraud/v1/x/data_drift")
         notifier._on_revoke(None, [TopicPartition("alerts", 1)])
-        assert not notifier.gate.is_open("fraud/v1/x/adwin") and len(notifier.gate) == 0
+        assert not notifier.gate.is_open("fraud/v1/x/data_drift") and len(notifier.gate) == 0
 
 
 def _incident_record(alert_id, feature, status="firing", incident="9" * 32, **extra):
