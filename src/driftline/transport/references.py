@@ -186,10 +186,10 @@ def _update(key: bytes | None, value: bytes | None) -> ReferenceUpdate:
         return ReferenceUpdate(name, None)
     try:
         profile = ReferenceProfile.from_bytes(value)
-    except ProfileError as exc:
-        return ReferenceUpdate(name, None, str(exc)[:1000])
+    except ProfileError as exc:  # a rejected record is only logged: under its bounded key
+        return ReferenceUpdate(shown, None, str(exc)[:1000])
     except Exception as exc:  # noqa: BLE001 - a record of the topic never stops the worker
-        return ReferenceUpdate(name, None, f"not a usable reference profile ({type(exc).__name__})")
+        return ReferenceUpdate(shown, None, f"not a usable reference profile ({type(exc).__name__})")
     for what, text in (("model", profile.model), ("model_version", profile.model_version)):
         if not text or len(text) > MAX_NAME or not is_utf8(text):
             return ReferenceUpdate(shown, None, f"the profile's {what} must be a string of 1 to {MAX_NAME} characters "
