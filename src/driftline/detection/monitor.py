@@ -31,6 +31,7 @@ from driftline.detection.findings import Finding, Kind, Severity, WindowSpan
 from driftline.detection.keys import feature_part
 from driftline.detection.settings import MonitorSettings
 from driftline.reference.profile import CATEGORICAL, NUMERIC, ReferenceProfile
+from driftline.reference.shape import window_shape
 from driftline.state.categorical import CategoricalState
 from driftline.state.detectors import PAGE_HINKLEY, PAGE_HINKLEY_SPREAD
 from driftline.state.numeric import NumericState
@@ -613,6 +614,7 @@ class ModelMonitor:
             summary["warmed_up"] = num.warmed_up
             summary.update({k: v for k, v in num.window_moments.to_dict().items() if k != "count"})
             summary["quantiles"] = num.quantiles(window=True)
+            summary["shape"] = window_shape(num.window_sketch)  # what `reference accept` rebuilds a profile from
             drift = num.window_drift()
             summary["drift"] = drift
             if num.warmed_up and num.window_moments.n >= s.min_window_values:
