@@ -16,18 +16,24 @@ smearing it over values that never occurred.  KLL's rank errors are random and
 unbiased, so they shrink as windows are added (measured in
 ``tests/reference/test_accept.py``: a reference rebuilt from 40 windows of
 5,000 values is as close to the true distribution as the 200,000 values
-themselves).  Pure: numbers in, numbers out.
+themselves).
+
+A categorical window summary carries ``category_counts``
+(:func:`window_categories`): the window's counts of every category, most
+frequent first, as long as the names fit in 8 KB (a monitor tracks at most
+``max_categories`` names, 100 by default).  Pure: numbers in, numbers out.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 from datasketches import kll_doubles_sketch
 
-__all__ = ["SHAPE_GRID", "SHAPE_PROBABILITIES", "window_shape", "read_shape", "rebuild_values", "MAX_REBUILT_VALUES"]
+__all__ = ["SHAPE_GRID", "SHAPE_PROBABILITIES", "window_shape", "read_shape", "rebuild_values", "MAX_REBUILT_VALUES",
+           "window_categories", "CATEGORY_BUDGET"]
 
 #: Name of the grid, written in every shape (a later grid gets another name).
 SHAPE_GRID = "driftline.shape/1"
@@ -46,6 +52,26 @@ def window_shape(sketch: kll_doubles_sketch) -> dict[str, object] | None:
     q = sketch.get_quantiles(list(SHAPE_PROBABILITIES), True)  # inclusive: values that occurred
     q[0], q[-1] = sketch.get_min_value(), sketch.get_max_value()
     return {"grid": SHAPE_GRID, "quantiles": [float(v) for v in q]}
+
+
+#: Bytes of category names a summary's ``category_counts`` holds at most (the most frequent names first).
+CATEGORY_BUDGET = 8192
+
+
+def window_categories(counts: Mapping[str, int], *, budget: int = CATEGORY_BUDGET) -> dict[str, int]:
+    """The window's category counts, most frequent first, as many as fit in ``budget`` bytes of names.
+
+    >>> window_categories({"a": 1, "b": 5, "c": 5}, budget=2)
+    {'b': 5, 'c': 5}
+    """
+    out: dict[str, int] = {}
+    used = 0
+    for name in sorted(counts, key=lambda k: (-counts[k], k)):
+        used += len(name.encode("utf-8", "surrogatepass"))
+        if used > budget:
+            break
+        out[name] = counts[name]
+    return out
 
 
 def read_shape(shape: object) -> np.ndarray | None:
