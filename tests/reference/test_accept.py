@@ -81,7 +81,7 @@ def _categorical_summary(counts, start_ms, *, offset, feature="c"):
 def _windows(seed=0):
     rng = np.random.default_rng(seed)
     data = [rng.normal(5.0, 2.0, 400) for _ in range(4)]
-    summaries = [_numeric_summary(x, i * MS, offset=i * 400) for i, x in enumerate(data)]
+    summaries = [_numeric_summary(x, i * MS, offset=i * 400, records=403) for i, x in enumerate(data)]
     summaries += [_categorical_summary({"a": 300, "b": 90, "c": 10}, i * MS, offset=i * 400) for i in range(4)]
     return data, summaries
 
@@ -93,7 +93,7 @@ def test_accept_adds_up_the_windows_since_the_incident_opened():
     result = accept([older, straddling] + summaries + summaries[:2], model="m", model_version="v1", since_ms=T0)
     x = result.profile.features[("features", "x")]
     every = np.concatenate(data)
-    assert (x.count, x.records, x.moments.n) == (1600, 1600, 1600)  # duplicates counted once
+    assert (x.count, x.records, x.moments.n, x.missing) == (1600, 1612, 1600, 12)  # duplicates counted once
     assert x.moments.mean == pytest.approx(every.mean()) and x.moments.sd == pytest.approx(every.std(ddof=1))
     assert (x.moments.min, x.moments.max) == (every.min(), every.max())
     assert x.sketch.n == 1600 and abs(x.sketch.get_quantile(0.5) - np.median(every)) < 0.1
@@ -242,3 +242,11 @@ def test_a_stationary_stream_raises_no_alarm_against_the_accepted_profile():
     assert findings == [], Counter((f.feature, f.detector) for f in findings)
     shifts = [s["drift"]["mean_shift_sd"] for s in after if s["feature_type"] == "numeric"]
     assert max(abs(v) for v in shifts) < 0.1
+
+
+def test_accepting_one_feature_of_the_same_windows_again_gives_the_profile_in_force():
+    """Republishing what is in force would restart nothing: the same windows give the same id."""
+    _, summaries = _windows()
+    first = accept(summaries, model="m", model_version="v1", since_ms=T0).profile
+    again = accept(summaries, model="m", model_version="v1", since_ms=T0, features=["x"], current=first)
+    assert again.profile.id == first.id and again.kept == [("features", "c")]

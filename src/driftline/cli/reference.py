@@ -169,8 +169,9 @@ def _print_acceptance(console: Console, report: dict, profile: ReferenceProfile)
     if report["previous"]:
         console.print(escape(f"replaces {report['previous']}; {len(report['kept'])} feature(s) kept from it"), soft_wrap=True)
     for i in report["incidents"]:
-        console.print(escape(f"open incident {i['alert_key']} since {i['opened_event_time']}: resolved "
-                             f"(reference_changed) once the workers use the new profile"), soft_wrap=True)
+        then = "would resolve" if report["dry_run"] else "resolves"
+        console.print(escape(f"open incident {i['alert_key']} since {i['opened_event_time']}: {then} "
+                             f"(\"reference_changed\") once the workers use the new profile"), soft_wrap=True)
     table = Table(title="accepted", title_justify="left")
     for column in ("source", "feature", "type", "windows", "values", "records"):
         table.add_column(column, justify="left" if column in ("source", "feature", "type") else "right")

@@ -264,7 +264,10 @@ def accept(summaries: Iterable[Mapping[str, Any]], *, model: str, model_version:
         for w in windows:  # the events of a window: the most records any feature of its source had there
             where = w.order[1:4]
             events[key[0]][where] = max(events[key[0]].get(where, 0), w.records)
-    out.source_records = {source: sum(per.values()) for source, per in events.items()}
+    # events per source: the accepted windows'; a source none of whose features was accepted keeps the
+    # profile in force's count (so accepting the same windows again gives the same profile, and the same id)
+    out.source_records = {source: sum(per.values()) if per else (current.source_records.get(source, 0) if current else 0)
+                          for source, per in events.items()}
     out.records = max(out.source_records.values())
     kept = []
     if current is not None:
