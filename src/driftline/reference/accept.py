@@ -46,8 +46,9 @@ from driftline.stats.moments import Moments
 
 __all__ = ["Incident", "AcceptedFeature", "Acceptance", "open_incidents", "accept", "AcceptError"]
 
-#: Largest count taken from a summary (a forged one may say anything).
-_MAX_COUNT = 2**53
+#: Largest count taken from one summary (a forged one may say anything): sums of millions of them stay
+#: within the 2**63 - 1 a profile may hold.
+_MAX_COUNT = 2**40
 
 
 class AcceptError(ProfileError):
@@ -159,8 +160,10 @@ def _window(s: Mapping[str, Any], kind: str, first_ms: int, where: tuple) -> _Wi
         sd = _finite(s.get("sd")) if count > 1 else 0.0
         if shape is None or mean is None or lo is None or hi is None or sd is None or sd < 0 or not lo <= hi:
             return None
-        return _Window(order, records, count, non_finite, mismatch,
-                       Moments(count, mean, sd * sd * (count - 1), lo, hi), shape, None)
+        m2 = sd * sd * (count - 1)
+        if not np.isfinite(m2) or not lo <= shape[0] <= shape[-1] <= hi:
+            return None
+        return _Window(order, records, count, non_finite, mismatch, Moments(count, mean, m2, lo, hi), shape, None)
     cats = s.get("category_counts", s.get("categories"))  # summaries before category_counts: the top 20
     if not isinstance(cats, Mapping):
         return None
@@ -248,6 +251,9 @@ def accept(summaries: Iterable[Mapping[str, Any]], *, model: str, model_version:
             for w in windows:
                 assert w.moments is not None
                 fp.moments.merge(w.moments)
+            if not (np.isfinite(fp.moments.mean) and np.isfinite(fp.moments.m2)):
+                raise AcceptError(f"{key[0]} {key[1]!r}: its values are too large for a profile's moments "
+                                  "(the mean or variance overflows a double)")
             values = rebuild_values((w.count, w.shape) for w in windows if w.shape is not None)
             fp.sketch = kll_doubles_sketch(kll_k)
             if values.size:
