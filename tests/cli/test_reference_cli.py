@@ -202,3 +202,18 @@ def test_tables_with_several_models_are_read_row_by_row(tmp_path):
     assert main(["reference", "build", str(path), "-o", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.glob("*.profile.json")) == ["a@unversioned.profile.json",
                                                                        "b@unversioned.profile.json"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--model", "m" * 300, "--model-version", "v1"], "invalid --model"),
+    (["--model", "\udcff", "--model-version", "v1"], "invalid --model"),
+    (["--model", "m", "--model-version", ""], "invalid --model-version"),
+    (["--model", "m", "--model-version", "v1", "--feature", "\ud800"], "invalid --feature"),
+    (["--model", "m", "--model-version", "v1", "--since", "yesterday\n\x1b[31m"], "invalid --since"),
+    (["--model", "m", "--model-version", "v1", "--since", "2026-12-01T10:00:00+0000"], "invalid --since"),
+])
+def test_accept_refuses_names_and_times_no_record_could_carry(flags, message, capsys):
+    """Checked before any broker is asked (none listens here): exit code 2, one escaped, bounded line."""
+    assert main(["reference", "accept", *flags, "--bootstrap-servers", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err) < 400 and "\x1b" not in err and len(err.splitlines()) == 1

@@ -86,6 +86,14 @@ def accept(settings: Settings, args: argparse.Namespace) -> int:
     from driftline.reference.accept import AcceptError, accept as accept_windows, open_incidents
     from driftline.transport.references import profile_in_force, publish_profiles
 
+    from driftline.contract.decode import _MAX_NAME as MAX_NAME
+    from driftline.contract.names import is_utf8
+
+    for flag, values in (("--model", [args.model]), ("--model-version", [args.model_version]), ("--feature", args.feature)):
+        for value in values:
+            if not value or len(value) > MAX_NAME or not is_utf8(value):
+                raise ConfigError(f"invalid {flag} {escape(bounded(repr(value), 80))}: a name of 1 to {MAX_NAME} "
+                                  "characters of valid UTF-8, as inference records carry it")
     if args.since is not None:
         since_ms = parse_timestamp(args.since)
         if since_ms is None:

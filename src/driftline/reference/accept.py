@@ -216,7 +216,7 @@ def accept(summaries: Iterable[Mapping[str, Any]], *, model: str, model_version:
                  _count(window.get("first_offset")) or 0, _count(window.get("last_offset")) or 0)
         key = (source, name)
         if kinds.setdefault(key, kind) != kind:
-            raise AcceptError(f"{source} {name!r} of {model}/{model_version} is {kinds[key]} in some windows since "
+            raise AcceptError(f"{source} {name[:200]!r} of {model}/{model_version} is {kinds[key]} in some windows since "
                               f"then and {kind} in others: accept it once its type is settled (or leave it out)")
         parsed = _window(s, kind, first_ms, where)
         if parsed is None:
