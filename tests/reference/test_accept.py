@@ -250,3 +250,9 @@ def test_accepting_one_feature_of_the_same_windows_again_gives_the_profile_in_fo
     first = accept(summaries, model="m", model_version="v1", since_ms=T0).profile
     again = accept(summaries, model="m", model_version="v1", since_ms=T0, features=["x"], current=first)
     assert again.profile.id == first.id and again.kept == [("features", "c")]
+
+
+def test_beyond_the_limit_fewer_values_are_rebuilt_in_proportion():
+    q = np.asarray(SHAPE_PROBABILITIES)  # the uniform distribution on [0, 1]
+    values = rebuild_values([(3000, q), (1000, 2 * q)], limit=400)
+    assert values.size == 400 and np.sum(values > 1.0) == pytest.approx(50, abs=2)  # a quarter, half of it above 1

@@ -109,18 +109,21 @@ def accept(settings: Settings, args: argparse.Namespace) -> int:
     def remaining() -> float:
         return max(1.0, deadline - time.monotonic())
 
+    from driftline.detection.keys import key_part
+
+    prefix = f"{key_part(model)}/{key_part(version)}/".encode()
     current, complete = profile_in_force(settings, model, version, timeout=remaining())
     if not complete:
         notes.append(f"the references topic {settings.references_topic!r} was not read to its end within --timeout")
     incidents = []
     if args.since is None:
-        alerts = _read_json_topic(settings, settings.alerts_topic, remaining(), "alerts_topic", notes)
+        alerts = _read_json_topic(settings, settings.alerts_topic, remaining(), "alerts_topic", notes, prefix)
         incidents = open_incidents(alerts, model, version)
         if args.feature:
             incidents = [i for i in incidents if i.feature in args.feature] or incidents
         opened = [i.opened_ms for i in incidents if i.opened_ms is not None]
         if not opened:
-            summaries = _read_json_topic(settings, settings.metrics_topic, remaining(), "metrics_topic", notes)
+            summaries = _read_json_topic(settings, settings.metrics_topic, remaining(), "metrics_topic", notes, prefix)
             if current is None and not any(a.get("model") == model and a.get("model_version") == version for a in alerts) \
                     and not any(s.get("model") == model and s.get("model_version") == version for s in summaries):
                 raise AcceptError(f"unknown model version {model}/{version}: nothing of it on the alerts topic "
@@ -129,7 +132,7 @@ def accept(settings: Settings, args: argparse.Namespace) -> int:
             raise AcceptError(f"no open incident of {model}/{version} on the alerts topic {settings.alerts_topic!r}: "
                               "nothing says since when the data is the new normal; pass --since <RFC 3339 event time>")
         since_ms = min(opened)
-    summaries = _read_json_topic(settings, settings.metrics_topic, remaining(), "metrics_topic", notes)
+    summaries = _read_json_topic(settings, settings.metrics_topic, remaining(), "metrics_topic", notes, prefix)
     result = accept_windows(summaries, model=model, model_version=version, since_ms=since_ms,
                             features=args.feature or None, current=current)
     profile = result.profile
@@ -190,8 +193,12 @@ def _print_acceptance(console: Console, report: dict, profile: ReferenceProfile)
     console.print(profile_table(profile))
 
 
-def _read_json_topic(settings: Settings, topic: str, timeout: float, setting: str, notes: list[str]) -> list[dict]:
-    """The JSON objects of a whole topic (empty if it does not exist); a note when its end was not reached."""
+def _read_json_topic(settings: Settings, topic: str, timeout: float, setting: str, notes: list[str],
+                     key_prefix: bytes | None = None) -> list[dict]:
+    """The JSON objects of a whole topic (empty if it does not exist); a note when its end was not reached.
+
+    ``key_prefix``: records keyed otherwise are not decoded (the workers key alerts and summaries
+    ``model/model_version/...``, so another model's records are skipped unread)."""
     from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
     from driftline.transport import kafka
@@ -205,7 +212,8 @@ def _read_json_topic(settings: Settings, topic: str, timeout: float, setting: st
         metadata = reader.list_topics(topic, timeout=settings.broker_timeout_seconds)
         starts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(metadata.topics[topic].partitions)]
         records = kafka.ReadToEnd(reader, starts, timeout, poll_seconds=0.2)
-        out = [doc for _, doc in kafka.json_objects(records)]
+        mine = (m for m in records if key_prefix is None or m.key() is None or m.key().startswith(key_prefix))
+        out = [doc for _, doc in kafka.json_objects(mine)]
         if records.pending:
             notes.append(f"topic {topic!r} was not read to its end within --timeout")
         return out

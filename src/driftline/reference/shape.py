@@ -42,7 +42,7 @@ SHAPE_PROBABILITIES: tuple[float, ...] = tuple(sorted(
     {0.0, 1.0} | {i / 128 for i in range(1, 128)} | set(_TAILS) | {1.0 - t for t in _TAILS}))
 _P = np.asarray(SHAPE_PROBABILITIES)
 #: Values rebuilt at most (beyond: fewer per window, in proportion; the sketch then holds fewer values than were seen).
-MAX_REBUILT_VALUES = 4_000_000
+MAX_REBUILT_VALUES = 1_000_000
 
 
 def window_shape(sketch: kll_doubles_sketch) -> dict[str, object] | None:
