@@ -73,7 +73,8 @@ def _categorical_summary(counts, start_ms, *, offset, feature="c"):
     n = sum(counts.values())
     return {"type": "window_summary", "model": "m", "model_version": "v1", "feature": feature, "source": "features",
             "feature_type": "categorical", "records": n + 3, "count": n, "non_finite": 0, "type_mismatches": 0,
-            "categories": dict(Counter(counts).most_common(20)), "category_counts": dict(counts),
+            "categories": dict(Counter(counts).most_common(20)),
+            "more_categories": dict(Counter(counts).most_common()[20:]),
             "window": {"topic": "in", "partition": 0, "first_offset": offset, "last_offset": offset + n - 1,
                        "first_event_time": _t(start_ms), "last_event_time": _t(start_ms + 999)}}
 
@@ -110,9 +111,11 @@ def test_accept_adds_up_the_windows_since_the_incident_opened():
     assert accept(summaries[:3] + summaries[4:], model="m", model_version="v1", since_ms=T0).profile.id != result.profile.id
 
 
-def test_summaries_without_category_counts_use_the_top_categories_and_pool_the_rest():
-    s = _categorical_summary({f"k{i}": 30 - i for i in range(25)}, 0, offset=0)
-    s.pop("category_counts")
+def test_every_category_of_the_windows_is_accepted_and_older_summaries_pool_the_rest():
+    counts = {f"k{i}": 30 - i for i in range(25)}
+    s = _categorical_summary(counts, 0, offset=0)
+    assert accept([s], model="m", model_version="v1", since_ms=T0).profile.features[("features", "c")].categories == counts
+    s.pop("more_categories")  # written before the field existed: the top 20 and the rest as __other__
     c = accept([s], model="m", model_version="v1", since_ms=T0).profile.features[("features", "c")]
     assert len(c.categories) == 21 and c.categories[OTHER] == sum(30 - i for i in range(20, 25))
 
@@ -164,8 +167,9 @@ def test_a_malformed_summary_is_skipped(mutate):
 
 
 @pytest.mark.parametrize("mutate", [
-    lambda s: s["category_counts"].update(a=-1), lambda s: s["category_counts"].update(a=2**70),
-    lambda s: s.update(category_counts=[1]), lambda s: s["category_counts"].update(a=10**6),
+    lambda s: s["categories"].update(a=-1), lambda s: s["categories"].update(a=2**70),
+    lambda s: s.update(more_categories=[1]), lambda s: s["more_categories"].update(z=10**6),
+    lambda s: s.update(categories="a"),
 ])
 def test_a_malformed_category_summary_is_skipped(mutate):
     _, summaries = _windows()

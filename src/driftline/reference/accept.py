@@ -11,10 +11,10 @@ these pure functions (no I/O here):
   by its count of values, from their ``shape`` (:mod:`driftline.reference.shape`);
   its counts, missing values and moments are the windows' added up (moments
   with Chan's formula, in window order).  A categorical feature's category
-  counts are the windows' ``category_counts`` added up (every category of the
-  window unless the names pass 8 KB; summaries written before that field: the
-  20 most frequent of ``categories``), the rest of each window's values
-  counted as ``__other__``.
+  counts are the windows' ``categories`` and ``more_categories`` added up
+  (every category of the window unless the names pass 8 KB; summaries written
+  before ``more_categories``: the 20 most frequent), the rest of each window's
+  values counted as ``__other__``.
   Features not accepted keep the entry of the profile in force, or are left
   out when there is none.
 
@@ -164,15 +164,16 @@ def _window(s: Mapping[str, Any], kind: str, first_ms: int, where: tuple) -> _Wi
         if not np.isfinite(m2) or not lo <= shape[0] <= shape[-1] <= hi:
             return None
         return _Window(order, records, count, non_finite, mismatch, Moments(count, mean, m2, lo, hi), shape, None)
-    cats = s.get("category_counts", s.get("categories"))  # summaries before category_counts: the top 20
-    if not isinstance(cats, Mapping):
+    top, more = s.get("categories"), s.get("more_categories", {})  # summaries before more_categories: the top 20
+    if not isinstance(top, Mapping) or not isinstance(more, Mapping):
         return None
     counts: dict[str, int] = {}
-    for name, n in cats.items():
-        n = _count(n)
-        if n is None or not isinstance(name, str):
-            return None
-        counts[name] = counts.get(name, 0) + n
+    for cats in (top, more):
+        for name, n in cats.items():
+            n = _count(n)
+            if n is None or not isinstance(name, str):
+                return None
+            counts.setdefault(name, n)  # a name in both (no worker writes that) counts once
     named = sum(counts.values())
     if named > count:
         return None

@@ -17,10 +17,10 @@ unbiased, so they shrink as windows are added: rebuilt from 40 windows of
 5,000 values, the values are within a Kolmogorov-Smirnov distance of about
 0.001 of the 200,000 the windows held (docs/references.md has the figures).
 
-A categorical window summary carries ``category_counts``
-(:func:`window_categories`): the window's counts of every category, most
-frequent first, as long as the names fit in 8 KB (a monitor tracks at most
-``max_categories`` names, 100 by default).  Pure: numbers in, numbers out.
+A categorical window summary carries, beside its 20 most frequent categories,
+``more_categories`` (:func:`more_categories`): the counts of the others, most
+frequent first, as long as all the names fit in 8 KB of JSON (a monitor tracks
+at most ``max_categories`` names, 100 by default, so short names all fit).  Pure: numbers in, numbers out.
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ import math
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
+import orjson
 from datasketches import kll_doubles_sketch
 
 __all__ = ["SHAPE_GRID", "SHAPE_PROBABILITIES", "window_shape", "read_shape", "rebuild_values", "MAX_REBUILT_VALUES",
-           "window_categories", "CATEGORY_BUDGET"]
+           "more_categories", "CATEGORY_BUDGET"]
 
 #: Name of the grid, written in every shape (a later grid gets another name).
 SHAPE_GRID = "driftline.shape/1"
@@ -53,20 +54,23 @@ def window_shape(sketch: kll_doubles_sketch) -> dict[str, object] | None:
     return {"grid": SHAPE_GRID, "quantiles": [float(v) for v in q]}
 
 
-#: Bytes of category names a summary's ``category_counts`` holds at most (the most frequent names first).
+#: JSON bytes of category names a categorical summary holds at most in ``categories`` and ``more_categories``
+#: together (the 20 most frequent names of ``categories`` are always there, however long).
 CATEGORY_BUDGET = 8192
 
 
-def window_categories(counts: Mapping[str, int], *, budget: int = CATEGORY_BUDGET) -> dict[str, int]:
-    """The window's category counts, most frequent first, as many as fit in ``budget`` bytes of names.
+def more_categories(counts: Mapping[str, int], shown: Mapping[str, int], *,
+                    budget: int = CATEGORY_BUDGET) -> dict[str, int]:
+    """The window's category counts beyond those ``shown``, most frequent first, while the JSON of all the
+    names (``shown`` first) fits in ``budget`` bytes.
 
-    >>> window_categories({"a": 1, "b": 5, "c": 5}, budget=2)
-    {'b': 5, 'c': 5}
+    >>> more_categories({"a": 1, "b": 5, "c": 4, "d": 4}, {"b": 5}, budget=45)
+    {'c': 4, 'd': 4}
     """
+    used = sum(len(orjson.dumps(name)) + 12 for name in shown)  # 12: a count, a colon and a comma, roughly
     out: dict[str, int] = {}
-    used = 0
-    for name in sorted(counts, key=lambda k: (-counts[k], k)):
-        used += len(name.encode("utf-8", "surrogatepass"))
+    for name in sorted((k for k in counts if k not in shown), key=lambda k: (-counts[k], k)):
+        used += len(orjson.dumps(name)) + 12
         if used > budget:
             break
         out[name] = counts[name]
