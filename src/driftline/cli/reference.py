@@ -140,6 +140,16 @@ def accept(settings: Settings, args: argparse.Namespace) -> int:
     profile.origin = [f"accepted from {settings.metrics_topic} since {rfc3339(since_ms)}"]
     if result.skipped:
         notes.append(f"{result.skipped} malformed window summary(ies) of {model}/{version} skipped")
+    if current is None and args.feature:
+        accepted_names = {(f.source, f.name) for f in result.accepted}
+        others = sorted({str(d.get("feature")) for d in summaries if d.get("type", "window_summary") == "window_summary"
+                         and d.get("model") == model
+                         and d.get("model_version") == version and isinstance(d.get("feature"), str)
+                         and (d.get("source", "features"), d.get("feature")) not in accepted_names})
+        if others:
+            notes.append(f"no profile of {model}/{version} is in force, so the profile holds only the features "
+                         f"accepted: {bounded(', '.join(others), 300)} will be compared with their own warm-up "
+                         "(and raise not_in_reference once); accept them too, or leave out --feature")
     for f in result.accepted:
         if f.values < settings.warmup:
             notes.append(f"{f.source} {f.name!r}: only {f.values:,} values since then (fewer than warmup, "
