@@ -63,6 +63,24 @@ def test_shards_build_the_profile_of_the_whole(tmp_path):
     assert merged.records == whole.records == 9000
 
 
+def test_the_same_parquet_gives_the_same_id_built_twice_or_in_shards(tmp_path):
+    """The issue's case: one Parquet of 20,000 rows built twice gave profile@40ff05329746 and profile@95a3ec95e0d7."""
+    t = table(20_000, 8)
+    pq.write_table(t, tmp_path / "train.parquet")
+    pq.write_table(t.take(np.random.default_rng(1).permutation(20_000)), tmp_path / "shuffled.parquet")
+    for i, (a, b) in enumerate([(0, 5000), (5000, 11000), (11000, 20000)]):
+        pq.write_table(t.slice(a, b - a), tmp_path / f"part{i}.parquet")
+    common = ["--model", "m", "--model-version", "v1"]
+    ids = []
+    for name, files in [("a", ["train"]), ("b", ["train"]), ("c", ["shuffled"]), ("d", ["part2", "part0", "part1"])]:
+        out = tmp_path / f"{name}.json"
+        assert main(["reference", "build", *[str(tmp_path / f"{f}.parquet") for f in files], *common, "-o", str(out)]) == 0
+        ids.append(orjson.loads(out.read_bytes())["id"])
+    assert main(["reference", "merge", str(tmp_path / "d.json"), str(tmp_path / "a.json"), "-o", str(tmp_path / "e.json")]) == 0
+    assert len(set(ids)) == 1
+    assert orjson.loads((tmp_path / "e.json").read_bytes())["id"] != ids[0]  # twice the data is other data
+
+
 def test_jsonl_with_several_models_needs_a_choice_or_a_directory(tmp_path, capsys):
     path = tmp_path / "events.jsonl"
     lines = [orjson.dumps({"model": m, "model_version": "v1", "features": {"x": float(i)}, "prediction": 0.5})
@@ -184,3 +202,18 @@ def test_tables_with_several_models_are_read_row_by_row(tmp_path):
     assert main(["reference", "build", str(path), "-o", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.glob("*.profile.json")) == ["a@unversioned.profile.json",
                                                                        "b@unversioned.profile.json"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--model", "m" * 300, "--model-version", "v1"], "invalid --model"),
+    (["--model", "\udcff", "--model-version", "v1"], "invalid --model"),
+    (["--model", "m", "--model-version", ""], "invalid --model-version"),
+    (["--model", "m", "--model-version", "v1", "--feature", "\ud800"], "invalid --feature"),
+    (["--model", "m", "--model-version", "v1", "--since", "yesterday\n\x1b[31m"], "invalid --since"),
+    (["--model", "m", "--model-version", "v1", "--since", "2026-12-01T10:00:00+0000"], "invalid --since"),
+])
+def test_accept_refuses_names_and_times_no_record_could_carry(flags, message, capsys):
+    """Checked before any broker is asked (none listens here): exit code 2, one escaped, bounded line."""
+    assert main(["reference", "accept", *flags, "--bootstrap-servers", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err) < 400 and "\x1b" not in err and len(err.splitlines()) == 1

@@ -66,6 +66,7 @@ def test_merging_shards_equals_one_pass(items, shards):
     for part in parts[1:]:
         merged = merged.merge(_profile(part))
     _same(merged, _profile(items), exact_quantiles=True)
+    assert merged.id == _profile(items).id == _profile(list(reversed(items))).id
 
 
 @settings(max_examples=60, deadline=None)
@@ -171,3 +172,104 @@ def test_sketch_is_standard_datasketches_bytes():
     doc = orjson.loads(_profile([({"x": float(i)}, None) for i in range(100)]).to_bytes())
     sketch = kll_doubles_sketch.deserialize(base64.b64decode(doc["features"][0]["kll"]))
     assert (sketch.n, sketch.get_min_value(), sketch.get_max_value()) == (100, 0.0, 99.0)
+
+
+def _columns_profile(t, shards=1):
+    """The profile of a table as ``reference build`` makes it: each shard column by column, then merged."""
+    from driftline.reference.builder import ColumnValues
+
+    from collections import Counter
+
+    out = None
+    for part in np.array_split(np.arange(len(t["x"])), shards):
+        b = ProfileBuilder()
+        for start in range(0, part.size, 7_000):  # batches, as files are read
+            rows = part[start:start + 7_000]
+            x = t["x"][rows]
+            b.add_columns("m", "v1", rows.size, {
+                "x": ColumnValues(x[np.isfinite(x)], None, int(np.isfinite(x).sum())),
+                "k": ColumnValues(t["k"][rows].astype(np.float64), None, rows.size),
+                "c": ColumnValues(None, Counter(t["c"][rows].tolist()), rows.size)},
+                ColumnValues(t["p"][rows], None, rows.size))
+        (p,) = b.result()
+        out = p if out is None else out.merge(p)
+    return out
+
+
+def _table(n, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.lognormal(size=n)
+    x[rng.random(n) < 0.02] = np.nan
+    return {"x": x, "k": rng.integers(0, 50, n), "c": rng.choice(["web", "app", "store"], n), "p": rng.random(n)}
+
+
+def test_the_same_rows_give_the_same_id_built_twice_reordered_or_in_shards():
+    """25,000 rows: two builds (KLL compaction is random), shuffled rows, 3 and 5 shards merged: one id."""
+    t = _table(25_000, 3)
+    first = _columns_profile(t)
+    assert first.features[("features", "x")].sketch.is_estimation_mode()  # the sketch really is random
+    again = _columns_profile(t)
+    assert again.features[("features", "x")].sketch.serialize() != first.features[("features", "x")].sketch.serialize()
+    order = np.random.default_rng(4).permutation(25_000)
+    shuffled_t = {k: v[order] for k, v in t.items()}
+    ids = {first.id, again.id, _columns_profile(shuffled_t).id, _columns_profile(t, 3).id, _columns_profile(shuffled_t, 5).id}
+    assert ids == {first.id}, ids
+    # and it survives serialisation: the id read back is the id written
+    assert ReferenceProfile.from_bytes(first.to_bytes()).id == first.id == orjson.loads(first.to_bytes())["id"]
+    # one value changed (by one ulp), one category swapped, one value dropped: three other ids
+    for change in ("x", "c", "drop"):
+        u = {k: v.copy() for k, v in shuffled_t.items()}
+        if change == "x":
+            i = int(np.flatnonzero(np.isfinite(u["x"]))[0])
+            u["x"][i] = np.nextafter(u["x"][i], np.inf)
+        elif change == "c":
+            u["c"][0] = "store" if u["c"][0] != "store" else "web"
+        else:
+            u = {k: v[1:] for k, v in u.items()}
+        assert _columns_profile(u).id not in ids, change
+
+
+def test_minus_zero_and_zero_are_the_same_data():
+    assert _profile([({"x": -0.0}, None), ({"x": 0.0}, None)]).id == _profile([({"x": 0.0}, None), ({"x": -0.0}, None)]).id
+
+
+def test_a_profile_written_before_digests_keeps_its_id():
+    """Profiles on the topic from an older driftline have no digest: their id still hashes the sketch bytes."""
+    import hashlib
+
+    doc = orjson.loads(_profile([({"x": float(i)}, None) for i in range(50)]).to_bytes())
+    for key in ("id", "checksum", "created_at", "origin"):
+        doc.pop(key)
+    for f in doc["features"]:
+        f.pop("digest", None)
+    legacy_id = hashlib.blake2b(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), digest_size=6).hexdigest()
+    p = ReferenceProfile.from_bytes(orjson.dumps({**doc, "id": legacy_id}))
+    assert p.id == legacy_id and p.features[("features", "x")].digest is None
+    assert ReferenceProfile.from_bytes(p.to_bytes()).id == legacy_id
+    with pytest.raises(ProfileError, match="does not match its content"):
+        ReferenceProfile.from_bytes(orjson.dumps({**doc, "records": 51, "id": legacy_id}))
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda f: f["moments"].update(mean=f["moments"]["mean"] + 1.0),  # not in the id: the checksum sees it
+    lambda f: f.update(kll=_other_sketch()),
+])
+def test_an_edited_sketch_or_moment_fails_the_checksum(mutate):
+    doc = orjson.loads(_profile([({"x": float(i)}, None) for i in range(50)]).to_bytes())
+    mutate(doc["features"][0])
+    with pytest.raises(ProfileError, match="checksum does not match"):
+        ReferenceProfile.from_bytes(orjson.dumps(doc))
+    doc.pop("checksum")  # a forger need not state one: then only the checks of every field apply
+    assert ReferenceProfile.from_bytes(orjson.dumps(doc)).id == doc["id"]
+
+
+def _other_sketch() -> str:
+    return orjson.loads(_profile([({"x": float(i)}, None) for i in range(49)]).to_bytes())["features"][0]["kll"]
+
+
+def test_a_malformed_digest_is_refused():
+    doc = orjson.loads(_profile([({"x": 1.5}, None)] * 4).to_bytes())
+    for bad in ("zz" * 16, "ab", 12, None, "A" * 32):
+        doc["features"][0]["digest"] = bad
+        with pytest.raises(ProfileError, match="digest"):
+            ReferenceProfile.from_bytes(orjson.dumps(doc))

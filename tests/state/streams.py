@@ -82,6 +82,6 @@ def run(p: Pipeline, recs: list[SourceRecord], chunk: int = 1_000) -> dict[str, 
 
 
 def _comparable(item: dict) -> dict:
-    # detected_at is wall clock; quantiles come from a KLL sketch whose compaction is random (documented
+    # detected_at is wall clock; quantiles and shape come from a KLL sketch whose compaction is random (documented
     # as approximate); everything else must be identical
-    return {k: v for k, v in item.items() if k not in ("detected_at", "quantiles")}
+    return {k: v for k, v in item.items() if k not in ("detected_at", "quantiles", "shape")}

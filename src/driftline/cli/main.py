@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setting_flags(rep)
     rep.set_defaults(func=_cmd_replay)
 
-    ref = sub.add_parser("reference", help="build, merge and show reference profiles",
+    ref = sub.add_parser("reference", help="build, merge, show, accept and withdraw reference profiles",
                          description="Reference profiles: what a model version's features looked like on known-good data.")
     ref_sub = ref.add_subparsers(dest="reference_command", required=True)
     build = ref_sub.add_parser("build", help="profile a training or evaluation set (JSONL, CSV, Parquet)",
@@ -276,10 +276,27 @@ def build_parser() -> argparse.ArgumentParser:
     withdraw = ref_sub.add_parser("withdraw", help="withdraw a model version's profile (tombstone on the references topic)")
     withdraw.add_argument("--model", required=True, help="model name")
     withdraw.add_argument("--model-version", required=True, help="model version")
+    acc = ref_sub.add_parser("accept", help="accept the new normal: publish a profile built from what the workers saw "
+                                            "since the incident opened",
+                             description="Rebuild a profile of a model version from its window summaries (metrics topic) "
+                                         "since its open incident opened (alerts topic), or since --since, and publish it: "
+                                         "it becomes the reference, and the open drift incidents resolve with "
+                                         "\"reference_changed\". Other features keep the profile in force.")
+    acc.add_argument("--model", required=True, help="model name")
+    acc.add_argument("--model-version", required=True, help="model version")
+    acc.add_argument("--feature", action="append", default=[], metavar="F",
+                     help="accept only this feature or output (repeatable); the others keep the profile in force")
+    acc.add_argument("--since", default=None, metavar="RFC3339",
+                     help="event time from which the data is the new normal (default: when the open incident opened; "
+                          "required when none is open)")
+    acc.add_argument("--dry-run", action="store_true", help="show what would be accepted, publish nothing")
+    acc.add_argument("--output", "-o", default=None, help="also write the profile to this file")
+    acc.add_argument("--json", action="store_true", help="one JSON document on stdout, for scripts")
+    acc.add_argument("--timeout", type=_TIMEOUT, default=30.0, help="seconds to read the topics to their end")
     for p in (build, merge):
         p.add_argument("--output", "-o", default=None, help="profile file to write (a directory: one file per model version)")
         p.add_argument("--publish", action="store_true", help="publish to the compacted references topic, keyed model/model_version")
-    for p in (build, merge, show, withdraw):
+    for p in (build, merge, show, withdraw, acc):
         _add_setting_flags(p)
         p.set_defaults(func=_cmd_reference)
 

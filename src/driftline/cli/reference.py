@@ -13,11 +13,12 @@ from rich.table import Table
 from driftline.config import Settings
 from driftline.contract.decode import DecodeError, decode_event
 from driftline.errors import ConfigError, ProfileError
+from driftline.redact import bounded, escape
 from driftline.reference.builder import ProfileBuilder
 from driftline.reference.profile import NUMERIC, ReferenceProfile
 from driftline.transport.files import read_records, read_table_batches
 
-__all__ = ["build", "merge", "show", "withdraw", "profile_table"]
+__all__ = ["build", "merge", "show", "withdraw", "accept", "profile_table"]
 
 _BATCH = 10_000
 
@@ -71,6 +72,163 @@ def withdraw(settings: Settings, args: argparse.Namespace) -> int:
     Console(stderr=True).print(f"withdrew the profile of {args.model}/{args.model_version} from "
                                f"{settings.references_topic!r}; workers fall back to warm-up references", soft_wrap=True)
     return 0
+
+
+def accept(settings: Settings, args: argparse.Namespace) -> int:
+    """Publish a profile rebuilt from the window summaries since the model version's incident opened."""
+    import sys
+    import time
+
+    import orjson
+
+    from driftline.contract.decode import parse_timestamp
+    from driftline.detection.timefmt import rfc3339
+    from driftline.reference.accept import AcceptError, accept as accept_windows, open_incidents
+    from driftline.transport.references import profile_in_force, publish_profiles
+
+    from driftline.contract.decode import _MAX_NAME as MAX_NAME
+    from driftline.contract.names import is_utf8
+
+    for flag, values in (("--model", [args.model]), ("--model-version", [args.model_version]), ("--feature", args.feature)):
+        for value in values:
+            if not value or len(value) > MAX_NAME or not is_utf8(value):
+                raise ConfigError(f"invalid {flag} {escape(bounded(repr(value), 80))}: a name of 1 to {MAX_NAME} "
+                                  "characters of valid UTF-8, as inference records carry it")
+    if args.since is not None:
+        since_ms = parse_timestamp(args.since)
+        if since_ms is None:
+            raise ConfigError(f"invalid --since {bounded(repr(args.since), 80)}: an RFC 3339 date-time such as "
+                              "2026-12-01T10:00:00Z, the event time from which the data is the new normal")
+    if not args.timeout > 0:
+        raise ConfigError(f"invalid --timeout {args.timeout:g}: seconds to read the topics, more than 0")
+    deadline = time.monotonic() + args.timeout
+    console = Console(stderr=True, highlight=False)
+    notes: list[str] = []
+    model, version = args.model, args.model_version
+
+    def remaining() -> float:
+        return max(1.0, deadline - time.monotonic())
+
+    from driftline.detection.keys import key_part
+
+    prefix = f"{key_part(model)}/{key_part(version)}/".encode()
+    current, complete = profile_in_force(settings, model, version, timeout=remaining())
+    if not complete:
+        notes.append(f"the references topic {settings.references_topic!r} was not read to its end within --timeout")
+    incidents = []
+    if args.since is None:
+        alerts = _read_json_topic(settings, settings.alerts_topic, remaining(), "alerts_topic", notes, prefix)
+        incidents = open_incidents(alerts, model, version)
+        if args.feature:
+            incidents = [i for i in incidents if i.feature in args.feature] or incidents
+        opened = [i.opened_ms for i in incidents if i.opened_ms is not None]
+        if not opened:
+            summaries = _read_json_topic(settings, settings.metrics_topic, remaining(), "metrics_topic", notes, prefix)
+            if current is None and not any(a.get("model") == model and a.get("model_version") == version for a in alerts) \
+                    and not any(s.get("model") == model and s.get("model_version") == version for s in summaries):
+                raise AcceptError(f"unknown model version {model}/{version}: nothing of it on the alerts topic "
+                                  f"{settings.alerts_topic!r}, the metrics topic {settings.metrics_topic!r} or the "
+                                  f"references topic {settings.references_topic!r}")
+            raise AcceptError(f"no open incident of {model}/{version} on the alerts topic {settings.alerts_topic!r}: "
+                              "nothing says since when the data is the new normal; pass --since <RFC 3339 event time>")
+        since_ms = min(opened)
+    summaries = _read_json_topic(settings, settings.metrics_topic, remaining(), "metrics_topic", notes, prefix)
+    result = accept_windows(summaries, model=model, model_version=version, since_ms=since_ms,
+                            features=args.feature or None, current=current)
+    profile = result.profile
+    profile.created_at = rfc3339(time.time() * 1000)[:19] + "Z"
+    profile.origin = [f"accepted from {settings.metrics_topic} since {rfc3339(since_ms)}"]
+    if result.skipped:
+        notes.append(f"{result.skipped} malformed window summary(ies) of {model}/{version} skipped")
+    if current is None and args.feature:
+        accepted_names = {(f.source, f.name) for f in result.accepted}
+        others = sorted({str(d.get("feature")) for d in summaries if d.get("type", "window_summary") == "window_summary"
+                         and d.get("model") == model
+                         and d.get("model_version") == version and isinstance(d.get("feature"), str)
+                         and (d.get("source", "features"), d.get("feature")) not in accepted_names})
+        if others:
+            notes.append(f"no profile of {model}/{version} is in force, so the profile holds only the features "
+                         f"accepted: {bounded(', '.join(others), 300)} will be compared with their own warm-up "
+                         "(and raise not_in_reference once); accept them too, or leave out --feature")
+    for f in result.accepted:
+        if f.values < settings.warmup:
+            notes.append(f"{f.source} {f.name!r}: only {f.values:,} values since then (fewer than warmup, "
+                         f"{settings.warmup:,}); the accepted reference is as rough as that")
+    published_to = None
+    if args.output:
+        Path(args.output).write_bytes(profile.to_bytes())
+    if not args.dry_run:
+        publish_profiles(settings, [profile])
+        published_to = settings.references_topic
+    report = {
+        "model": model, "model_version": version, "profile": profile.name, "id": profile.id,
+        "previous": current.name if current is not None else None,
+        "since": rfc3339(since_ms), "since_from": "--since" if args.since is not None else "open incidents",
+        "incidents": [{"alert_key": i.alert_key, "feature": i.feature, "kind": i.kind, "incident_id": i.incident_id,
+                       "opened_event_time": i.opened_event_time} for i in incidents],
+        "features": [f._asdict() for f in result.accepted],
+        "kept": [{"source": s, "name": n} for s, n in result.kept],
+        "windows": result.windows, "events": result.events,
+        "published": published_to is not None, "references_topic": published_to, "output": args.output,
+        "dry_run": bool(args.dry_run), "notes": notes,
+    }
+    if args.json:
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        _print_acceptance(Console(highlight=False, markup=False), report, profile)
+    for note in notes:
+        console.print(f"note: {escape(note)}", markup=False, soft_wrap=True)
+    return 0
+
+
+def _print_acceptance(console: Console, report: dict, profile: ReferenceProfile) -> None:
+    since = f"since {report['since']} ({report['since_from']})"
+    what = "would publish" if report["dry_run"] else f"published to {report['references_topic']!r}"
+    console.print(escape(f"{report['model']}/{report['model_version']}: {report['profile']} {what}; accepted "
+                         f"{len(report['features'])} feature(s) from {report['windows']:,} window(s), "
+                         f"{report['events']:,} event(s) {since}"), soft_wrap=True)
+    if report["previous"]:
+        console.print(escape(f"replaces {report['previous']}; {len(report['kept'])} feature(s) kept from it"), soft_wrap=True)
+    for i in report["incidents"]:
+        then = "would resolve" if report["dry_run"] else "resolves"
+        console.print(escape(f"open incident {i['alert_key']} since {i['opened_event_time']}: {then} "
+                             f"(\"reference_changed\") once the workers use the new profile"), soft_wrap=True)
+    table = Table(title="accepted", title_justify="left")
+    for column in ("source", "feature", "type", "windows", "values", "records"):
+        table.add_column(column, justify="left" if column in ("source", "feature", "type") else "right")
+    for f in report["features"]:
+        table.add_row(escape(f["source"]), escape(f["name"]), f["kind"], f"{f['windows']:,}", f"{f['values']:,}",
+                      f"{f['records']:,}")
+    console.print(table)
+    console.print(profile_table(profile))
+
+
+def _read_json_topic(settings: Settings, topic: str, timeout: float, setting: str, notes: list[str],
+                     key_prefix: bytes | None = None) -> list[dict]:
+    """The JSON objects of a whole topic (empty if it does not exist); a note when its end was not reached.
+
+    ``key_prefix``: records keyed otherwise are not decoded (the workers key alerts and summaries
+    ``model/model_version/...``, so another model's records are skipped unread)."""
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+    from driftline.transport import kafka
+
+    admin = kafka.make_admin(settings)
+    if topic not in kafka.check_broker(admin, settings):
+        notes.append(f"topic {topic!r} does not exist (setting {setting})")
+        return []
+    reader = kafka.make_reader(settings, group_id=f"{settings.group_id}.accept", client_id="driftline-reference")
+    try:
+        metadata = reader.list_topics(topic, timeout=settings.broker_timeout_seconds)
+        starts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(metadata.topics[topic].partitions)]
+        records = kafka.ReadToEnd(reader, starts, timeout, poll_seconds=0.2)
+        mine = (m for m in records if key_prefix is None or m.key() is None or m.key().startswith(key_prefix))
+        out = [doc for _, doc in kafka.json_objects(mine)]
+        if records.pending:
+            notes.append(f"topic {topic!r} was not read to its end within --timeout")
+        return out
+    finally:
+        reader.close()
 
 
 def _read_profile(name: str) -> ReferenceProfile:

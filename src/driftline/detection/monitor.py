@@ -31,6 +31,7 @@ from driftline.detection.findings import Finding, Kind, Severity, WindowSpan
 from driftline.detection.keys import feature_part
 from driftline.detection.settings import MonitorSettings
 from driftline.reference.profile import CATEGORICAL, NUMERIC, ReferenceProfile
+from driftline.reference.shape import more_categories, window_shape
 from driftline.state.categorical import CategoricalState
 from driftline.state.detectors import PAGE_HINKLEY, PAGE_HINKLEY_SPREAD
 from driftline.state.numeric import NumericState
@@ -648,6 +649,7 @@ class ModelMonitor:
             summary["warmed_up"] = num.warmed_up
             summary.update({k: v for k, v in num.window_moments.to_dict().items() if k != "count"})
             summary["quantiles"] = num.quantiles(window=True)
+            summary["shape"] = window_shape(num.window_sketch)  # what `reference accept` rebuilds a profile from
             drift = num.window_drift()
             summary["drift"] = drift
             tested_values = num.warmed_up and num.window_moments.n >= s.min_window_values
@@ -659,6 +661,7 @@ class ModelMonitor:
             scored = sum(cat.window_scored.values())
             summary["warmed_up"] = cat.warmed_up
             summary["categories"] = cat.top(20)
+            summary["more_categories"] = more_categories(cat.window_counts, summary["categories"])  # for `reference accept`
             summary["distinct"] = len(cat.window_counts)
             summary["new_category_ratio"] = (cat.window_new / scored) if scored else None
             tested = cat.window_test() if scored >= s.min_window_values else None

@@ -104,10 +104,7 @@ class ProfileBuilder:
             if not finite.all():
                 feature.non_finite += int((~finite).sum())
                 nums = nums[finite]
-            if nums.size:
-                feature.moments.update(nums)
-                assert feature.sketch is not None
-                feature.sketch.update(nums)
+            feature.add_values(nums)
             feature.count += int(nums.size)
             return int(nums.size)
         cats: list[str] = []
@@ -157,10 +154,7 @@ class ProfileBuilder:
                 if feature.kind != NUMERIC:
                     feature.type_mismatch += col.present
                     continue
-                if col.numbers.size:
-                    feature.moments.update(col.numbers)
-                    assert feature.sketch is not None
-                    feature.sketch.update(col.numbers)
+                feature.add_values(col.numbers)
                 feature.count += int(col.numbers.size)
             else:
                 assert col.labels is not None

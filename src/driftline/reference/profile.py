@@ -14,8 +14,19 @@ Profiles merge: building from shards and merging gives the profile of one pass
 over all of them, exactly for counts and moments and within the sketch's rank
 error for quantiles.  They serialise to JSON (``format: driftline.reference/1``)
 with each sketch as base64 of its Apache DataSketches bytes, so any
-DataSketches library can read it.  The ``id`` is a hash of the content (not of
-when or where it was built); alerts name the reference as ``profile@<id>``.
+DataSketches library can read it.
+
+The ``id`` names the data, not the build: it hashes the counts, the category
+counts, each numeric feature's exact minimum and maximum and its
+:class:`~driftline.stats.digest.ValueDigest` (a multiset hash of the values),
+never the sketch bytes (KLL compaction is random) nor the mean and variance
+(float sums round differently in another row order).  So the same rows give
+the same id whatever the order, the sharding or the sketch's randomness, and
+a changed value changes it.  Alerts name the reference as ``profile@<id>``.
+The ``checksum`` hashes the whole serialised content, sketch included: a
+profile edited or truncated after it was written is refused.  (Profiles written
+before numeric features carried a ``digest`` keep the id they were published
+with: a hash of the content including the sketch bytes.)
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+import numpy as np
 import orjson
 from datasketches import kll_doubles_sketch
 
@@ -33,6 +45,7 @@ from driftline.contract.columns import FEATURES, OUTPUTS
 from driftline.errors import ProfileError
 from driftline.state.checkpoint import CheckpointError
 from driftline.state.native import check_kll
+from driftline.stats.digest import ValueDigest
 from driftline.stats.moments import Moments
 
 __all__ = [
@@ -68,14 +81,25 @@ class FeatureProfile:
     moments: Moments = field(default_factory=Moments)
     sketch: kll_doubles_sketch | None = None
     categories: dict[str, int] | None = None
+    #: numeric: multiset hash of the valid values (None in profiles written before it existed)
+    digest: ValueDigest | None = None
 
     @classmethod
     def empty(cls, name: str, source: str, kind: str, *, kll_k: int = PROFILE_KLL_K) -> "FeatureProfile":
         if kind == NUMERIC:
-            return cls(name, source, kind, sketch=kll_doubles_sketch(kll_k))
+            return cls(name, source, kind, sketch=kll_doubles_sketch(kll_k), digest=ValueDigest())
         if kind == CATEGORICAL:
             return cls(name, source, kind, categories={})
         raise ProfileError(f"unknown feature type {kind!r} for {name!r}")
+
+    def add_values(self, values: np.ndarray) -> None:
+        """Add finite values of a numeric feature (moments, sketch, digest; not the counts)."""
+        if values.size:
+            self.moments.update(values)
+            assert self.sketch is not None
+            self.sketch.update(values)
+            if self.digest is not None:
+                self.digest = self.digest + ValueDigest.of(values)
 
     @property
     def missing(self) -> int:
@@ -100,6 +124,7 @@ class FeatureProfile:
             sketch = kll_doubles_sketch.deserialize(self.sketch.serialize())
             sketch.merge(other.sketch)
             out.sketch = sketch
+            out.digest = self.digest + other.digest if self.digest is not None and other.digest is not None else None
         else:
             merged = dict(self.categories or {})
             for name, n in (other.categories or {}).items():
@@ -131,9 +156,27 @@ class FeatureProfile:
                 # whether the sketch was read before.
                 self.sketch.get_quantiles([0.5])
             doc["kll"] = base64.b64encode(self.sketch.serialize()).decode("ascii")
+            if self.digest is not None:
+                doc["digest"] = self.digest.hex()
         else:
             cats = self.categories or {}
             doc["categories"] = {k: cats[k] for k in sorted(cats, key=lambda k: (-cats[k], k))}
+        return doc
+
+    def identity(self) -> dict[str, object] | None:
+        """What the profile id hashes of this feature: data only (None: a numeric feature without a digest)."""
+        doc: dict[str, object] = {
+            "name": self.name, "source": self.source, "type": self.kind, "records": self.records, "count": self.count,
+            "non_finite": self.non_finite, "type_mismatches": self.type_mismatch,
+        }
+        if self.kind == NUMERIC:
+            if self.digest is None:
+                return None
+            m = self.moments
+            # min and max are exact whatever the order; -0.0 is 0.0 (as in the digest)
+            doc.update(n=m.n, digest=self.digest.hex(), min=m.min + 0.0 if m.n else None, max=m.max + 0.0 if m.n else None)
+        else:
+            doc["categories"] = dict(self.categories or {})
         return doc
 
     @classmethod
@@ -169,6 +212,11 @@ class FeatureProfile:
                 out.sketch = kll_doubles_sketch.deserialize(data)
                 if out.count and out.sketch.is_empty():
                     raise ProfileError(f"feature {name!r}: {out.count} values but an empty quantile sketch")
+                if "digest" in doc:
+                    try:
+                        out.digest = ValueDigest.from_hex(doc["digest"])  # type: ignore[arg-type]
+                    except ValueError:
+                        raise ProfileError(f"feature {name!r}: 'digest' must be 32 lower-case hex digits") from None
             elif kind == CATEGORICAL:
                 cats = doc["categories"]
                 assert isinstance(cats, dict)
@@ -236,9 +284,15 @@ class ReferenceProfile:
 
     @property
     def id(self) -> str:
-        """Hash of the content: the same data gives the same id."""
-        body = orjson.dumps(self._content(), option=orjson.OPT_SORT_KEYS)
-        return hashlib.blake2b(body, digest_size=6).hexdigest()
+        """Hash of the data: the same rows give the same id (in any order, sharded or not)."""
+        return self._id(self._content())
+
+    def _id(self, content: dict[str, object]) -> str:
+        features = [self.features[k].identity() for k in sorted(self.features)]
+        if any(f is None for f in features):  # a profile written before digests: the id it was published with
+            return _hash(content, 6)
+        return _hash({"id_scheme": 2, "format": PROFILE_FORMAT, "model": self.model, "model_version": self.model_version,
+                      "records": self.records, "source_records": dict(self.source_records), "features": features}, 6)
 
     @property
     def name(self) -> str:
@@ -278,8 +332,9 @@ class ReferenceProfile:
 
     def to_dict(self) -> dict[str, object]:
         doc = self._content()
-        body = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
-        doc["id"] = hashlib.blake2b(body, digest_size=6).hexdigest()
+        profile_id = self._id(doc)
+        doc["checksum"] = _hash(doc, 16)
+        doc["id"] = profile_id
         doc["created_at"] = self.created_at
         doc["origin"] = list(self.origin)
         return doc
@@ -320,16 +375,24 @@ class ReferenceProfile:
             created = doc.get("created_at")
             profile = cls(model, version, _count(doc["records"]), source_records, features,
                           created if isinstance(created, str) else None, [str(o) for o in doc.get("origin") or []])
-            profile_id = profile.id
+            content = profile._content()
+            profile_id = profile._id(content)
+            checksum = _hash(content, 16) if "checksum" in doc else None
         except ProfileError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ProfileError(f"malformed reference profile: missing or invalid {str(exc)[:200]}") from None
         stated = doc.get("id")
         if stated is not None and stated != profile_id:
-            raise ProfileError(f"reference profile id {stated!r} does not match its content ({profile.id!r}); "
+            raise ProfileError(f"reference profile id {str(stated)[:40]!r} does not match its content ({profile_id!r}); "
                                f"the profile was altered or truncated")
+        if checksum is not None and doc.get("checksum") != checksum:
+            raise ProfileError("reference profile checksum does not match its content; the profile was altered or truncated")
         return profile
+
+
+def _hash(doc: dict[str, object], size: int) -> str:
+    return hashlib.blake2b(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), digest_size=size).hexdigest()
 
 
 def _now() -> str:

@@ -26,7 +26,7 @@ from driftline.reference.profile import ReferenceProfile
 from driftline.transport import kafka
 
 __all__ = ["ReferenceFeed", "ReferenceUpdate", "publish_profiles", "withdraw_profile", "load_profile_files",
-           "MAX_PROFILE_BYTES"]
+           "profile_in_force", "MAX_PROFILE_BYTES"]
 
 log = logging.getLogger("driftline.references")
 
@@ -94,6 +94,37 @@ def _send(settings: Settings, records: list[tuple[bytes, bytes | None]]) -> None
     remaining = producer.flush(max(30.0, settings.broker_timeout_seconds))
     if remaining or errors:
         raise DeliveryError(f"{remaining} record(s) undelivered to {settings.references_topic!r}: {errors[:3]}")
+
+
+def profile_in_force(settings: Settings, model: str, model_version: str, *, timeout: float) -> tuple[ReferenceProfile | None, bool]:
+    """The profile the workers use for ``model/model_version``, read from the references topic to its end.
+
+    The last valid profile under the key, unless a later tombstone withdrew
+    it (a rejected record leaves the one before in force, as in the workers).
+    Returns it (or None) and whether the topic was read to its end within
+    ``timeout``.
+    """
+    admin = kafka.make_admin(settings)
+    topic = settings.references_topic
+    if topic not in kafka.check_broker(admin, settings):
+        return None, True
+    reader = kafka.make_reader(settings, group_id=f"{settings.group_id}.references.read", client_id="driftline-reference")
+    try:
+        metadata = reader.list_topics(topic, timeout=settings.broker_timeout_seconds)
+        starts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(metadata.topics[topic].partitions)]
+        records = kafka.ReadToEnd(reader, starts, timeout)
+        wanted = f"{model}/{model_version}"
+        profile: ReferenceProfile | None = None
+        for msg in records:
+            key = msg.key()
+            if key is None or key.decode("utf-8", "replace") != wanted:
+                continue
+            update = _update(key, msg.value())
+            if update.error is None:
+                profile = update.profile
+        return profile, not records.pending
+    finally:
+        reader.close()
 
 
 class ReferenceFeed:
@@ -186,10 +217,10 @@ def _update(key: bytes | None, value: bytes | None) -> ReferenceUpdate:
         return ReferenceUpdate(name, None)
     try:
         profile = ReferenceProfile.from_bytes(value)
-    except ProfileError as exc:
-        return ReferenceUpdate(name, None, str(exc)[:1000])
+    except ProfileError as exc:  # a rejected record is only logged: under its bounded key
+        return ReferenceUpdate(shown, None, str(exc)[:1000])
     except Exception as exc:  # noqa: BLE001 - a record of the topic never stops the worker
-        return ReferenceUpdate(name, None, f"not a usable reference profile ({type(exc).__name__})")
+        return ReferenceUpdate(shown, None, f"not a usable reference profile ({type(exc).__name__})")
     for what, text in (("model", profile.model), ("model_version", profile.model_version)):
         if not text or len(text) > MAX_NAME or not is_utf8(text):
             return ReferenceUpdate(shown, None, f"the profile's {what} must be a string of 1 to {MAX_NAME} characters "
