@@ -86,3 +86,23 @@ def test_a_drift_present_from_the_first_record_against_a_profile_fires_at_once(k
     assert [(a["feature"], a["status"]) for a in alerts] == [("f0", "firing")]
     assert alerts[0]["window"]["last_offset"] < 200, alerts[0]  # +1 sd: found within a couple of hundred events
     assert alerts[0]["reference"].startswith("profile@")
+
+
+def test_accepting_the_new_normal_closes_the_incident_and_the_drift_stays_quiet(kenv, capsys):
+    worker = kenv.start_worker(labels_topic="", window_events=5000, window_seconds=60)
+    moved = range(2_000, 10**9)  # f0 moves by +1 sd at event 2,000 and stays there: the intended change
+    kenv.produce(_events(9_000, model="m", features=2, moved=1, shifted=moved, seed=4))
+    wait_for(lambda: _processed(worker) >= 9_000, 60, "the drifted records processed")
+    (firing,) = [a for a in _alerts(kenv, worker)]
+    assert (firing["feature"], firing["status"]) == ("f0", "firing")
+    flags = ["--bootstrap-servers", kenv.broker.bootstrap_servers, "--alerts-topic", kenv.alerts,
+             "--metrics-topic", kenv.metrics_topic, "--references-topic", kenv.references, "--group-id", kenv.group,
+             "--topic-replication-factor", "1", "--broker-timeout-seconds", "10", "--timeout", "20"]
+    assert main(["reference", "accept", "--model", "m", "--model-version", "v1", *flags]) == 0
+    wait_for(lambda: ("m", "v1") in worker.pipeline.references, 30, "the accepted profile in force")
+    kenv.produce(_events(6_000, model="m", features=2, moved=1, shifted=moved, seed=5, start=9_000))
+    wait_for(lambda: _processed(worker) >= 15_000, 60, "the records after the accept processed")
+    alerts = _alerts(kenv, worker)
+    assert [(a["feature"], a["status"], a.get("resolution")) for a in alerts] == [
+        ("f0", "firing", None), ("f0", "resolved", "reference_changed")], alerts
+    assert alerts[1]["firing_alert_id"] == firing["alert_id"]
