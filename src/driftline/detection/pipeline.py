@@ -166,9 +166,6 @@ class Pipeline:
 
     def _process(self, records: Sequence[SourceRecord]) -> BatchResult:
         result = BatchResult()
-        if self._pending:
-            result.alerts.extend(self._pending)
-            self._pending = []
         max_bytes = self.settings.max_record_bytes
         max_text = self.settings.monitor.max_category_chars
         skew_ms = self.settings.max_event_time_skew_seconds * 1000.0
@@ -251,6 +248,9 @@ class Pipeline:
 
         if self._clocks:
             result.alerts.extend(self.alerts.tick(self._clocks))
+        if self._pending:  # taken only by a batch that went through (a failed one is processed again)
+            result.alerts[:0] = self._pending
+            self._pending = []
         return result
 
     def _skew_finding(self, model: str, version: str, count: int, rec: SourceRecord, sent_ms: int, ts: int | None) -> Finding:
