@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench calibration fwer outcomes checkpoint soak schema clean
+.PHONY: demo test bench calibration fwer outcomes checkpoint soak schema clean incidents
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian/Ubuntu install the python3-venv package"; exit 1; }
@@ -27,6 +27,9 @@ calibration: $(VENV)/.installed
 
 fwer: $(VENV)/.installed
 	$(PY) benchmarks/fwer.py
+
+incidents: $(VENV)/.installed
+	$(PY) benchmarks/incidents.py
 
 outcomes: $(VENV)/.installed
 	$(PY) benchmarks/outcomes.py
