@@ -31,8 +31,8 @@ from driftline.detection.findings import Finding, Kind, Severity, WindowSpan
 from driftline.detection.keys import feature_part
 from driftline.detection.settings import MonitorSettings
 from driftline.reference.profile import CATEGORICAL, NUMERIC, ReferenceProfile
-from driftline.state.categorical import CategoricalState
-from driftline.state.detectors import PAGE_HINKLEY, PAGE_HINKLEY_SPREAD
+from driftline.state.categorical import CategoricalState, CategoryDetection
+from driftline.state.detectors import CATEGORY_CUSUM, PAGE_HINKLEY, PAGE_HINKLEY_SPREAD
 from driftline.state.numeric import NumericState
 from driftline.stats.divergence import chi_square_critical, chi_square_two_sample
 
@@ -196,9 +196,12 @@ class ModelMonitor:
             return
         self.family = family
         params = self.settings.detector_for(family)
+        share = self.settings.category_share(family)
         for feature in self.features.values():
             if feature.numeric is not None:
                 feature.numeric.retune(params)
+            if feature.categorical is not None:
+                feature.categorical.retune(share)
 
     def _apply_profile(self, feature: _Feature) -> bool:
         """Point ``feature`` at the profile's reference; False if the profile has none for it."""
@@ -217,7 +220,8 @@ class ModelMonitor:
         elif fp.kind == CATEGORICAL:
             if feature.categorical is None:
                 feature.categorical = CategoricalState(max_categories=s.max_categories, warmup=s.warmup,
-                                                       max_chars=s.max_category_chars)
+                                                       max_chars=s.max_category_chars,
+                                                       share=s.category_share(self.family))
             feature.categorical.use_reference(fp.categories or {})
         feature.ref_records, feature.ref_missing = fp.records, fp.missing
         feature.scored_records = feature.scored_missing = 0
@@ -373,7 +377,8 @@ class ModelMonitor:
                 feature.kind = "categorical"
                 feature.categorical = CategoricalState(max_categories=self.settings.max_categories,
                                                        warmup=self.settings.warmup,
-                                                       max_chars=self.settings.max_category_chars)
+                                                       max_chars=self.settings.max_category_chars,
+                                                       share=self.settings.category_share(self.family))
 
         if feature.kind == "numeric":
             if kinds <= _NUMBER_TYPES:
@@ -444,7 +449,11 @@ class ModelMonitor:
                 self._invalid_value(feature, chunk[invalid_row], out)
             self._mark_present(feature, len(cats))
             assert feature.categorical is not None
-            renamed = feature.categorical.update(cats)
+            renamed, detected = feature.categorical.update_detect(cats)
+            if detected:
+                cat_rows = [r for r, v in zip(rows, values) if type(v) is str or type(v) is bool]
+                for idx, det in detected:
+                    out.findings.append(self._category_finding(feature, det, chunk[cat_rows[idx]]))
             if renamed:
                 cat = feature.categorical
                 row = next((r for r, v in zip(rows, values) if type(v) is str and cat.text(v) != v), rows[0])
@@ -530,6 +539,29 @@ class ModelMonitor:
             feature, self._drift_kind(feature), det.detector, Severity.CRITICAL if critical else Severity.WARNING,
             float(det.statistic), float(det.threshold), row, summary,
             mean_shift_sd=round(shift, 4), spread_ratio=round(spread, 4),
+        )
+
+    def _category_finding(self, feature: _Feature, det: CategoryDetection, row: LocatedEvent) -> Finding:
+        assert feature.categorical is not None
+        cat = feature.categorical
+        scored = sum(cat.window_scored.values())
+        now = cat.window_scored.get(det.category, 0) / scored if scored else 0.0
+        if det.category == "__other__":
+            now = 1.0 - sum(cat.window_scored.get(n, 0) for n in cat.detector.names[:-1]) / scored if (
+                scored and cat.detector is not None) else now
+        label = ("values outside the reference's categories" if det.category == "__other__"
+                 else f"category '{det.category}'")
+        action = (f"check the upstream data for {feature.name}" if feature.source == FEATURES else
+                  "check whether the inputs drifted too and whether the model's behaviour changed")
+        summary = (f"Frequency of {label} of {self._noun(feature)} went {'up' if det.up else 'down'} "
+                   f"(reference {det.reference_frequency:.0%}, this window so far {now:.0%}; category CUSUM "
+                   f"{det.statistic:.2f} > {det.threshold:.2f}); {action}.")
+        return self._finding(
+            feature, self._drift_kind(feature), CATEGORY_CUSUM,
+            Severity.CRITICAL if abs(now - det.reference_frequency) >= 0.25 else Severity.WARNING,
+            float(det.statistic), float(det.threshold), row, summary,
+            category=det.category, direction="up" if det.up else "down",
+            reference_frequency=round(det.reference_frequency, 4), window_frequency=round(now, 4),
         )
 
     # ---------------------------------------------------------------- windows

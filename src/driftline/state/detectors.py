@@ -1,138 +1,402 @@
-"""River's change detectors, fed with standardised block scores.
+"""Sequential detectors that test the data against the reference itself.
 
-A *block* is ``block`` consecutive values of one feature.  Its score is
-``sum(z) / sqrt(block)`` where ``z`` are the values' normal scores in the
-reference (see :mod:`driftline.stats.pit`); under the reference it is N(0, 1)
-for any feature.  Feeding blocks instead of single values keeps the Python
-calls per value low while losing almost nothing in detection delay (the block
-sum is the sufficient statistic for a mean shift).  The location detector,
-the fastest, sees every block; the spread detector and ADWIN see *pairs* of
-blocks (a pair's variance is a better spread estimate anyway), which makes
-two Python calls per ``block`` values instead of three.
+Every numeric value is mapped to its normal score ``z`` in the reference
+(:mod:`driftline.stats.pit`): under the reference ``z`` is N(0, 1) for any
+feature, so the detectors know what the scores *should* be and a stream that
+differs from its reference from the very first record is found as fast as
+one that changes later.  Three detectors watch each numeric feature:
 
-Three detectors watch each numeric feature:
+* ``page_hinkley`` — Page's two-sided CUSUM of ``z`` with the reference's
+  known mean 0 (the Page-Hinkley test with a known mean): increments ``z − k``
+  and ``−z − k``, ``k`` half the design shift;
+* ``page_hinkley_spread`` — two-sided CUSUM of the log-likelihood ratios of
+  ``z²`` for a variance ``(1 + design_shift)²`` and its inverse;
+* ``adwin`` — river's ADWIN on block scores, a second opinion on slow,
+  gradual change.  ADWIN compares the stream with itself, so its cut when
+  the data *returns* to the reference would read as a drift: a detection
+  counts only when the mean of ADWIN's window (in reference units) is at
+  least ``design_shift / 2`` from the reference's 0 (the location CUSUM's
+  reference value: a mean within it is not a drift of the design size).
 
-* ``page_hinkley`` — two-sided Page-Hinkley on the location scores;
-* ``page_hinkley_spread`` — two-sided Page-Hinkley on the standardised
-  variance of the scores *within* each block (Wilson-Hilferty), which moves
-  when the spread changes and not when the mean does;
-* ``adwin`` — ADWIN on the location scores, a second opinion that also follows
-  slow, gradual drift.
+The CUSUMs are computed over whole arrays (``S = W − min(W₀ − S₀, cummin W)``
+with ``W`` the cumulative sum of the increments; :func:`capped_cusum`).  On a
+detection a CUSUM is not reset: it is capped at twice its threshold, so it
+stays up while the data still differs and falls back, at the in-control
+drift, once the data is back.  A detection is reported when a CUSUM rises
+above its threshold while *armed*; it re-arms once it has fallen to half its
+threshold, so one excursion gives one detection and noise around the
+threshold does not give a burst of them.  :attr:`NumericDetectors.differs`
+is True from a detection until every CUSUM has re-armed.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
 from river import drift
 
-__all__ = ["DetectorParams", "BlockDetectors", "Detection"]
+from driftline.stats.calibration import location_threshold, spread_design, spread_thresholds
+
+__all__ = ["DetectorParams", "NumericDetectors", "CusumBank", "Detection", "capped_cusum", "crossings",
+           "PAGE_HINKLEY", "PAGE_HINKLEY_SPREAD", "ADWIN", "CATEGORY_CUSUM", "CAP", "REARM"]
 
 PAGE_HINKLEY = "page_hinkley"
 PAGE_HINKLEY_SPREAD = "page_hinkley_spread"
 ADWIN = "adwin"
+CATEGORY_CUSUM = "category_cusum"
+#: a CUSUM is capped at CAP × its threshold and re-arms at REARM × its threshold
+CAP = 2.0
+REARM = 0.5
 
 
 @dataclass(frozen=True, slots=True)
 class DetectorParams:
-    """Parameters of the block detectors (see :mod:`driftline.stats.calibration`)."""
+    """Parameters of a feature's sequential detectors (see :mod:`driftline.stats.calibration`)."""
 
+    #: values per block score fed to ADWIN (ADWIN sees pairs of blocks)
     block: int
-    ph_delta: float
-    ph_threshold: float
-    spread_delta: float
-    spread_threshold: float
+    #: false alarms per event that one check of this feature may use
+    share: float
+    #: the smallest location shift (reference sd) worth finding quickly; the spread design is ×(1 + it)
+    design_shift: float
     adwin_delta: float
-    ph_min_instances: int = 30
 
 
 class Detection(NamedTuple):
-    """A detector firing on a block.
+    """A detector firing.
 
-    ``block`` is the index of the block (in the feature's value stream since
-    the last reference was set) that completed the detection.
+    ``value`` counts the values scored against the current reference, up to
+    and including the one that completed the detection (1-based).
     """
 
     detector: str
-    block: int
+    value: int
     statistic: float
     threshold: float
 
 
-def _ph_statistic(ph: drift.PageHinkley) -> float:
-    # The two one-sided Page-Hinkley statistics, as river computes them.
-    up = ph._sum_increase - ph._min_increase
-    down = ph._max_decrease - ph._sum_decrease
-    return float(max(up, down, 0.0))
+def capped_cusum(x: np.ndarray, s0: np.ndarray, cap: np.ndarray) -> np.ndarray:
+    """``S[i] = min(cap, max(0, S[i-1] + x[i]))`` from ``S[-1] = s0``, column by column of ``x`` (n × m).
+
+    Below the cap it is the walk reflected at 0, ``W − min(−s0, cummin W)``;
+    a column that reaches the cap continues as the walk reflected at the cap,
+    ``cap + W − max(cap − s, cummax W)``, until that reaches 0, and so on: a
+    switch needs a traverse of the whole ``[0, cap]``, so there are few.
+    """
+    w = np.cumsum(x, axis=0)
+    out = w - np.minimum(np.minimum.accumulate(w, axis=0), -s0)
+    over = (out > cap).any(axis=0)
+    for col in np.flatnonzero(over):
+        out[:, col] = _capped_column(x[:, col], float(s0[col]), float(cap[col]))
+    return out
 
 
-class BlockDetectors:
-    """Page-Hinkley (location and spread) and ADWIN over block scores."""
+def _capped_column(x: np.ndarray, s: float, cap: float) -> np.ndarray:
+    n = x.size
+    out = np.empty(n)
+    i = 0
+    high = s > 0.5 * cap
+    while i < n:
+        w = np.cumsum(x[i:])
+        if high:
+            seg = cap + w - np.maximum(np.maximum.accumulate(w), cap - s)
+            bad = seg < 0.0
+        else:
+            seg = w - np.minimum(np.minimum.accumulate(w), -s)
+            bad = seg > cap
+        stop = int(np.argmax(bad)) if bad.any() else seg.size
+        out[i:i + stop] = seg[:stop]
+        if stop == seg.size:
+            break
+        s = 0.0 if high else cap
+        out[i + stop] = s
+        i += stop + 1
+        high = not high
+    return out
 
-    __slots__ = ("params", "location", "spread", "adwin", "blocks")
 
-    def __init__(self, params: DetectorParams) -> None:
+def crossings(s: np.ndarray, threshold: float, armed: bool) -> tuple[list[int], bool]:
+    """Indices where ``s`` rises above ``threshold`` while armed, and whether it is armed at the end.
+
+    A crossing disarms; falling to ``REARM × threshold`` or below re-arms.
+    """
+    found: list[int] = []
+    pos, n = 0, s.size
+    rearm = REARM * threshold
+    while pos < n:
+        rest = s[pos:]
+        if armed:
+            hit = rest > threshold
+            if not hit.any():
+                break
+            pos += int(np.argmax(hit))
+            found.append(pos)
+            armed = False
+        else:
+            low = rest <= rearm
+            if not low.any():
+                break
+            pos += int(np.argmax(low))
+            armed = True
+        pos += 1
+    return found, armed
+
+
+class CusumBank:
+    """``m`` one-sided capped CUSUMs fed together (an n × m matrix of increments per update)."""
+
+    __slots__ = ("statistic", "threshold", "armed")
+
+    def __init__(self, thresholds: np.ndarray) -> None:
+        self.threshold = np.asarray(thresholds, dtype=np.float64).copy()
+        self.statistic = np.zeros(self.threshold.size)
+        self.armed = np.ones(self.threshold.size, dtype=bool)
+
+    @property
+    def differs(self) -> bool:
+        """Some CUSUM is above its threshold or has not fallen back to re-arm since its detection."""
+        return bool((~self.armed).any() or (self.statistic > self.threshold).any())
+
+    def set_thresholds(self, thresholds: np.ndarray) -> None:
+        """New thresholds; the sums carry on (a sum above a new threshold while armed fires on the next value)."""
+        self.threshold = np.asarray(thresholds, dtype=np.float64).copy()
+
+    def update(self, increments: np.ndarray) -> list[tuple[int, int, float]]:
+        """Feed an n × m matrix; return ``(row, column, statistic)`` of each detection, in row order."""
+        if increments.shape[0] == 0:
+            return []
+        s = capped_cusum(increments, self.statistic, CAP * self.threshold)
+        self.statistic = s[-1].copy()
+        found: list[tuple[int, int, float]] = []
+        # Only columns that are above their threshold somewhere, or disarmed, need a look.
+        look = (s > self.threshold).any(axis=0) | ~self.armed
+        for col in np.flatnonzero(look):
+            rows, armed = crossings(s[:, col], float(self.threshold[col]), bool(self.armed[col]))
+            self.armed[col] = armed
+            found += [(r, int(col), float(s[r, col])) for r in rows]
+        found.sort()
+        return found
+
+
+class NumericDetectors:
+    """Reference-relative CUSUMs (location, spread) over every value and ADWIN over pairs of blocks.
+
+    ``bias_variance`` is the variance of the reference's own error in
+    normal-score units (:func:`driftline.stats.calibration.reference_bias_variance`);
+    the thresholds account for it.
+    """
+
+    __slots__ = ("params", "bias_variance", "k", "spread", "cusums", "adwin", "values")
+
+    #: columns of the CUSUM bank
+    LOCATION_UP, LOCATION_DOWN, SPREAD_UP, SPREAD_DOWN = range(4)
+
+    def __init__(self, params: DetectorParams, bias_variance: float = 0.0) -> None:
         self.params = params
-        self.location = self._page_hinkley(params.ph_delta, params.ph_threshold)
-        self.spread = self._page_hinkley(params.spread_delta, params.spread_threshold)
+        self.bias_variance = bias_variance
+        self.k = params.design_shift / 2.0
+        ratio = (1.0 + params.design_shift) ** 2
+        g_up, c_up = spread_design(ratio)
+        g_down, c_down = spread_design(1.0 / ratio)
+        #: increments g·z² − c of the spread sides
+        self.spread = (g_up, c_up, g_down, c_down)
+        self.cusums = CusumBank(self._thresholds(params))
         self.adwin = drift.ADWIN(delta=params.adwin_delta, clock=1)
-        self.blocks = 0
+        self.values = 0
 
-    def _page_hinkley(self, delta: float, threshold: float) -> drift.PageHinkley:
-        return drift.PageHinkley(
-            min_instances=self.params.ph_min_instances, delta=delta, threshold=threshold, alpha=1.0, mode="both"
-        )
+    def _thresholds(self, params: DetectorParams) -> np.ndarray:
+        h = location_threshold(params.share, self.k, self.bias_variance)
+        up, down = spread_thresholds(params.share, (1.0 + params.design_shift) ** 2, self.bias_variance)
+        return np.array([h, h, up, down])
+
+    @property
+    def differs(self) -> bool:
+        """A reference-relative CUSUM is above its threshold (or has not fallen back since it fired)."""
+        return self.cusums.differs
 
     def retune(self, params: DetectorParams) -> None:
         """Use new thresholds from now on (the model's feature count grew).
 
-        Page-Hinkley keeps its running sums; river's ADWIN holds its delta in
-        compiled code, so it restarts with the new one.
+        The CUSUMs keep their sums; river's ADWIN holds its delta in compiled
+        code, so it restarts with the new one.
         """
         if params == self.params:
             return
-        if params.block != self.params.block or params.ph_min_instances != self.params.ph_min_instances:
-            raise ValueError("retuning cannot change the block size")
-        for ph, delta, threshold in ((self.location, params.ph_delta, params.ph_threshold),
-                                     (self.spread, params.spread_delta, params.spread_threshold)):
-            ph.delta = delta
-            ph.threshold = threshold
+        if params.block != self.params.block or params.design_shift != self.params.design_shift:
+            raise ValueError("retuning cannot change the block size or the design shift")
+        self.cusums.set_thresholds(self._thresholds(params))
         if params.adwin_delta != self.params.adwin_delta:
             self.adwin = drift.ADWIN(delta=params.adwin_delta, clock=1)
         self.params = params
 
-    def update(self, location: list[float], pair_location: list[float], pair_spread: list[float]) -> list[Detection]:
-        """Feed scores in order: two location blocks per pair; return the detections.
+    def update(self, z: np.ndarray, pair_scores: list[float], pair_ends: list[int]) -> list[Detection]:
+        """Feed normal scores ``z`` (in order) and the pair scores completed by them.
 
-        ``Detection.block`` counts single blocks; a pair's detections carry
-        the index of its second block.
+        ``pair_ends[i]`` is the index in ``z`` of the last value of pair ``i``
+        (−1 when the pair ended before this call's values: reported at the
+        first value).  Detections come back in value order.
         """
+        first = self.values
         found: list[Detection] = []
-        loc, spr, adw = self.location, self.spread, self.adwin
-        p = self.params
-        blocks = self.blocks
-        # ``_drift_detected`` is what river's read-only ``drift_detected``
-        # property returns; reading it directly saves a call per block.
-        for i, (pair, w) in enumerate(zip(pair_location, pair_spread)):
-            for s in (location[2 * i], location[2 * i + 1]):
-                blocks += 1
-                loc.update(s)
-                if loc._drift_detected:
-                    found.append(Detection(PAGE_HINKLEY, blocks, _ph_statistic(loc), p.ph_threshold))
-            spr.update(w)
-            if spr._drift_detected:
-                found.append(Detection(PAGE_HINKLEY_SPREAD, blocks, _ph_statistic(spr), p.spread_threshold))
-            adw.update(pair)
-            if adw._drift_detected:
-                found.append(Detection(ADWIN, blocks, abs(adw.estimation), p.adwin_delta))
-        self.blocks = blocks
+        if z.size:
+            k = self.k
+            g_up, c_up, g_down, c_down = self.spread
+            z2 = z * z
+            inc = np.empty((z.size, 4))
+            np.subtract(z, k, out=inc[:, 0])
+            np.subtract(-z, k, out=inc[:, 1])
+            np.subtract(g_up * z2, c_up, out=inc[:, 2])
+            np.subtract(g_down * z2, c_down, out=inc[:, 3])
+            names = (PAGE_HINKLEY, PAGE_HINKLEY, PAGE_HINKLEY_SPREAD, PAGE_HINKLEY_SPREAD)
+            th = self.cusums.threshold
+            for row, col, stat in self.cusums.update(inc):
+                found.append(Detection(names[col], first + row + 1, stat, float(th[col])))
+            self.values += int(z.size)
+        if pair_scores:
+            adw = self.adwin
+            margin = self.k * math.sqrt(2 * self.params.block)  # design_shift / 2 in pair-score units
+            delta = self.params.adwin_delta
+            for score, end in zip(pair_scores, pair_ends):
+                adw.update(score)
+                # ``_drift_detected`` is what river's read-only ``drift_detected`` property returns
+                if adw._drift_detected and abs(adw.estimation) >= margin:
+                    found.append(Detection(ADWIN, first + max(end, 0) + 1, abs(adw.estimation), delta))
+            found.sort(key=lambda d: d.value)
         return found
 
     def statistics(self) -> dict[str, float]:
-        """Current detector statistics, for window summaries and gauges."""
+        """Current detector statistics, for window summaries and gauges.
+
+        ``page_hinkley`` is the larger location CUSUM (its threshold is the
+        same on both sides); ``page_hinkley_spread`` the larger spread CUSUM,
+        the down side scaled to the up side's threshold.
+        """
+        s, th = self.cusums.statistic, self.cusums.threshold
         return {
-            PAGE_HINKLEY: _ph_statistic(self.location),
-            PAGE_HINKLEY_SPREAD: _ph_statistic(self.spread),
+            PAGE_HINKLEY: float(max(s[0], s[1])),
+            PAGE_HINKLEY_SPREAD: float(max(s[2], s[3] * th[2] / th[3])),
             "adwin_width": float(self.adwin.width),
         }
+
+
+#: the category-frequency move (probability) each category CUSUM is designed for
+CATEGORY_DESIGN_SHIFT = 0.15
+#: the in-control frequency of a CUSUM is the reference's, moved this many of its standard errors
+#: towards the alternative (the reference mix is estimated; see docs/detection.md)
+CATEGORY_MARGIN_SD = 2.5
+#: frequencies are rounded (conservatively) to this relative step, so thresholds are shared and cached
+_P_STEP = 0.05
+_P_MIN = 1e-6
+#: a side whose in-control frequency is within this of 0 (down) or 1 (up) is not watched
+_P_OFF = 1e-4
+
+
+def _round_p(p: float, up: bool) -> float:
+    """``p`` on a log grid of relative step :data:`_P_STEP`, rounded up or down (kept inside (0, 1))."""
+    x = math.log(min(max(p, _P_MIN), 1.0 - _P_MIN)) / _P_STEP
+    q = math.exp((math.ceil(x) if up else math.floor(x)) * _P_STEP)
+    return min(max(q, _P_MIN), 1.0 - _P_MIN)
+
+
+class CategoryCusums:
+    """Two-sided Bernoulli likelihood-ratio CUSUMs on the frequency of each category of a reference mix.
+
+    Cells are the reference's most frequent names (at most ``max_categories −
+    1``) and ``__other__``: every other value, the reference's overflow, and
+    categories the reference never saw (their mass estimated by Good-Turing:
+    the reference's singletons, at least one).  A value adds
+    ``log(p1/p0)`` to its cell's up-CUSUM and ``log((1−p1)/(1−p0))`` to every
+    other cell's (and the same for the down side with its own ``p1``), over a
+    whole batch at once.  The budget ``share`` is split over the ``2 × cells``
+    sums; thresholds come from :func:`driftline.stats.calibration.bernoulli_threshold`.
+    """
+
+    __slots__ = ("names", "index", "p0", "design", "share", "cusums", "values")
+
+    def __init__(self, reference: dict[str, int], *, max_categories: int, share: float, other: str) -> None:
+        total = sum(reference.values())
+        if total <= 0:
+            raise ValueError("a reference mix needs at least one value")
+        ranked = sorted((k for k, n in reference.items() if k != other and n > 0), key=lambda k: (-reference[k], k))
+        kept = ranked[: max(1, max_categories - 1)]
+        singletons = sum(1 for n in reference.values() if n == 1)
+        unseen = max(1, singletons)
+        mass = total + unseen
+        other_count = total - sum(reference[k] for k in kept) + unseen
+        self.names = kept + [other]
+        self.index = {k: i for i, k in enumerate(kept)}
+        self.p0 = [reference[k] / mass for k in kept] + [other_count / mass]
+        design: list[tuple[float, float, float, float]] = []
+        for p in self.p0:
+            se = math.sqrt(p * (1.0 - p) / total)
+            up0 = _round_p(p + CATEGORY_MARGIN_SD * se, up=True)
+            up1 = _round_p(min(max(p + CATEGORY_DESIGN_SHIFT, up0 * 1.2), 0.5 * (1.0 + up0)), up=True)
+            down0 = _round_p(max(p - CATEGORY_MARGIN_SD * se, _P_MIN), up=False)
+            down1 = _round_p(max(min(p - CATEGORY_DESIGN_SHIFT, down0 / 1.2), 0.5 * down0), up=False)
+            # A side with no room to move (a category of (almost) all or none of the reference) is off: 0.
+            if not (up0 < up1 and up0 <= 1.0 - _P_OFF):
+                up0 = up1 = 0.0
+            if not (down1 < down0 and down0 >= _P_OFF):
+                down0 = down1 = 0.0
+            design.append((up0, up1, down0, down1))
+        self.design = design
+        self.share = share
+        self.cusums = CusumBank(self._thresholds())
+        self.values = 0
+
+    def _thresholds(self) -> np.ndarray:
+        from driftline.stats.calibration import bernoulli_threshold
+
+        rate = self.share / (2 * len(self.design))
+        out = []
+        for up0, up1, down0, down1 in self.design:
+            out += [bernoulli_threshold(rate, p0, p1) if p0 else math.inf for p0, p1 in ((up0, up1), (down0, down1))]
+        return np.array(out)
+
+    def increments(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(on, off)`` per CUSUM column (cell 0 up, cell 0 down, cell 1 up, ...)."""
+        from driftline.stats.calibration import bernoulli_increments
+
+        on, off = [], []
+        for up0, up1, down0, down1 in self.design:
+            for p0, p1 in ((up0, up1), (down0, down1)):
+                a, b = bernoulli_increments(p0, p1) if p0 else (0.0, 0.0)
+                on.append(a)
+                off.append(b)
+        return np.array(on), np.array(off)
+
+    @property
+    def differs(self) -> bool:
+        return self.cusums.differs
+
+    def retune(self, share: float) -> None:
+        if share != self.share:
+            self.share = share
+            self.cusums.set_thresholds(self._thresholds())
+
+    def update(self, cells: np.ndarray) -> list[tuple[int, str, bool, float, float]]:
+        """Feed the cell index of each value, in order; return ``(value index, cell name, up, statistic,
+        threshold)`` of each detection."""
+        if cells.size == 0:
+            return []
+        on, off = self.increments()
+        m = len(self.names)
+        hit = cells[:, None] == np.arange(m)[None, :]
+        hit2 = np.repeat(hit, 2, axis=1)
+        inc = np.where(hit2, on[None, :], off[None, :])
+        th = self.cusums.threshold
+        out = [(row, self.names[col // 2], col % 2 == 0, stat, float(th[col]))
+               for row, col, stat in self.cusums.update(inc)]
+        self.values += int(cells.size)
+        return out
+
+    def cell(self, name: str) -> int:
+        return self.index.get(name, len(self.names) - 1)
+
+    def statistic(self) -> float:
+        """The largest sum as a fraction of its threshold (1.0: at the threshold)."""
+        s, th = self.cusums.statistic, self.cusums.threshold
+        return float((s / th).max()) if s.size else 0.0  # (an unwatched side: 0 / inf)
