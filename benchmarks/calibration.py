@@ -146,6 +146,7 @@ def false_alarms(args: tuple[int, int]) -> dict[str, int]:
             monitor = monitors.get(name) or monitors.setdefault(name, _monitor(name))
             for f in monitor.process(_events(name, values, start)).findings:
                 counts[f.feature] = counts.get(f.feature, 0) + 1
+                counts[f"{f.feature}/{f.detector}"] = counts.get(f"{f.feature}/{f.detector}", 0) + 1
     return counts
 
 
@@ -258,13 +259,19 @@ def main() -> None:
     table.add_column("false alarms", justify="right")
     table.add_column("per 1M events", justify="right")
     table.add_column("target ≤ 1", justify="center")
+    table.add_column("by check")
     names = ([n for d in DISTRIBUTIONS for n in (d, f"{d}+nulls")] + ["category", "category+nulls"]
              + [f"{d}@profile" for d in PROFILED] + ["category@profile"])
     for name in names:
         count = sum(run.get(name, 0) for run in fa_runs)
         rate = count / total_events * 1e6
+        checks: dict[str, int] = {}
+        for run in fa_runs:
+            for key, n in run.items():
+                if key.startswith(name + "/"):
+                    checks[key[len(name) + 1:]] = checks.get(key[len(name) + 1:], 0) + n
         table.add_row(name.split("@")[0], "profile" if "@" in name else "warm-up", str(count), f"{rate:.3f}",
-                      "yes" if rate <= 1 else "NO")
+                      "yes" if rate <= 1 else "NO", ", ".join(f"{c} {n}" for c, n in sorted(checks.items())))
     console.print(table)
 
     table = Table(title=f"Detection delay in events after the change ({args.seeds} seeds; after warm-up: change at "

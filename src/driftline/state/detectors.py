@@ -13,10 +13,13 @@ one that changes later.  Three detectors watch each numeric feature:
   ``z²`` for a variance ``1.3²`` (:data:`SPREAD_DESIGN`) and its inverse;
 * ``adwin`` — river's ADWIN on block scores, a second opinion on slow,
   gradual change.  ADWIN compares the stream with itself, so its cut when
-  the data *returns* to the reference would read as a drift: a detection
-  counts only when the mean of ADWIN's window (in reference units) is at
-  least ``design_shift / 2`` from the reference's 0 (the location CUSUM's
-  reference value: a mean within it is not a drift of the design size).
+  the data *returns* to the reference would read as a drift: a cut counts
+  only when the mean normal score of the 256 values before it is at least
+  ``design_shift / 2`` from the reference's 0 (the location CUSUM's
+  reference value ``k``: a mean within it is not a drift of the design
+  size, and over 256 values ``k`` is 4 standard errors, so a return to the
+  reference is dropped).  The mean of ADWIN's own window is not used: after
+  a cut it may still hold the drifted values before the return.
 
 The CUSUMs are computed over whole arrays (``S = W − min(W₀ − S₀, cummin W)``
 with ``W`` the cumulative sum of the increments; :func:`capped_cusum`).  On a
@@ -221,6 +224,11 @@ class NumericDetectors:
         """A reference-relative CUSUM is above its threshold (or has not fallen back since it fired)."""
         return self.cusums.differs
 
+    def adwin_counts(self, recent_mean: float) -> bool:
+        """Whether an ADWIN cut is a drift: the mean normal score of the values just before it is at least
+        ``design_shift / 2`` from the reference's 0 (a cut as the data returns to the reference is not)."""
+        return abs(recent_mean) >= self.k
+
     def retune(self, params: DetectorParams) -> None:
         """Use new thresholds from now on (the model's feature count grew).
 
@@ -261,12 +269,12 @@ class NumericDetectors:
             self.values += int(z.size)
         if pair_scores:
             adw = self.adwin
-            margin = self.k * math.sqrt(2 * self.params.block)  # design_shift / 2 in pair-score units
             delta = self.params.adwin_delta
             for score, end in zip(pair_scores, pair_ends):
                 adw.update(score)
-                # ``_drift_detected`` is what river's read-only ``drift_detected`` property returns
-                if adw._drift_detected and abs(adw.estimation) >= margin:
+                # ``_drift_detected`` is what river's read-only ``drift_detected`` property returns.
+                # (The caller keeps a cut only if the recent scores are away from the reference: adwin_counts.)
+                if adw._drift_detected:
                     found.append(Detection(ADWIN, first + max(end, 0) + 1, abs(adw.estimation), delta))
             found.sort(key=lambda d: d.value)
         return found

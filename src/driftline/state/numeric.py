@@ -7,7 +7,7 @@ import math
 import numpy as np
 from datasketches import kll_doubles_sketch
 
-from driftline.state.detectors import Detection, DetectorParams, NumericDetectors
+from driftline.state.detectors import ADWIN, Detection, DetectorParams, NumericDetectors
 from driftline.stats.distance import WindowCounts, ks_two_sample_p_value, numeric_distances
 from driftline.stats.moments import Moments
 from driftline.stats.calibration import reference_bias_variance
@@ -181,7 +181,10 @@ class NumericState:
         out = []
         for det in found:
             index = det.value - first - 1  # in z, and so in values[offset:]
-            out.append((offset + index, det, self._recent_effect(history, kept + index + 1)))
+            effect = self._recent_effect(history, kept + index + 1)
+            if det.detector == ADWIN and not self.detectors.adwin_counts(effect[0]):
+                continue
+            out.append((offset + index, det, effect))
         return out
 
     def _recent_effect(self, history: np.ndarray, end: int) -> tuple[float, float]:
