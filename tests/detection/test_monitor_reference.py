@@ -231,3 +231,22 @@ def test_features_that_appear_later_tighten_the_earlier_ones_too():
     assert a.params == a.detectors.params == settings().detector_for(201)
     assert (a.detectors.cusums.threshold == a.detectors._thresholds(settings().detector_for(201))).all()
     assert a.detectors.adwin.delta == settings().detector_for(201).adwin_delta
+
+
+def test_drifts_present_from_the_first_record_are_found_within_the_delay_targets():
+    """Against a profile the CUSUMs know what the scores should be: no window, no warm-up to wait for."""
+    rng = np.random.default_rng(24)
+    cats, before, after = ["a", "b", "c", "d", "e"], [0.4, 0.3, 0.15, 0.1, 0.05], [0.1, 0.6, 0.15, 0.1, 0.05]
+    reference = profile_of({"x": normal(rng, 20_000), "s": normal(rng, 20_000),
+                            "c": rng.choice(cats, 20_000, p=before).tolist()})
+    live = events_of({"x": normal(rng, 2000, 1.0), "s": (rng.normal(size=2000) * 1.5).tolist(),
+                      "c": rng.choice(cats, 2000, p=after).tolist()})
+    findings, _ = run(ModelMonitor(topic="in", partition=0, model="m", model_version="v1",
+                                   settings=settings(), reference=reference), live)
+    first = {}
+    for f in findings:
+        first.setdefault(f.feature, f)
+    assert first["x"].detector == "page_hinkley" and first["x"].window.last_offset < 100
+    assert first["s"].detector == "page_hinkley_spread" and first["s"].window.last_offset < 250
+    assert first["c"].detector == "category_cusum" and first["c"].window.last_offset < 300
+    assert first["c"].details["category"] in {"a", "b"} and first["c"].kind == Kind.DATA_DRIFT

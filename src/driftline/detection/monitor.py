@@ -542,26 +542,20 @@ class ModelMonitor:
         )
 
     def _category_finding(self, feature: _Feature, det: CategoryDetection, row: LocatedEvent) -> Finding:
-        assert feature.categorical is not None
-        cat = feature.categorical
-        scored = sum(cat.window_scored.values())
-        now = cat.window_scored.get(det.category, 0) / scored if scored else 0.0
-        if det.category == "__other__":
-            now = 1.0 - sum(cat.window_scored.get(n, 0) for n in cat.detector.names[:-1]) / scored if (
-                scored and cat.detector is not None) else now
+        now = det.recent_frequency
         label = ("values outside the reference's categories" if det.category == "__other__"
                  else f"category '{det.category}'")
         action = (f"check the upstream data for {feature.name}" if feature.source == FEATURES else
                   "check whether the inputs drifted too and whether the model's behaviour changed")
         summary = (f"Frequency of {label} of {self._noun(feature)} went {'up' if det.up else 'down'} "
-                   f"(reference {det.reference_frequency:.0%}, this window so far {now:.0%}; category CUSUM "
+                   f"(reference {det.reference_frequency:.0%}, last 256 values {now:.0%}; category CUSUM "
                    f"{det.statistic:.2f} > {det.threshold:.2f}); {action}.")
         return self._finding(
             feature, self._drift_kind(feature), CATEGORY_CUSUM,
             Severity.CRITICAL if abs(now - det.reference_frequency) >= 0.25 else Severity.WARNING,
             float(det.statistic), float(det.threshold), row, summary,
             category=det.category, direction="up" if det.up else "down",
-            reference_frequency=round(det.reference_frequency, 4), window_frequency=round(now, 4),
+            reference_frequency=round(det.reference_frequency, 4), recent_frequency=round(now, 4),
         )
 
     # ---------------------------------------------------------------- windows

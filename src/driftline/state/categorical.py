@@ -25,6 +25,8 @@ class CategoryDetection(NamedTuple):
     threshold: float
     #: the category's frequency in the reference (``__other__``: everything the reference's top names are not)
     reference_frequency: float
+    #: its frequency over the 256 values up to the detection
+    recent_frequency: float
 
 
 class CategoricalState:
@@ -166,8 +168,8 @@ class CategoricalState:
         if detector is None or not values:
             return renamed, []
         codes = np.fromiter(map(cells.__getitem__, values), dtype=np.int64, count=len(values))
-        found = [(start + row, CategoryDetection(name, up, stat, threshold, detector.p0[detector.cell(name)]))
-                 for row, name, up, stat, threshold in detector.update(codes)]
+        found = [(start + row, CategoryDetection(name, up, stat, threshold, detector.p0[detector.cell(name)], recent))
+                 for row, name, up, stat, threshold, recent in detector.update(codes)]
         return renamed, found
 
     def _count(self, value: str, n: int) -> str:

@@ -196,7 +196,7 @@ def registry() -> Registry:
                                                   _Prediction, _Version)
         from driftline.detection.settings import MonitorSettings
         from driftline.state.categorical import CategoricalState
-        from driftline.state.detectors import CategoryCusums, CusumBank, DetectorParams, NumericDetectors
+        from driftline.state.detectors import CategoryCusums, CusumBank, DetectorParams, NumericDetectors, _Walk
         from driftline.state.numeric import NumericState
         from driftline.stats.distance import WindowCounts
         from driftline.stats.moments import Moments
@@ -215,7 +215,8 @@ def registry() -> Registry:
         _REGISTRY = Registry([
             _spec(PartitionState, check=_check_partition_state),
             _spec(ModelMonitor, monitor), _spec(_Feature), _spec(NumericState), _spec(CategoricalState),
-            _spec(NumericDetectors), _spec(CategoryCusums), _spec(CusumBank), _spec(DetectorParams), _spec(Moments), _spec(QuantileGrid), _spec(WindowCounts),
+            _spec(NumericDetectors), _spec(CategoryCusums), _spec(CusumBank), _spec(_Walk), _spec(DetectorParams),
+            _spec(Moments), _spec(QuantileGrid), _spec(WindowCounts),
             _spec(_KeyState), _spec(Finding), _spec(WindowSpan),
             _spec(OutcomeMonitor, outcome), _spec(ModelRules), _spec(_Version), _spec(_ErrorDrift), _spec(_Pair),
             _spec(ClassificationStats), _spec(RegressionStats), _spec(RunningMean), _namedtuple(_Prediction),

@@ -43,7 +43,7 @@ from river import drift
 
 from driftline.stats.calibration import location_threshold, spread_design, spread_thresholds
 
-__all__ = ["DetectorParams", "NumericDetectors", "CusumBank", "Detection", "capped_cusum", "crossings",
+__all__ = ["DetectorParams", "NumericDetectors", "CategoryCusums", "CusumBank", "Detection", "capped_cusum", "crossings",
            "PAGE_HINKLEY", "PAGE_HINKLEY_SPREAD", "ADWIN", "CATEGORY_CUSUM", "CAP", "REARM"]
 
 PAGE_HINKLEY = "page_hinkley"
@@ -88,41 +88,80 @@ class Detection(NamedTuple):
 def capped_cusum(x: np.ndarray, s0: np.ndarray, cap: np.ndarray) -> np.ndarray:
     """``S[i] = min(cap, max(0, S[i-1] + x[i]))`` from ``S[-1] = s0``, column by column of ``x`` (n × m).
 
-    Below the cap it is the walk reflected at 0, ``W − min(−s0, cummin W)``;
-    a column that reaches the cap continues as the walk reflected at the cap,
-    ``cap + W − max(cap − s, cummax W)``, until that reaches 0, and so on: a
-    switch needs a traverse of the whole ``[0, cap]``, so there are few.
+    (The stateless form of :meth:`CusumBank.update`, which carries the walk across calls.)
     """
-    w = np.cumsum(x, axis=0)
-    out = w - np.minimum(np.minimum.accumulate(w, axis=0), -s0)
-    over = (out > cap).any(axis=0)
-    for col in np.flatnonzero(over):
-        out[:, col] = _capped_column(x[:, col], float(s0[col]), float(cap[col]))
-    return out
+    m = x.shape[1]
+    walk = _Walk(np.asarray(s0, dtype=np.float64).copy(), np.zeros(m), -np.asarray(s0, dtype=np.float64),
+                 np.zeros(m, dtype=bool))
+    return walk.run(x, np.asarray(cap, dtype=np.float64))
 
 
-def _capped_column(x: np.ndarray, s: float, cap: float) -> np.ndarray:
-    n = x.size
-    out = np.empty(n)
-    i = 0
-    high = s > 0.5 * cap
-    while i < n:
-        w = np.cumsum(x[i:])
-        if high:
-            seg = cap + w - np.maximum(np.maximum.accumulate(w), cap - s)
-            bad = seg < 0.0
-        else:
-            seg = w - np.minimum(np.minimum.accumulate(w), -s)
-            bad = seg > cap
-        stop = int(np.argmax(bad)) if bad.any() else seg.size
-        out[i:i + stop] = seg[:stop]
-        if stop == seg.size:
-            break
-        s = 0.0 if high else cap
-        out[i + stop] = s
-        i += stop + 1
-        high = not high
-    return out
+class _Walk:
+    """The state of capped CUSUMs between values: ``S = W − E`` (below the cap: ``E`` the running
+    minimum of the walk ``W`` and of ``−S₀``) or ``S = cap + W − E`` (``high``: at the cap, ``E`` the
+    running maximum of ``W`` and of ``cap − S₀``).
+
+    Below the cap ``W − min(−S₀, cummin W)`` is the walk reflected at 0; a
+    column that reaches the cap continues as the walk reflected at the cap
+    until that reaches 0, and so on: a switch needs a traverse of the whole
+    ``[0, cap]``, so there are few.  The walk and its extreme carry on from
+    one call to the next (the cumulative sums are continued, not restarted),
+    so the values are the same, to the last bit, however the stream is cut
+    into calls; they restart only at switches and where the caller says
+    (at fixed positions of the stream).
+    """
+
+    __slots__ = ("s", "w", "e", "high")
+
+    def __init__(self, s: np.ndarray, w: np.ndarray, e: np.ndarray, high: np.ndarray) -> None:
+        self.s, self.w, self.e, self.high = s, w, e, high
+
+    def run(self, x: np.ndarray, cap: np.ndarray) -> np.ndarray:
+        w = np.cumsum(np.vstack((self.w, x)), axis=0)[1:]
+        e = np.minimum.accumulate(np.vstack((self.e, w)), axis=0)[1:]
+        out = w - e
+        slow = self.high | (out > cap).any(axis=0)
+        fast = ~slow
+        self.w[fast] = w[-1, fast]
+        self.e[fast] = e[-1, fast]
+        for col in np.flatnonzero(slow):
+            out[:, col] = self._column(x[:, col], col, float(cap[col]))
+        self.s = out[-1].copy()
+        return out
+
+    def _column(self, x: np.ndarray, col: int, cap: float) -> np.ndarray:
+        n = x.size
+        out = np.empty(n)
+        i = 0
+        w0, e0, high = float(self.w[col]), float(self.e[col]), bool(self.high[col])
+        while i < n:
+            w = np.cumsum(np.concatenate(((w0,), x[i:])))[1:]
+            if high:
+                e = np.maximum.accumulate(np.concatenate(((e0,), w)))[1:]
+                seg = cap + w - e
+                bad = seg < 0.0
+            else:
+                e = np.minimum.accumulate(np.concatenate(((e0,), w)))[1:]
+                seg = w - e
+                bad = seg > cap
+            stop = int(np.argmax(bad)) if bad.any() else seg.size
+            out[i:i + stop] = seg[:stop]
+            if stop == seg.size:
+                w0, e0 = float(w[-1]), float(e[-1])
+                break
+            out[i + stop] = 0.0 if high else cap
+            # restart in the other regime from the barrier: W = 0, E = 0 (−0 at 0, cap − cap at the cap)
+            w0 = e0 = 0.0
+            high = not high
+            i += stop + 1
+        self.w[col], self.e[col], self.high[col] = w0, e0, high
+        return out
+
+    def rebase(self, cap: np.ndarray) -> None:
+        """Restart the walks from the current sums (W = 0), the sums clipped to ``cap``."""
+        self.s = np.minimum(self.s, cap)
+        self.w = np.zeros(self.s.size)
+        self.e = np.where(self.high, cap - self.s, -self.s)
 
 
 def crossings(s: np.ndarray, threshold: float, armed: bool) -> tuple[list[int], bool]:
@@ -152,31 +191,56 @@ def crossings(s: np.ndarray, threshold: float, armed: bool) -> tuple[list[int], 
     return found, armed
 
 
+#: the walks restart (W = 0) at every multiple of this many values of the stream, so their cumulative
+#: sums stay small (and so exact to a fraction of an ulp of the thresholds) on streams of any length
+REBASE = 1 << 16
+
+
 class CusumBank:
     """``m`` one-sided capped CUSUMs fed together (an n × m matrix of increments per update)."""
 
-    __slots__ = ("statistic", "threshold", "armed")
+    __slots__ = ("threshold", "armed", "walk", "fed")
 
     def __init__(self, thresholds: np.ndarray) -> None:
         self.threshold = np.asarray(thresholds, dtype=np.float64).copy()
-        self.statistic = np.zeros(self.threshold.size)
-        self.armed = np.ones(self.threshold.size, dtype=bool)
+        m = self.threshold.size
+        self.armed = np.ones(m, dtype=bool)
+        self.walk = _Walk(np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m, dtype=bool))
+        #: rows fed so far
+        self.fed = 0
+
+    @property
+    def statistic(self) -> np.ndarray:
+        """The current sums."""
+        return self.walk.s
 
     @property
     def differs(self) -> bool:
         """Some CUSUM is above its threshold or has not fallen back to re-arm since its detection."""
-        return bool((~self.armed).any() or (self.statistic > self.threshold).any())
+        return bool((~self.armed).any() or (self.walk.s > self.threshold).any())
 
     def set_thresholds(self, thresholds: np.ndarray) -> None:
         """New thresholds; the sums carry on (a sum above a new threshold while armed fires on the next value)."""
         self.threshold = np.asarray(thresholds, dtype=np.float64).copy()
+        self.walk.rebase(CAP * self.threshold)
 
     def update(self, increments: np.ndarray) -> list[tuple[int, int, float]]:
         """Feed an n × m matrix; return ``(row, column, statistic)`` of each detection, in row order."""
-        if increments.shape[0] == 0:
+        n = increments.shape[0]
+        if n == 0:
             return []
-        s = capped_cusum(increments, self.statistic, CAP * self.threshold)
-        self.statistic = s[-1].copy()
+        cap = CAP * self.threshold
+        parts = []
+        start = 0
+        while start < n:
+            # cut at the stream's multiples of REBASE, whatever the calls' sizes
+            end = min(n, start + REBASE - (self.fed + start) % REBASE)
+            parts.append(self.walk.run(increments[start:end], cap))
+            if (self.fed + end) % REBASE == 0:
+                self.walk.rebase(cap)
+            start = end
+        self.fed += n
+        s = parts[0] if len(parts) == 1 else np.vstack(parts)
         found: list[tuple[int, int, float]] = []
         # Only columns that are above their threshold somewhere, or disarmed, need a look.
         look = (s > self.threshold).any(axis=0) | ~self.armed
@@ -326,7 +390,10 @@ class CategoryCusums:
     sums; thresholds come from :func:`driftline.stats.calibration.bernoulli_threshold`.
     """
 
-    __slots__ = ("names", "index", "p0", "design", "share", "cusums", "values")
+    __slots__ = ("names", "index", "p0", "design", "share", "cusums", "values", "recent")
+
+    #: values a detection's recent frequency is read from
+    RECENT = 256
 
     def __init__(self, reference: dict[str, int], *, max_categories: int, share: float, other: str) -> None:
         total = sum(reference.values())
@@ -358,6 +425,8 @@ class CategoryCusums:
         self.share = share
         self.cusums = CusumBank(self._thresholds())
         self.values = 0
+        #: cells of the last RECENT values
+        self.recent = np.empty(0, dtype=np.int32)
 
     def _thresholds(self) -> np.ndarray:
         from driftline.stats.calibration import bernoulli_threshold
@@ -389,9 +458,10 @@ class CategoryCusums:
             self.share = share
             self.cusums.set_thresholds(self._thresholds())
 
-    def update(self, cells: np.ndarray) -> list[tuple[int, str, bool, float, float]]:
+    def update(self, cells: np.ndarray) -> list[tuple[int, str, bool, float, float, float]]:
         """Feed the cell index of each value, in order; return ``(value index, cell name, up, statistic,
-        threshold)`` of each detection."""
+        threshold, recent frequency)`` of each detection (the cell's frequency over the RECENT values up
+        to it)."""
         if cells.size == 0:
             return []
         on, off = self.increments()
@@ -400,8 +470,16 @@ class CategoryCusums:
         hit2 = np.repeat(hit, 2, axis=1)
         inc = np.where(hit2, on[None, :], off[None, :])
         th = self.cusums.threshold
-        out = [(row, self.names[col // 2], col % 2 == 0, stat, float(th[col]))
-               for row, col, stat in self.cusums.update(inc)]
+        found = self.cusums.update(inc)
+        kept = self.recent.size
+        history = np.concatenate((self.recent, cells.astype(np.int32)))
+        out = []
+        for row, col, stat in found:
+            end = kept + row + 1
+            seg = history[max(0, end - self.RECENT):end]
+            out.append((row, self.names[col // 2], col % 2 == 0, stat, float(th[col]),
+                        float(np.count_nonzero(seg == col // 2)) / seg.size))
+        self.recent = history[-self.RECENT:].copy()
         self.values += int(cells.size)
         return out
 
