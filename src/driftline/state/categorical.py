@@ -153,6 +153,8 @@ class CategoricalState:
                 self._start_detector()
         detector = self.detector
         cells: dict[str, int] = {}
+        if detector is not None:
+            index, other = detector.cell_index(), len(detector.names) - 1
         for value, n in Counter(values).items():
             raw = value
             if not self._plain(value):
@@ -164,11 +166,11 @@ class CategoricalState:
                 self.window_new += n
                 self.total_new += n
             if detector is not None:
-                cells[raw] = detector.cell(value)
+                cells[raw] = index.get(value, other)
         if detector is None or not values:
             return renamed, []
         codes = np.fromiter(map(cells.__getitem__, values), dtype=np.int64, count=len(values))
-        found = [(start + row, CategoryDetection(name, up, stat, threshold, detector.p0[detector.cell(name)], recent))
+        found = [(start + row, CategoryDetection(name, up, stat, threshold, float(detector.p0[detector.cell(name)]), recent))
                  for row, name, up, stat, threshold, recent in detector.update(codes)]
         return renamed, found
 

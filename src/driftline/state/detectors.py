@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -377,6 +378,44 @@ def _round_p(p: float, up: bool) -> float:
     return min(max(q, _P_MIN), 1.0 - _P_MIN)
 
 
+@lru_cache(maxsize=256)
+def _category_design(p0: tuple[float, ...], total: int) -> tuple[tuple[float, float, float, float], ...]:
+    """``(up0, up1, down0, down1)`` per cell: the in-control and alternative frequencies of each side
+    (0, 0: the side is not watched)."""
+    design = []
+    for p in p0:
+        se = math.sqrt(p * (1.0 - p) / total)
+        up0 = _round_p(p + CATEGORY_MARGIN_SD * se, up=True)
+        up1 = _round_p(min(max(p + CATEGORY_DESIGN_SHIFT, up0 * 1.2), 0.5 * (1.0 + up0)), up=True)
+        down0 = _round_p(max(p - CATEGORY_MARGIN_SD * se, _P_MIN), up=False)
+        down1 = _round_p(max(min(p - CATEGORY_DESIGN_SHIFT, down0 / 1.2), 0.5 * down0), up=False)
+        # A side with no room to move (a category of (almost) all or none of the reference) is off.
+        if not (up0 < up1 and up0 <= 1.0 - _P_OFF):
+            up0 = up1 = 0.0
+        if not (down1 < down0 and down0 >= _P_OFF):
+            down0 = down1 = 0.0
+        design.append((up0, up1, down0, down1))
+    return tuple(design)
+
+
+@lru_cache(maxsize=256)
+def _category_increments(design: tuple[tuple[float, float, float, float], ...]) -> tuple[np.ndarray, np.ndarray]:
+    from driftline.stats.calibration import bernoulli_increments
+
+    on, off = [], []
+    for up0, up1, down0, down1 in design:
+        for p0, p1 in ((up0, up1), (down0, down1)):
+            a, b = bernoulli_increments(p0, p1) if p0 else (0.0, 0.0)
+            on.append(a)
+            off.append(b)
+    return np.array(on), np.array(off)
+
+
+@lru_cache(maxsize=256)
+def _index(names: tuple[str, ...]) -> dict[str, int]:
+    return {k: i for i, k in enumerate(names[:-1])}
+
+
 class CategoryCusums:
     """Two-sided Bernoulli likelihood-ratio CUSUMs on the frequency of each category of a reference mix.
 
@@ -388,9 +427,11 @@ class CategoryCusums:
     other cell's (and the same for the down side with its own ``p1``), over a
     whole batch at once.  The budget ``share`` is split over the ``2 × cells``
     sums; thresholds come from :func:`driftline.stats.calibration.bernoulli_threshold`.
+    Only the cells' names and reference frequencies are kept (the design is
+    derived from them), so the state grows by about 45 bytes per category.
     """
 
-    __slots__ = ("names", "index", "p0", "design", "share", "cusums", "values", "recent")
+    __slots__ = ("names", "p0", "total", "share", "cusums", "values", "recent")
 
     #: values a detection's recent frequency is read from
     RECENT = 256
@@ -406,48 +447,33 @@ class CategoryCusums:
         mass = total + unseen
         other_count = total - sum(reference[k] for k in kept) + unseen
         self.names = kept + [other]
-        self.index = {k: i for i, k in enumerate(kept)}
-        self.p0 = [reference[k] / mass for k in kept] + [other_count / mass]
-        design: list[tuple[float, float, float, float]] = []
-        for p in self.p0:
-            se = math.sqrt(p * (1.0 - p) / total)
-            up0 = _round_p(p + CATEGORY_MARGIN_SD * se, up=True)
-            up1 = _round_p(min(max(p + CATEGORY_DESIGN_SHIFT, up0 * 1.2), 0.5 * (1.0 + up0)), up=True)
-            down0 = _round_p(max(p - CATEGORY_MARGIN_SD * se, _P_MIN), up=False)
-            down1 = _round_p(max(min(p - CATEGORY_DESIGN_SHIFT, down0 / 1.2), 0.5 * down0), up=False)
-            # A side with no room to move (a category of (almost) all or none of the reference) is off: 0.
-            if not (up0 < up1 and up0 <= 1.0 - _P_OFF):
-                up0 = up1 = 0.0
-            if not (down1 < down0 and down0 >= _P_OFF):
-                down0 = down1 = 0.0
-            design.append((up0, up1, down0, down1))
-        self.design = design
+        #: each cell's frequency in the reference
+        self.p0 = np.array([reference[k] / mass for k in kept] + [other_count / mass])
+        #: values behind the reference
+        self.total = int(total)
         self.share = share
         self.cusums = CusumBank(self._thresholds())
         self.values = 0
         #: cells of the last RECENT values
-        self.recent = np.empty(0, dtype=np.int32)
+        self.recent = np.empty(0, dtype=np.int16 if len(self.names) < 2 ** 15 else np.int32)
+
+    @property
+    def design(self) -> tuple[tuple[float, float, float, float], ...]:
+        return _category_design(tuple(self.p0.tolist()), self.total)
 
     def _thresholds(self) -> np.ndarray:
         from driftline.stats.calibration import bernoulli_threshold
 
-        rate = self.share / (2 * len(self.design))
+        design = self.design
+        rate = self.share / (2 * len(design))
         out = []
-        for up0, up1, down0, down1 in self.design:
+        for up0, up1, down0, down1 in design:
             out += [bernoulli_threshold(rate, p0, p1) if p0 else math.inf for p0, p1 in ((up0, up1), (down0, down1))]
         return np.array(out)
 
     def increments(self) -> tuple[np.ndarray, np.ndarray]:
         """``(on, off)`` per CUSUM column (cell 0 up, cell 0 down, cell 1 up, ...)."""
-        from driftline.stats.calibration import bernoulli_increments
-
-        on, off = [], []
-        for up0, up1, down0, down1 in self.design:
-            for p0, p1 in ((up0, up1), (down0, down1)):
-                a, b = bernoulli_increments(p0, p1) if p0 else (0.0, 0.0)
-                on.append(a)
-                off.append(b)
-        return np.array(on), np.array(off)
+        return _category_increments(self.design)
 
     @property
     def differs(self) -> bool:
@@ -472,7 +498,7 @@ class CategoryCusums:
         th = self.cusums.threshold
         found = self.cusums.update(inc)
         kept = self.recent.size
-        history = np.concatenate((self.recent, cells.astype(np.int32)))
+        history = np.concatenate((self.recent, cells.astype(self.recent.dtype)))
         out = []
         for row, col, stat in found:
             end = kept + row + 1
@@ -483,8 +509,12 @@ class CategoryCusums:
         self.values += int(cells.size)
         return out
 
+    def cell_index(self) -> dict[str, int]:
+        """Cell of each tracked name (any other name: the last cell, ``__other__``)."""
+        return _index(tuple(self.names))
+
     def cell(self, name: str) -> int:
-        return self.index.get(name, len(self.names) - 1)
+        return self.cell_index().get(name, len(self.names) - 1)
 
     def statistic(self) -> float:
         """The largest sum as a fraction of its threshold (1.0: at the threshold)."""
