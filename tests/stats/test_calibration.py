@@ -88,3 +88,22 @@ def test_invalid_rates_are_rejected_with_the_value():
         location_threshold(0.0, 0.25)
     with pytest.raises(ValueError, match="1.5"):
         adwin_delta(false_alarm_rate=1.5)
+
+
+def test_bernoulli_run_lengths_grow_like_exp_h_for_every_category_design():
+    """Beyond a few units of threshold the run length of a likelihood-ratio CUSUM grows by e per unit
+    (a wrong lattice step once gave 10⁴ times too long a run length for some designs)."""
+    from driftline.state.detectors import _category_design
+
+    p0 = (0.4, 0.3, 0.15, 0.1, 0.05, 0.01, 0.0005)
+    for total in (2000, 20_000):
+        for design in _category_design(p0, total):
+            for q0, q1 in (design[:2], design[2:]):
+                if not q0:
+                    continue
+                h0 = cal.bernoulli_h0(q0, q1)
+                a, b = cal.bernoulli_arl(q0, q1, h0), cal.bernoulli_arl(q0, q1, h0 + 1.0)
+                if a is None:  # too fine for the chain: Lorden's bound is used
+                    assert bernoulli_threshold(1e-8, q0, q1) == pytest.approx(math.log(1e8))
+                    continue
+                assert 2.0 < b / a < 3.6, (q0, q1, a, b)

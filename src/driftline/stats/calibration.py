@@ -274,8 +274,8 @@ def bernoulli_arl(p0: float, p1: float, h: float) -> float | None:
 
     The chain's grid step divides the down step exactly and the up step is
     rounded *up* to a multiple of it (a walk that rises a little faster:
-    a shorter run length, the safe side).  None when the grid would need
-    more than :data:`_BERNOULLI_STATES` states.
+    a shorter run length, the safe side).  None when no grid of at most
+    :data:`_BERNOULLI_STATES` states fits the steps within 5 %.
     """
     on, off = bernoulli_increments(p0, p1)
     rise, fall, p_rise = (on, -off, p0) if on > 0 else (off, -on, 1.0 - p0)
@@ -288,12 +288,12 @@ def bernoulli_arl(p0: float, p1: float, h: float) -> float | None:
         if states > _BERNOULLI_STATES:
             break
         if best is None or err < best[0]:
-            best = (err, w, steps, states)
+            best = (err, w, steps, states, m)
         if err < 0.002:
             break
-    if best is None:
-        return None
-    _, w, steps, n = best
+    if best is None or best[0] > 0.05:
+        return None  # no grid fits both steps: the caller falls back on Lorden's bound
+    _, w, steps, n, m = best
     # states i = 0..n-1 stand for S = i·w; S > h is state n or beyond (h = (n - 1/2)·w on the grid)
     idx = np.arange(n)
     q = np.zeros((n, n))
@@ -306,6 +306,13 @@ def bernoulli_arl(p0: float, p1: float, h: float) -> float | None:
     except np.linalg.LinAlgError:
         return None
     return arl if math.isfinite(arl) and arl > 0 else None
+
+
+def bernoulli_h0(p0: float, p1: float) -> float:
+    """Where the chain is solved: :data:`_BERNOULLI_H0`, or three up steps if that is more (the run length
+    grows like ``exp(h)`` only once the threshold is several steps high)."""
+    on, off = bernoulli_increments(p0, p1)
+    return max(_BERNOULLI_H0, 3.0 * max(on, off))
 
 
 @lru_cache(maxsize=4096)
@@ -327,12 +334,13 @@ def bernoulli_threshold(false_alarm_rate: float, p0: float, p1: float) -> float:
     if not (0.0 < p0 < 1.0 and 0.0 < p1 < 1.0) or p0 == p1:
         raise ValueError(f"Bernoulli CUSUM needs 0 < p0 != p1 < 1, got {p0!r}, {p1!r}")
     lorden = math.log(1.0 / false_alarm_rate)
-    arl0 = _bernoulli_arl_cached(p0, p1, _BERNOULLI_H0)
+    h0 = bernoulli_h0(p0, p1)
+    arl0 = _bernoulli_arl_cached(p0, p1, h0)
     if arl0 is None:
         return lorden
-    h = _BERNOULLI_H0 + math.log(1.0 / (false_alarm_rate * arl0))
-    if h < _BERNOULLI_H0:
-        lo, hi = 0.0, _BERNOULLI_H0
+    h = h0 + math.log(1.0 / (false_alarm_rate * arl0))
+    if h < h0:
+        lo, hi = 0.0, h0
         for _ in range(30):
             mid = 0.5 * (lo + hi)
             arl = _bernoulli_arl_cached(p0, p1, mid)
@@ -341,7 +349,8 @@ def bernoulli_threshold(false_alarm_rate: float, p0: float, p1: float) -> float:
             else:
                 hi = mid
         h = hi
-    return min(lorden, h)
+    # (at least 1: a threshold of 0 would fire on the first value of a category the reference barely has)
+    return max(1.0, min(lorden, h))
 
 
 #: How much looser ADWIN's bound is than its real false-alarm rate on block
