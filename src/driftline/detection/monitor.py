@@ -522,10 +522,12 @@ class ModelMonitor:
         direction = "up" if shift >= 0 else "down"
         if det.detector == PAGE_HINKLEY_SPREAD:
             change = "grew" if spread >= 1.0 else "shrank"
-            summary = (f"Spread of {noun} {change} to about {spread:.2f}× the reference "
-                       f"(Page-Hinkley on spread {det.statistic:.2f} > {det.threshold:.2f}); "
+            # the spread CUSUM reads z², which a large mean shift raises too: say so
+            moved = f", and its mean moved {direction} by about {abs(shift):.2f} reference sd" if abs(shift) >= 0.5 else ""
+            summary = (f"Spread of {noun} {change} to about {spread:.2f}× the reference{moved} "
+                       f"(CUSUM on spread {det.statistic:.2f} > {det.threshold:.2f}); "
                        f"{action}.")
-            critical = spread >= 2.0 or spread <= 0.5
+            critical = spread >= 2.0 or spread <= 0.5 or abs(shift) >= 1.0
         elif det.detector == PAGE_HINKLEY:
             summary = (f"Mean of {noun} moved {direction} by about {abs(shift):.2f} reference sd "
                        f"(Page-Hinkley {det.statistic:.2f} > {det.threshold:.2f}); "

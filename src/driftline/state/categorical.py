@@ -78,6 +78,11 @@ class CategoricalState:
         """
         return self.detector is not None and self.detector.differs
 
+    def statistics(self) -> dict[str, float]:
+        """The category CUSUMs' current statistic (the largest sum over its threshold; ≥ 1 while one is
+        above it), for window summaries and gauges; empty before the reference is complete."""
+        return {} if self.detector is None else {"category_cusum": self.detector.statistic()}
+
     def retune(self, share: float) -> None:
         """A new budget per event for the category CUSUMs (the model's feature count grew)."""
         self.share = share
