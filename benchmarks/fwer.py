@@ -23,7 +23,6 @@ Usage: python benchmarks/fwer.py [--events 1000000] [--seeds 2] [--delay-seeds 5
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor

@@ -51,6 +51,7 @@ PAGE_HINKLEY = "page_hinkley"
 PAGE_HINKLEY_SPREAD = "page_hinkley_spread"
 ADWIN = "adwin"
 CATEGORY_CUSUM = "category_cusum"
+_SIGNS = np.array((1.0, -1.0))
 #: the spread ratio (sd) the spread CUSUMs are designed for, up and (inverted) down: ×1.3 costs a normal
 #: feature's ×1.5 change a few values of delay against a ×1.5 design, and finds the same change of a
 #: heavy-tailed feature (whose normal scores spread less: ×1.28 for Student t3) a third sooner
@@ -91,10 +92,12 @@ def capped_cusum(x: np.ndarray, s0: np.ndarray, cap: np.ndarray) -> np.ndarray:
 
     (The stateless form of :meth:`CusumBank.update`, which carries the walk across calls.)
     """
-    m = x.shape[1]
-    walk = _Walk(np.asarray(s0, dtype=np.float64).copy(), np.zeros(m), -np.asarray(s0, dtype=np.float64),
-                 np.zeros(m, dtype=bool))
-    return walk.run(x, np.asarray(cap, dtype=np.float64))
+    n, m = x.shape
+    s0 = np.asarray(s0, dtype=np.float64)
+    walk = _Walk(s0.copy(), np.zeros(m), -s0, np.zeros(m, dtype=bool))
+    buf = np.empty((m, n + 1))
+    buf[:, 1:] = x.T
+    return walk.run(buf, np.asarray(cap, dtype=np.float64))[0].T
 
 
 class _Walk:
@@ -103,7 +106,7 @@ class _Walk:
     running maximum of ``W`` and of ``cap − S₀``).
 
     Below the cap ``W − min(−S₀, cummin W)`` is the walk reflected at 0; a
-    column that reaches the cap continues as the walk reflected at the cap
+    row that reaches the cap continues as the walk reflected at the cap
     until that reaches 0, and so on: a switch needs a traverse of the whole
     ``[0, cap]``, so there are few.  The walk and its extreme carry on from
     one call to the next (the cumulative sums are continued, not restarted),
@@ -117,32 +120,43 @@ class _Walk:
     def __init__(self, s: np.ndarray, w: np.ndarray, e: np.ndarray, high: np.ndarray) -> None:
         self.s, self.w, self.e, self.high = s, w, e, high
 
-    def run(self, x: np.ndarray, cap: np.ndarray) -> np.ndarray:
-        w = np.cumsum(np.vstack((self.w, x)), axis=0)[1:]
-        e = np.minimum.accumulate(np.vstack((self.e, w)), axis=0)[1:]
+    def run(self, buf: np.ndarray, cap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``buf``: one row per CUSUM, its increments from column 1 (column 0 is overwritten); returns the
+        sums (m × n) and each row's largest.  Rows are contiguous, so the cumulative sums run along memory."""
+        incs = buf[:, 1:].copy()  # (a row that reaches the cap is redone from its increments)
+        buf[:, 0] = self.w
+        w = np.cumsum(buf, axis=1, out=buf)[:, 1:]  # continued from the carried walk, value by value
+        e = np.minimum(np.minimum.accumulate(w, axis=1), self.e[:, None])
         out = w - e
-        slow = self.high | (out > cap).any(axis=0)
+        peak = out.max(axis=1)
+        slow = self.high | (peak > cap)
+        if not slow.any():
+            self.w = w[:, -1].copy()
+            self.e = e[:, -1].copy()
+            self.s = out[:, -1].copy()
+            return out, peak
         fast = ~slow
-        self.w[fast] = w[-1, fast]
-        self.e[fast] = e[-1, fast]
-        for col in np.flatnonzero(slow):
-            out[:, col] = self._column(x[:, col], col, float(cap[col]))
-        self.s = out[-1].copy()
-        return out
+        self.w[fast] = w[fast, -1]
+        self.e[fast] = e[fast, -1]
+        for row in np.flatnonzero(slow):
+            out[row] = self._row(incs[row], row, float(cap[row]))
+            peak[row] = out[row].max()
+        self.s = out[:, -1].copy()
+        return out, peak
 
-    def _column(self, x: np.ndarray, col: int, cap: float) -> np.ndarray:
+    def _row(self, x: np.ndarray, row: int, cap: float) -> np.ndarray:
         n = x.size
         out = np.empty(n)
         i = 0
-        w0, e0, high = float(self.w[col]), float(self.e[col]), bool(self.high[col])
+        w0, e0, high = float(self.w[row]), float(self.e[row]), bool(self.high[row])
         while i < n:
             w = np.cumsum(np.concatenate(((w0,), x[i:])))[1:]
             if high:
-                e = np.maximum.accumulate(np.concatenate(((e0,), w)))[1:]
+                e = np.maximum(np.maximum.accumulate(w), e0)
                 seg = cap + w - e
                 bad = seg < 0.0
             else:
-                e = np.minimum.accumulate(np.concatenate(((e0,), w)))[1:]
+                e = np.minimum(np.minimum.accumulate(w), e0)
                 seg = w - e
                 bad = seg > cap
             stop = int(np.argmax(bad)) if bad.any() else seg.size
@@ -155,7 +169,7 @@ class _Walk:
             w0 = e0 = 0.0
             high = not high
             i += stop + 1
-        self.w[col], self.e[col], self.high[col] = w0, e0, high
+        self.w[row], self.e[row], self.high[row] = w0, e0, high
         return out
 
     def rebase(self, cap: np.ndarray) -> None:
@@ -225,31 +239,54 @@ class CusumBank:
         self.threshold = np.asarray(thresholds, dtype=np.float64).copy()
         self.walk.rebase(CAP * self.threshold)
 
+    def buffer(self, n: int) -> np.ndarray:
+        """An array for :meth:`update_buffer`: one row per CUSUM, ``n`` increments from column 1."""
+        return np.empty((self.threshold.size, n + 1))
+
     def update(self, increments: np.ndarray) -> list[tuple[int, int, float]]:
-        """Feed an n × m matrix; return ``(row, column, statistic)`` of each detection, in row order."""
-        n = increments.shape[0]
-        if n == 0:
+        """Feed an n × m matrix (a column per CUSUM); return ``(row, column, statistic)`` of each detection,
+        in row order."""
+        buf = self.buffer(increments.shape[0])
+        buf[:, 1:] = increments.T
+        return self.update_buffer(buf)
+
+    def update_buffer(self, buf: np.ndarray) -> list[tuple[int, int, float]]:
+        """Feed the increments in ``buf[:, 1:]`` (from :meth:`buffer`; overwritten); return
+        ``(value index, CUSUM, statistic)`` of each detection, in value order."""
+        n = buf.shape[1] - 1
+        if n <= 0:
             return []
         cap = CAP * self.threshold
-        parts = []
-        start = 0
-        while start < n:
-            # cut at the stream's multiples of REBASE, whatever the calls' sizes
-            end = min(n, start + REBASE - (self.fed + start) % REBASE)
-            parts.append(self.walk.run(increments[start:end], cap))
-            if (self.fed + end) % REBASE == 0:
+        if (self.fed % REBASE) + n <= REBASE:
+            s, peak = self.walk.run(buf, cap)
+            if (self.fed + n) % REBASE == 0:
                 self.walk.rebase(cap)
-            start = end
+        else:
+            parts, peaks = [], []
+            start = 0
+            while start < n:
+                # cut at the stream's multiples of REBASE, whatever the calls' sizes
+                end = min(n, start + REBASE - (self.fed + start) % REBASE)
+                part = self.buffer(end - start)
+                part[:, 1:] = buf[:, 1 + start:1 + end]
+                sums, top = self.walk.run(part, cap)
+                parts.append(sums)
+                peaks.append(top)
+                if (self.fed + end) % REBASE == 0:
+                    self.walk.rebase(cap)
+                start = end
+            s = np.hstack(parts)
+            peak = np.max(peaks, axis=0)
         self.fed += n
-        s = parts[0] if len(parts) == 1 else np.vstack(parts)
         found: list[tuple[int, int, float]] = []
-        # Only columns that are above their threshold somewhere, or disarmed, need a look.
-        look = (s > self.threshold).any(axis=0) | ~self.armed
-        for col in np.flatnonzero(look):
-            rows, armed = crossings(s[:, col], float(self.threshold[col]), bool(self.armed[col]))
-            self.armed[col] = armed
-            found += [(r, int(col), float(s[r, col])) for r in rows]
-        found.sort()
+        # Only sums that are above their threshold somewhere, or disarmed, need a look.
+        look = (peak > self.threshold) | ~self.armed
+        if look.any():
+            for col in np.flatnonzero(look):
+                rows, armed = crossings(s[col], float(self.threshold[col]), bool(self.armed[col]))
+                self.armed[col] = armed
+                found += [(r, int(col), float(s[col, r])) for r in rows]
+            found.sort()
         return found
 
 
@@ -278,6 +315,10 @@ class NumericDetectors:
         self.cusums = CusumBank(self._thresholds(params))
         self.adwin = drift.ADWIN(delta=params.adwin_delta, clock=1)
         self.values = 0
+
+    @property
+    def _spread_c(self) -> np.ndarray:
+        return np.array(((self.spread[1],), (self.spread[3],)))
 
     def _thresholds(self, params: DetectorParams) -> np.ndarray:
         h = location_threshold(params.share, self.k, self.bias_variance)
@@ -321,15 +362,14 @@ class NumericDetectors:
         if z.size:
             k = self.k
             g_up, c_up, g_down, c_down = self.spread
-            z2 = z * z
-            inc = np.empty((z.size, 4))
-            np.subtract(z, k, out=inc[:, 0])
-            np.subtract(-z, k, out=inc[:, 1])
-            np.subtract(g_up * z2, c_up, out=inc[:, 2])
-            np.subtract(g_down * z2, c_down, out=inc[:, 3])
+            buf = self.cusums.buffer(z.size)
+            inc = buf[:, 1:]
+            # rows: z − k, −z − k, g↑·z² − c↑, g↓·z² − c↓
+            np.subtract(np.multiply.outer(_SIGNS, z), k, out=inc[:2])
+            np.subtract(np.multiply.outer(np.array((g_up, g_down)), z * z), self._spread_c, out=inc[2:])
             names = (PAGE_HINKLEY, PAGE_HINKLEY, PAGE_HINKLEY_SPREAD, PAGE_HINKLEY_SPREAD)
             th = self.cusums.threshold
-            for row, col, stat in self.cusums.update(inc):
+            for row, col, stat in self.cusums.update_buffer(buf):
                 found.append(Detection(names[col], first + row + 1, stat, float(th[col])))
             self.values += int(z.size)
         if pair_scores:
@@ -492,11 +532,11 @@ class CategoryCusums:
             return []
         on, off = self.increments()
         m = len(self.names)
-        hit = cells[:, None] == np.arange(m)[None, :]
-        hit2 = np.repeat(hit, 2, axis=1)
-        inc = np.where(hit2, on[None, :], off[None, :])
+        buf = self.cusums.buffer(cells.size)
+        # row 2c (up) and 2c + 1 (down) of cell c: ``on`` for the cell's values, ``off`` for the others
+        buf[:, 1:] = np.where(cells[None, :] == (np.arange(2 * m) // 2)[:, None], on[:, None], off[:, None])
         th = self.cusums.threshold
-        found = self.cusums.update(inc)
+        found = self.cusums.update_buffer(buf)
         kept = self.recent.size
         history = np.concatenate((self.recent, cells.astype(self.recent.dtype)))
         out = []
