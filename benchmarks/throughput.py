@@ -7,8 +7,8 @@ categorical features) from the embedded broker, in the same run:
   (defaults) updated with every numeric value — no sketches, windows,
   categorical tests, summaries, alerts or commits;
 * driftline: the real worker (decode, dead-letter checks, per-feature
-  sketches and moments, calibrated Page-Hinkley ×2 and ADWIN, categorical
-  windows, data-quality checks, window summaries produced to Kafka, offsets
+  sketches and moments, reference-relative CUSUMs on location and spread,
+  ADWIN, category CUSUMs and categorical windows, data-quality checks, window summaries produced to Kafka, offsets
   committed after delivery).
 
 The Python process is pinned to one core and the broker to the other; rounds

@@ -12,10 +12,12 @@ from driftline.detection.findings import Kind
 from driftline.detection.monitor import WARMUP, Check, LocatedEvent, ModelMonitor
 from driftline.detection.settings import MonitorSettings
 from driftline.reference.builder import ProfileBuilder
+from driftline.state.detectors import NumericDetectors
 from test_monitor import run as run_chunks
 
 T0 = 1_700_000_000_000
-DRIFT = {"page_hinkley", "page_hinkley_spread", "adwin", "psi", "ks", "wasserstein_sd", "chi_square", "jensen_shannon"}
+DRIFT = {"page_hinkley", "page_hinkley_spread", "adwin", "psi", "ks", "wasserstein_sd", "chi_square", "jensen_shannon",
+         "category_cusum"}
 
 
 def settings(**kw):
@@ -56,10 +58,11 @@ def test_drift_present_from_the_first_record_is_caught_with_a_file_reference_and
     drift = [f for f in with_profile if f.detector in DRIFT]
     assert drift and {f.feature for f in drift} == {"x"}
     assert {f.reference for f in drift} == {reference.name}
-    # The windowed test compares with the reference and fires at the end of the first window; the
-    # incremental detectors look for changes *within* the stream, and there is none here.
-    assert min(f.window.last_offset for f in drift) == 4999
-    assert {f.detector for f in drift} == {"psi"}
+    # The sequential detectors test the scores against the reference itself (mean 0): the location
+    # CUSUM finds the shift within a few hundred events, long before the first window closes (4999).
+    first = min(drift, key=lambda f: f.window.last_offset)
+    assert first.detector == "page_hinkley" and first.window.last_offset < 300
+    assert {"page_hinkley", "psi"} <= {f.detector for f in drift}
     assert all(s["reference"] == reference.name for s in summaries)
 
     warm, warm_summaries = run(ModelMonitor(topic="in", partition=0, model="m", model_version="v1",
@@ -129,6 +132,10 @@ def test_categorical_window_test_is_configurable(test, detector):
     live = events_of({"c": rng.choice(["a", "b", "c"], 5000, p=[0.2, 0.6, 0.2]).tolist()})
     findings, _ = run(ModelMonitor(topic="in", partition=0, model="m", model_version="v1",
                                    settings=settings(categorical_test=test), reference=reference), live)
+    # the category CUSUMs find the mix change whatever the windowed test (within a few hundred events)
+    cusum = [f for f in findings if f.detector == "category_cusum"]
+    assert cusum and cusum[0].window.last_offset < 300 and cusum[0].kind == Kind.DATA_DRIFT
+    findings = [f for f in findings if f.detector != "category_cusum"]
     assert [f.detector for f in findings] == ([detector] if detector else [])
     if detector:
         assert findings[0].kind == Kind.DATA_DRIFT and findings[0].details["p_value"] < findings[0].details["alpha"]
@@ -190,9 +197,11 @@ def test_window_statistics_agree_with_scipy_and_numpy():
 def test_the_budget_is_split_over_a_models_features():
     s = settings()
     one, many = s.detector_for(1), s.detector_for(200)
-    assert many.ph_threshold > one.ph_threshold and many.adwin_delta < one.adwin_delta
+    assert many.share == pytest.approx(one.share / 200) and many.adwin_delta < one.adwin_delta
+    h_one, h_many = (NumericDetectors(p).cusums.threshold for p in (one, many))
+    assert (h_many > h_one).all()
     # thresholds grow with log(features): 200 features cost far less than 200x
-    assert many.ph_threshold / one.ph_threshold < 1.5
+    assert (h_many / h_one < 1.5).all()
     assert s.window_alpha(200, 5000) == pytest.approx(s.window_alpha(1, 5000) / 200)
     rng = np.random.default_rng(20)
     cols = {f"f{i}": normal(rng, 600) for i in range(200)}
@@ -220,5 +229,24 @@ def test_features_that_appear_later_tighten_the_earlier_ones_too():
     a = mon.features[("features", "a")].numeric
     assert mon.family == 201
     assert a.params == a.detectors.params == settings().detector_for(201)
-    assert a.detectors.location.threshold == settings().detector_for(201).ph_threshold
+    assert (a.detectors.cusums.threshold == a.detectors._thresholds(settings().detector_for(201))).all()
     assert a.detectors.adwin.delta == settings().detector_for(201).adwin_delta
+
+
+def test_drifts_present_from_the_first_record_are_found_within_the_delay_targets():
+    """Against a profile the CUSUMs know what the scores should be: no window, no warm-up to wait for."""
+    rng = np.random.default_rng(24)
+    cats, before, after = ["a", "b", "c", "d", "e"], [0.4, 0.3, 0.15, 0.1, 0.05], [0.1, 0.6, 0.15, 0.1, 0.05]
+    reference = profile_of({"x": normal(rng, 20_000), "s": normal(rng, 20_000),
+                            "c": rng.choice(cats, 20_000, p=before).tolist()})
+    live = events_of({"x": normal(rng, 2000, 1.0), "s": (rng.normal(size=2000) * 1.5).tolist(),
+                      "c": rng.choice(cats, 2000, p=after).tolist()})
+    findings, _ = run(ModelMonitor(topic="in", partition=0, model="m", model_version="v1",
+                                   settings=settings(), reference=reference), live)
+    first = {}
+    for f in findings:
+        first.setdefault(f.feature, f)
+    assert first["x"].detector == "page_hinkley" and first["x"].window.last_offset < 100
+    assert first["s"].detector == "page_hinkley_spread" and first["s"].window.last_offset < 250
+    assert first["c"].detector == "category_cusum" and first["c"].window.last_offset < 300
+    assert first["c"].details["category"] in {"a", "b"} and first["c"].kind == Kind.DATA_DRIFT

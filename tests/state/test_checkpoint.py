@@ -275,7 +275,8 @@ def test_every_class_of_a_full_checkpoint_is_registered_and_nothing_else_is_writ
     # the classes of a full state (findings only as an alert key's firing, ClassificationStats only
     # for a classifier with class labels)
     assert seen <= set(_layout()) and {"PartitionState", "ModelMonitor", "NumericState", "CategoricalState",
-                                        "OutcomeMonitor", "ADWIN", "PageHinkley", "_Prediction"} <= seen
+                                        "OutcomeMonitor", "ADWIN", "NumericDetectors", "CategoryCusums", "CusumBank", "_Walk",
+                                        "_Prediction"} <= seen
 
 
 def test_state_layout_is_pinned_to_the_format_version():

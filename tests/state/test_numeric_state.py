@@ -20,7 +20,9 @@ def test_detection_positions_are_pinned_on_a_seeded_stream():
     rng = np.random.default_rng(42)
     x = np.concatenate([rng.normal(size=6000), rng.normal(size=2000) + 1.0])
     found = _feed(_state(), x, 1000)
-    assert found == [(6063, "page_hinkley"), (6479, "adwin")]
+    # the location CUSUM 46 values after the +1 sd shift; the spread CUSUM (on z², which a mean shift
+    # raises too) agrees, and ADWIN later (its cut counts: the recent mean is away from the reference)
+    assert found == [(6046, "page_hinkley"), (6096, "page_hinkley_spread"), (6479, "adwin")]
 
 
 def test_batching_does_not_change_the_result():
@@ -48,4 +50,4 @@ def test_a_detection_in_a_pair_completed_by_a_tiny_batch_points_into_that_batch(
         for j, det, _ in state.update(x[i:i + 1]):
             assert j == 0, j  # the only value of this call
             found.append((i, det.detector))
-    assert found and found[0][0] >= 6063  # never before the position found with large batches
+    assert found == [(6046, "page_hinkley"), (6096, "page_hinkley_spread"), (6479, "adwin")]  # as in large batches

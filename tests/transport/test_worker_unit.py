@@ -21,7 +21,7 @@ def test_pipeline_settings_follow_the_configuration():
     p = pipeline_settings(s)
     assert (p.monitor.warmup, p.monitor.window_events, p.monitor.detector.block, p.max_models) == (300, 700, 8, 3)
     stricter = pipeline_settings(load_settings(detector_block=8, false_alarm_rate=1e-8))
-    assert stricter.monitor.detector.ph_threshold > p.monitor.detector.ph_threshold
+    assert stricter.monitor.detector.share < p.monitor.detector.share  # a smaller budget: higher thresholds
 
 
 def test_stall_reason_only_past_timeout_plus_grace():

@@ -32,8 +32,8 @@ from driftline.detection.keys import feature_part
 from driftline.detection.settings import MonitorSettings
 from driftline.reference.profile import CATEGORICAL, NUMERIC, ReferenceProfile
 from driftline.reference.shape import more_categories, window_shape
-from driftline.state.categorical import CategoricalState
-from driftline.state.detectors import PAGE_HINKLEY, PAGE_HINKLEY_SPREAD
+from driftline.state.categorical import CategoricalState, CategoryDetection
+from driftline.state.detectors import CATEGORY_CUSUM, PAGE_HINKLEY, PAGE_HINKLEY_SPREAD
 from driftline.state.numeric import NumericState
 from driftline.stats.divergence import chi_square_critical, chi_square_two_sample
 
@@ -204,9 +204,12 @@ class ModelMonitor:
             return
         self.family = family
         params = self.settings.detector_for(family)
+        share = self.settings.category_share(family)
         for feature in self.features.values():
             if feature.numeric is not None:
                 feature.numeric.retune(params)
+            if feature.categorical is not None:
+                feature.categorical.retune(share)
 
     def _apply_profile(self, feature: _Feature) -> bool:
         """Point ``feature`` at the profile's reference; False if the profile has none for it."""
@@ -225,7 +228,8 @@ class ModelMonitor:
         elif fp.kind == CATEGORICAL:
             if feature.categorical is None:
                 feature.categorical = CategoricalState(max_categories=s.max_categories, warmup=s.warmup,
-                                                       max_chars=s.max_category_chars)
+                                                       max_chars=s.max_category_chars,
+                                                       share=s.category_share(self.family))
             feature.categorical.use_reference(fp.categories or {})
         feature.ref_records, feature.ref_missing = fp.records, fp.missing
         feature.scored_records = feature.scored_missing = 0
@@ -409,7 +413,8 @@ class ModelMonitor:
                 feature.kind = "categorical"
                 feature.categorical = CategoricalState(max_categories=self.settings.max_categories,
                                                        warmup=self.settings.warmup,
-                                                       max_chars=self.settings.max_category_chars)
+                                                       max_chars=self.settings.max_category_chars,
+                                                       share=self.settings.category_share(self.family))
 
         if feature.kind == "numeric":
             if kinds <= _NUMBER_TYPES:
@@ -480,7 +485,11 @@ class ModelMonitor:
                 self._invalid_value(feature, chunk[invalid_row], out)
             self._mark_present(feature, len(cats))
             assert feature.categorical is not None
-            renamed = feature.categorical.update(cats)
+            renamed, detected = feature.categorical.update_detect(cats)
+            if detected:
+                cat_rows = [r for r, v in zip(rows, values) if type(v) is str or type(v) is bool]
+                for idx, det in detected:
+                    out.findings.append(self._category_finding(feature, det, chunk[cat_rows[idx]]))
             if renamed:
                 cat = feature.categorical
                 row = next((r for r, v in zip(rows, values) if type(v) is str and cat.text(v) != v), rows[0])
@@ -549,10 +558,12 @@ class ModelMonitor:
         direction = "up" if shift >= 0 else "down"
         if det.detector == PAGE_HINKLEY_SPREAD:
             change = "grew" if spread >= 1.0 else "shrank"
-            summary = (f"Spread of {noun} {change} to about {spread:.2f}× the reference "
-                       f"(Page-Hinkley on spread {det.statistic:.2f} > {det.threshold:.2f}); "
+            # the spread CUSUM reads z², which a large mean shift raises too: say so
+            moved = f", and its mean moved {direction} by about {abs(shift):.2f} reference sd" if abs(shift) >= 0.5 else ""
+            summary = (f"Spread of {noun} {change} to about {spread:.2f}× the reference{moved} "
+                       f"(CUSUM on spread {det.statistic:.2f} > {det.threshold:.2f}); "
                        f"{action}.")
-            critical = spread >= 2.0 or spread <= 0.5
+            critical = spread >= 2.0 or spread <= 0.5 or abs(shift) >= 1.0
         elif det.detector == PAGE_HINKLEY:
             summary = (f"Mean of {noun} moved {direction} by about {abs(shift):.2f} reference sd "
                        f"(Page-Hinkley {det.statistic:.2f} > {det.threshold:.2f}); "
@@ -566,6 +577,23 @@ class ModelMonitor:
             feature, self._drift_kind(feature), det.detector, Severity.CRITICAL if critical else Severity.WARNING,
             float(det.statistic), float(det.threshold), row, summary,
             mean_shift_sd=round(shift, 4), spread_ratio=round(spread, 4),
+        )
+
+    def _category_finding(self, feature: _Feature, det: CategoryDetection, row: LocatedEvent) -> Finding:
+        now = det.recent_frequency
+        label = ("values outside the reference's categories" if det.category == "__other__"
+                 else f"category '{det.category}'")
+        action = (f"check the upstream data for {feature.name}" if feature.source == FEATURES else
+                  "check whether the inputs drifted too and whether the model's behaviour changed")
+        summary = (f"Frequency of {label} of {self._noun(feature)} went {'up' if det.up else 'down'} "
+                   f"(reference {det.reference_frequency:.0%}, last 256 values {now:.0%}; category CUSUM "
+                   f"{det.statistic:.2f} > {det.threshold:.2f}); {action}.")
+        return self._finding(
+            feature, self._drift_kind(feature), CATEGORY_CUSUM,
+            Severity.CRITICAL if abs(now - det.reference_frequency) >= 0.25 else Severity.WARNING,
+            float(det.statistic), float(det.threshold), row, summary,
+            category=det.category, direction="up" if det.up else "down",
+            reference_frequency=round(det.reference_frequency, 4), recent_frequency=round(now, 4),
         )
 
     # ---------------------------------------------------------------- windows

@@ -10,25 +10,23 @@ a detection delay that grows only with ``log(features)``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from driftline.contract.names import MIN_CHARS
 from driftline.state.detectors import DetectorParams
-from driftline.stats.calibration import adwin_delta, page_hinkley_params
+from driftline.stats.calibration import adwin_delta
 
-__all__ = ["MonitorSettings", "STATISTICAL_CHECKS", "WINDOW_THRESHOLDS", "NUMERIC_WINDOW_TESTS",
+__all__ = ["MonitorSettings", "STATISTICAL_CHECKS", "CATEGORY_CUSUM_SHARES", "WINDOW_THRESHOLDS", "NUMERIC_WINDOW_TESTS",
            "CATEGORICAL_WINDOW_TESTS"]
 
 #: Statistical checks per feature that share its part of the budget:
-#: Page-Hinkley on location, on spread, ADWIN, the windowed distribution test
-#: and the missing-rate test (categorical features have only the last two, and
-#: keep the same share for each).
+#: the CUSUMs on location and on spread, ADWIN, the windowed distribution test
+#: and the missing-rate test.  Categorical features have the last two and the
+#: category CUSUMs, which take the shares of the three sequential checks a
+#: numeric feature has (:data:`CATEGORY_CUSUM_SHARES`).
 STATISTICAL_CHECKS = 5
-
-#: Values after warm-up before Page-Hinkley may fire (its running mean settles).
-PH_MIN_VALUES = 480
+CATEGORY_CUSUM_SHARES = 3
 
 #: Windowed statistics that can raise an alert, and their default thresholds:
 #: the values users know from batch drift tools (PSI 0.1 = moderate,
@@ -43,13 +41,12 @@ CATEGORICAL_WINDOW_TESTS = ("chi_square", "psi", "jensen_shannon", "off")
 @lru_cache(maxsize=256)
 def _detector_params(false_alarm_rate: float, design_shift: float, block: int, features: int) -> DetectorParams:
     share = false_alarm_rate / (features * STATISTICAL_CHECKS)
-    ph = page_hinkley_params(false_alarm_rate=share, design_shift=design_shift, block=block)
-    spread = page_hinkley_params(false_alarm_rate=share, design_shift=design_shift, block=2 * block)
-    return DetectorParams(block=block, ph_delta=ph.delta, ph_threshold=ph.threshold,
-                          spread_delta=spread.delta, spread_threshold=spread.threshold,
-                          adwin_delta=adwin_delta(false_alarm_rate=share),
-                          # Page-Hinkley starts testing after ~480 values whatever the block size
-                          ph_min_instances=max(10, math.ceil(PH_MIN_VALUES / block)))
+    if design_shift <= 0.0:
+        raise ValueError(f"design_shift must be positive, got {design_shift!r}")
+    if block < 1:
+        raise ValueError(f"block must be >= 1, got {block!r}")
+    return DetectorParams(block=block, share=share, design_shift=design_shift,
+                          adwin_delta=adwin_delta(false_alarm_rate=share))
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +108,10 @@ class MonitorSettings:
     def detector_for(self, features: int) -> DetectorParams:
         """Detector parameters when the budget is shared by ``features`` features."""
         return _detector_params(self.false_alarm_rate, self.design_shift, self.block, max(1, features))
+
+    def category_share(self, features: int) -> float:
+        """False alarms per event of a categorical feature's category CUSUMs (all its categories together)."""
+        return self.detector_for(features).share * CATEGORY_CUSUM_SHARES
 
     @property
     def detector(self) -> DetectorParams:

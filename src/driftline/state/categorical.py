@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import NamedTuple
+
+import numpy as np
 
 from driftline.contract.names import bounded, is_plain
+from driftline.state.detectors import CategoryCusums
 from driftline.stats.divergence import ChiSquareResult, chi_square_two_sample, jensen_shannon, psi
 
-__all__ = ["CategoricalState", "OVERFLOW"]
+__all__ = ["CategoricalState", "CategoryDetection", "OVERFLOW"]
 
 OVERFLOW = "__other__"
+
+
+class CategoryDetection(NamedTuple):
+    """A category CUSUM firing: the frequency of ``category`` moved ``up`` (or down) from the reference's."""
+
+    category: str
+    up: bool
+    statistic: float
+    threshold: float
+    #: the category's frequency in the reference (``__other__``: everything the reference's top names are not)
+    reference_frequency: float
+    #: its frequency over the 256 values up to the detection
+    recent_frequency: float
 
 
 class CategoricalState:
@@ -22,15 +39,20 @@ class CategoricalState:
     summaries stay bounded however long the strings are, and distinct values
     stay distinct.  The first
     ``warmup`` values form the reference mix; afterwards each window's mix is
-    compared with it (two-sample chi-square, PSI, Jensen-Shannon).
+    compared with it (two-sample chi-square, PSI, Jensen-Shannon), and every
+    value feeds the category CUSUMs (:class:`~driftline.state.detectors.CategoryCusums`,
+    when ``share``, the false-alarm budget of that check per event, is given).
     """
 
     __slots__ = ("max_categories", "warmup", "counts", "window_counts", "reference",
                  "reference_total", "window_scored", "window_new", "total_new", "overflowed", "fixed_reference",
-                 "max_chars")
+                 "max_chars", "share", "detector")
 
-    def __init__(self, *, max_categories: int, warmup: int, max_chars: int = 256) -> None:
+    def __init__(self, *, max_categories: int, warmup: int, max_chars: int = 256, share: float | None = None) -> None:
         self.max_categories = max_categories
+        self.share = share
+        #: the category CUSUMs, once the reference mix is complete (None without a share)
+        self.detector: CategoryCusums | None = None
         self.warmup = warmup
         self.max_chars = max_chars
         self.counts: Counter[str] = Counter()
@@ -46,6 +68,30 @@ class CategoricalState:
     @property
     def warmed_up(self) -> bool:
         return self.fixed_reference or self.reference_total >= self.warmup
+
+    @property
+    def differs(self) -> bool:
+        """The mix still differs from the reference by the category CUSUMs (False before warm-up ends).
+
+        True from a detection until every category CUSUM has fallen back to
+        half its threshold.
+        """
+        return self.detector is not None and self.detector.differs
+
+    def statistics(self) -> dict[str, float]:
+        """The category CUSUMs' current statistic (the largest sum over its threshold; ≥ 1 while one is
+        above it), for window summaries and gauges; empty before the reference is complete."""
+        return {} if self.detector is None else {"category_cusum": self.detector.statistic()}
+
+    def retune(self, share: float) -> None:
+        """A new budget per event for the category CUSUMs (the model's feature count grew)."""
+        self.share = share
+        if self.detector is not None:
+            self.detector.retune(share)
+
+    def _start_detector(self) -> None:
+        self.detector = None if self.share is None or not self.reference_total else CategoryCusums(
+            self.reference, max_categories=self.max_categories, share=self.share, other=OVERFLOW)
 
     def use_reference(self, counts: dict[str, int]) -> None:
         """Compare with a fixed category mix (a profile's) from now on.
@@ -73,6 +119,7 @@ class CategoricalState:
             self.counts.setdefault(name, 0)
         self.window_scored = Counter()
         self.window_new = 0
+        self._start_detector()
 
     def _bucket(self, value: str) -> str:
         if value in self.counts or len(self.counts) < self.max_categories:
@@ -89,9 +136,14 @@ class CategoricalState:
     def update(self, values: list[str]) -> int:
         """Count a batch of values (counted per distinct value, in C); return how many were counted
         under their bounded form."""
+        return self.update_detect(values)[0]
+
+    def update_detect(self, values: list[str]) -> tuple[int, list[tuple[int, CategoryDetection]]]:
+        """:meth:`update`, and the category CUSUMs' detections as ``(index in values, detection)``."""
         if not values:
-            return 0
+            return 0, []
         renamed = 0
+        start = 0
         need = 0 if self.fixed_reference else self.warmup - self.reference_total
         if need > 0:
             head, values = values[:need], values[need:]
@@ -101,7 +153,15 @@ class CategoricalState:
                     renamed += n
                 self.reference[self._count(value, n)] += n
             self.reference_total += len(head)
+            start = len(head)
+            if self.reference_total >= self.warmup:
+                self._start_detector()
+        detector = self.detector
+        cells: dict[str, int] = {}
+        if detector is not None:
+            index, other = detector.cell_index(), len(detector.names) - 1
         for value, n in Counter(values).items():
+            raw = value
             if not self._plain(value):
                 value = bounded(value, self.max_chars)
                 renamed += n
@@ -110,7 +170,14 @@ class CategoricalState:
             if value not in self.reference:
                 self.window_new += n
                 self.total_new += n
-        return renamed
+            if detector is not None:
+                cells[raw] = index.get(value, other)
+        if detector is None or not values:
+            return renamed, []
+        codes = np.fromiter(map(cells.__getitem__, values), dtype=np.int64, count=len(values))
+        found = [(start + row, CategoryDetection(name, up, stat, threshold, float(detector.p0[detector.cell(name)]), recent))
+                 for row, name, up, stat, threshold, recent in detector.update(codes)]
+        return renamed, found
 
     def _count(self, value: str, n: int) -> str:
         """Add ``n`` of ``value`` to the totals; return the bucket it went to."""

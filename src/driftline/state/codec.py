@@ -9,8 +9,7 @@ attributes, and is rebuilt with ``object.__new__`` plus those attributes
 Natively implemented parts are rebuilt through fixed calls: numpy arrays from
 raw bytes of an allowed numeric dtype, KLL sketches and river's ADWIN windows
 from their own serialisation once :mod:`driftline.state.native` has checked
-every byte, numpy generators from their bit generator's state (PCG64 only),
-and river's Page-Hinkley test method by name from a fixed list.
+every byte, and numpy generators from their bit generator's state (PCG64 only).
 
 Layout::
 
@@ -39,7 +38,7 @@ array is a node:
 ``["k", n]``               KLL doubles sketch: n bytes of B
 ``["g", "PCG64"]``         numpy Generator: state and increment (u128), has_uint32, uinteger (u32) in 40 bytes of B
 ``["w", n]``               river ADWIN's window, n bytes of B (only as ``ADWIN._helper``)
-``["m", name]``            a method of the object being built, bound to it (only Page-Hinkley's test)
+``["m", name]``            a method of the object being built, bound to it (only of a class registered with methods: none now)
 ``["r", label]``           the object labelled ``label`` earlier
 =========================  ====================================================
 
@@ -164,17 +163,6 @@ def _namedtuple(cls: type) -> ClassSpec:
     return ClassSpec(cls.__qualname__, cls, frozenset(), frozenset(), False, fields=tuple(cls._fields))
 
 
-_PH_TESTS = {"up": "_test_increase", "down": "_test_decrease", "both": "_test_both"}
-
-
-def _check_page_hinkley(ph: Any) -> None:
-    attrs = ph.__dict__
-    test = attrs["_test_drift"]
-    if type(attrs["mode"]) is not str or type(test) is not types.MethodType \
-            or test.__func__.__name__ != _PH_TESTS.get(attrs["mode"]):
-        raise CheckpointError("checkpoint holds a Page-Hinkley detector whose test does not match its mode")
-
-
 def _check_partition_state(state: PartitionState) -> None:
     from driftline.detection.alerts import _KeyState
     from driftline.detection.monitor import ModelMonitor
@@ -208,7 +196,7 @@ def registry() -> Registry:
                                                   _Prediction, _Version)
         from driftline.detection.settings import MonitorSettings
         from driftline.state.categorical import CategoricalState
-        from driftline.state.detectors import BlockDetectors, DetectorParams
+        from driftline.state.detectors import CategoryCusums, CusumBank, DetectorParams, NumericDetectors, _Walk
         from driftline.state.numeric import NumericState
         from driftline.stats.distance import WindowCounts
         from driftline.stats.moments import Moments
@@ -227,13 +215,12 @@ def registry() -> Registry:
         _REGISTRY = Registry([
             _spec(PartitionState, check=_check_partition_state),
             _spec(ModelMonitor, monitor), _spec(_Feature), _spec(NumericState), _spec(CategoricalState),
-            _spec(BlockDetectors), _spec(DetectorParams), _spec(Moments), _spec(QuantileGrid), _spec(WindowCounts),
+            _spec(NumericDetectors), _spec(CategoryCusums), _spec(CusumBank), _spec(_Walk), _spec(DetectorParams),
+            _spec(Moments), _spec(QuantileGrid), _spec(WindowCounts),
             _spec(_KeyState), _spec(Finding), _spec(WindowSpan),
             _spec(OutcomeMonitor, outcome), _spec(ModelRules), _spec(_Version), _spec(_ErrorDrift), _spec(_Pair),
             _spec(ClassificationStats), _spec(RegressionStats), _spec(RunningMean), _namedtuple(_Prediction),
             _spec(drift.ADWIN, drift.ADWIN),
-            _spec(drift.PageHinkley, drift.PageHinkley, methods=tuple(_PH_TESTS.values()),
-                  check=_check_page_hinkley),
             _spec(stats.Mean, stats.Mean),
         ])
     return _REGISTRY

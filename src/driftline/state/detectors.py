@@ -1,138 +1,562 @@
-"""River's change detectors, fed with standardised block scores.
+"""Sequential detectors that test the data against the reference itself.
 
-A *block* is ``block`` consecutive values of one feature.  Its score is
-``sum(z) / sqrt(block)`` where ``z`` are the values' normal scores in the
-reference (see :mod:`driftline.stats.pit`); under the reference it is N(0, 1)
-for any feature.  Feeding blocks instead of single values keeps the Python
-calls per value low while losing almost nothing in detection delay (the block
-sum is the sufficient statistic for a mean shift).  The location detector,
-the fastest, sees every block; the spread detector and ADWIN see *pairs* of
-blocks (a pair's variance is a better spread estimate anyway), which makes
-two Python calls per ``block`` values instead of three.
+Every numeric value is mapped to its normal score ``z`` in the reference
+(:mod:`driftline.stats.pit`): under the reference ``z`` is N(0, 1) for any
+feature, so the detectors know what the scores *should* be and a stream that
+differs from its reference from the very first record is found as fast as
+one that changes later.  Three detectors watch each numeric feature:
 
-Three detectors watch each numeric feature:
+* ``page_hinkley`` — Page's two-sided CUSUM of ``z`` with the reference's
+  known mean 0 (the Page-Hinkley test with a known mean): increments ``z − k``
+  and ``−z − k``, ``k`` half the design shift;
+* ``page_hinkley_spread`` — two-sided CUSUM of the log-likelihood ratios of
+  ``z²`` for a variance ``1.3²`` (:data:`SPREAD_DESIGN`) and its inverse;
+* ``adwin`` — river's ADWIN on block scores, a second opinion on slow,
+  gradual change.  ADWIN compares the stream with itself, so its cut when
+  the data *returns* to the reference would read as a drift: a cut counts
+  only when the mean normal score of the 256 values before it is at least
+  ``design_shift / 2`` from the reference's 0 (the location CUSUM's
+  reference value ``k``: a mean within it is not a drift of the design
+  size, and over 256 values ``k`` is 4 standard errors, so a return to the
+  reference is dropped).  The mean of ADWIN's own window is not used: after
+  a cut it may still hold the drifted values before the return.
 
-* ``page_hinkley`` — two-sided Page-Hinkley on the location scores;
-* ``page_hinkley_spread`` — two-sided Page-Hinkley on the standardised
-  variance of the scores *within* each block (Wilson-Hilferty), which moves
-  when the spread changes and not when the mean does;
-* ``adwin`` — ADWIN on the location scores, a second opinion that also follows
-  slow, gradual drift.
+The CUSUMs are computed over whole arrays (``S = W − min(W₀ − S₀, cummin W)``
+with ``W`` the cumulative sum of the increments; :func:`capped_cusum`).  On a
+detection a CUSUM is not reset: it is capped at twice its threshold, so it
+stays up while the data still differs and falls back, at the in-control
+drift, once the data is back.  A detection is reported when a CUSUM rises
+above its threshold while *armed*; it re-arms once it has fallen to half its
+threshold, so one excursion gives one detection and noise around the
+threshold does not give a burst of them.  :attr:`NumericDetectors.differs`
+is True from a detection until every CUSUM has re-armed.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NamedTuple
 
+import numpy as np
 from river import drift
 
-__all__ = ["DetectorParams", "BlockDetectors", "Detection"]
+from driftline.stats.calibration import location_threshold, spread_design, spread_thresholds
+
+__all__ = ["DetectorParams", "NumericDetectors", "CategoryCusums", "CusumBank", "Detection", "capped_cusum", "crossings",
+           "PAGE_HINKLEY", "PAGE_HINKLEY_SPREAD", "ADWIN", "CATEGORY_CUSUM", "CAP", "REARM"]
 
 PAGE_HINKLEY = "page_hinkley"
 PAGE_HINKLEY_SPREAD = "page_hinkley_spread"
 ADWIN = "adwin"
+CATEGORY_CUSUM = "category_cusum"
+_SIGNS = np.array((1.0, -1.0))
+#: the spread ratio (sd) the spread CUSUMs are designed for, up and (inverted) down: ×1.3 costs a normal
+#: feature's ×1.5 change a few values of delay against a ×1.5 design, and finds the same change of a
+#: heavy-tailed feature (whose normal scores spread less: ×1.28 for Student t3) a third sooner
+SPREAD_DESIGN = 1.3
+#: a CUSUM is capped at CAP × its threshold and re-arms at REARM × its threshold
+CAP = 2.0
+REARM = 0.5
 
 
 @dataclass(frozen=True, slots=True)
 class DetectorParams:
-    """Parameters of the block detectors (see :mod:`driftline.stats.calibration`)."""
+    """Parameters of a feature's sequential detectors (see :mod:`driftline.stats.calibration`)."""
 
+    #: values per block score fed to ADWIN (ADWIN sees pairs of blocks)
     block: int
-    ph_delta: float
-    ph_threshold: float
-    spread_delta: float
-    spread_threshold: float
+    #: false alarms per event that one check of this feature may use
+    share: float
+    #: the smallest location shift (reference sd) worth finding quickly
+    design_shift: float
     adwin_delta: float
-    ph_min_instances: int = 30
 
 
 class Detection(NamedTuple):
-    """A detector firing on a block.
+    """A detector firing.
 
-    ``block`` is the index of the block (in the feature's value stream since
-    the last reference was set) that completed the detection.
+    ``value`` counts the values scored against the current reference, up to
+    and including the one that completed the detection (1-based).
     """
 
     detector: str
-    block: int
+    value: int
     statistic: float
     threshold: float
 
 
-def _ph_statistic(ph: drift.PageHinkley) -> float:
-    # The two one-sided Page-Hinkley statistics, as river computes them.
-    up = ph._sum_increase - ph._min_increase
-    down = ph._max_decrease - ph._sum_decrease
-    return float(max(up, down, 0.0))
+def capped_cusum(x: np.ndarray, s0: np.ndarray, cap: np.ndarray) -> np.ndarray:
+    """``S[i] = min(cap, max(0, S[i-1] + x[i]))`` from ``S[-1] = s0``, column by column of ``x`` (n × m).
+
+    (The stateless form of :meth:`CusumBank.update`, which carries the walk across calls.)
+    """
+    n, m = x.shape
+    s0 = np.asarray(s0, dtype=np.float64)
+    walk = _Walk(s0.copy(), np.zeros(m), -s0, np.zeros(m, dtype=bool))
+    buf = np.empty((m, n + 1))
+    buf[:, 1:] = x.T
+    return walk.run(buf, np.asarray(cap, dtype=np.float64))[0].T
 
 
-class BlockDetectors:
-    """Page-Hinkley (location and spread) and ADWIN over block scores."""
+class _Walk:
+    """The state of capped CUSUMs between values: ``S = W − E`` (below the cap: ``E`` the running
+    minimum of the walk ``W`` and of ``−S₀``) or ``S = cap + W − E`` (``high``: at the cap, ``E`` the
+    running maximum of ``W`` and of ``cap − S₀``).
 
-    __slots__ = ("params", "location", "spread", "adwin", "blocks")
+    Below the cap ``W − min(−S₀, cummin W)`` is the walk reflected at 0; a
+    row that reaches the cap continues as the walk reflected at the cap
+    until that reaches 0, and so on: a switch needs a traverse of the whole
+    ``[0, cap]``, so there are few.  The walk and its extreme carry on from
+    one call to the next (the cumulative sums are continued, not restarted),
+    so the values are the same, to the last bit, however the stream is cut
+    into calls; they restart only at switches and where the caller says
+    (at fixed positions of the stream).
+    """
 
-    def __init__(self, params: DetectorParams) -> None:
+    __slots__ = ("s", "w", "e", "high")
+
+    def __init__(self, s: np.ndarray, w: np.ndarray, e: np.ndarray, high: np.ndarray) -> None:
+        self.s, self.w, self.e, self.high = s, w, e, high
+
+    def run(self, buf: np.ndarray, cap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``buf``: one row per CUSUM, its increments from column 1 (column 0 is overwritten); returns the
+        sums (m × n) and each row's largest.  Rows are contiguous, so the cumulative sums run along memory."""
+        incs = buf[:, 1:].copy()  # (a row that reaches the cap is redone from its increments)
+        buf[:, 0] = self.w
+        w = np.cumsum(buf, axis=1, out=buf)[:, 1:]  # continued from the carried walk, value by value
+        e = np.minimum(np.minimum.accumulate(w, axis=1), self.e[:, None])
+        out = w - e
+        peak = out.max(axis=1)
+        slow = self.high | (peak > cap)
+        if not slow.any():
+            self.w = w[:, -1].copy()
+            self.e = e[:, -1].copy()
+            self.s = out[:, -1].copy()
+            return out, peak
+        fast = ~slow
+        self.w[fast] = w[fast, -1]
+        self.e[fast] = e[fast, -1]
+        for row in np.flatnonzero(slow):
+            out[row] = self._row(incs[row], row, float(cap[row]))
+            peak[row] = out[row].max()
+        self.s = out[:, -1].copy()
+        return out, peak
+
+    def _row(self, x: np.ndarray, row: int, cap: float) -> np.ndarray:
+        n = x.size
+        out = np.empty(n)
+        i = 0
+        w0, e0, high = float(self.w[row]), float(self.e[row]), bool(self.high[row])
+        while i < n:
+            w = np.cumsum(np.concatenate(((w0,), x[i:])))[1:]
+            if high:
+                e = np.maximum(np.maximum.accumulate(w), e0)
+                seg = cap + w - e
+                bad = seg < 0.0
+            else:
+                e = np.minimum(np.minimum.accumulate(w), e0)
+                seg = w - e
+                bad = seg > cap
+            stop = int(np.argmax(bad)) if bad.any() else seg.size
+            out[i:i + stop] = seg[:stop]
+            if stop == seg.size:
+                w0, e0 = float(w[-1]), float(e[-1])
+                break
+            out[i + stop] = 0.0 if high else cap
+            # restart in the other regime from the barrier: W = 0, E = 0 (−0 at 0, cap − cap at the cap)
+            w0 = e0 = 0.0
+            high = not high
+            i += stop + 1
+        self.w[row], self.e[row], self.high[row] = w0, e0, high
+        return out
+
+    def rebase(self, cap: np.ndarray) -> None:
+        """Restart the walks from the current sums (W = 0), the sums clipped to ``cap``."""
+        self.s = np.minimum(self.s, cap)
+        self.w = np.zeros(self.s.size)
+        self.e = np.where(self.high, cap - self.s, -self.s)
+
+
+def crossings(s: np.ndarray, threshold: float, armed: bool) -> tuple[list[int], bool]:
+    """Indices where ``s`` rises above ``threshold`` while armed, and whether it is armed at the end.
+
+    A crossing disarms; falling to ``REARM × threshold`` or below re-arms.
+    """
+    found: list[int] = []
+    pos, n = 0, s.size
+    rearm = REARM * threshold
+    while pos < n:
+        rest = s[pos:]
+        if armed:
+            hit = rest > threshold
+            if not hit.any():
+                break
+            pos += int(np.argmax(hit))
+            found.append(pos)
+            armed = False
+        else:
+            low = rest <= rearm
+            if not low.any():
+                break
+            pos += int(np.argmax(low))
+            armed = True
+        pos += 1
+    return found, armed
+
+
+#: the walks restart (W = 0) at every multiple of this many values of the stream, so their cumulative
+#: sums stay small (and so exact to a fraction of an ulp of the thresholds) on streams of any length
+REBASE = 1 << 16
+
+
+class CusumBank:
+    """``m`` one-sided capped CUSUMs fed together (an n × m matrix of increments per update)."""
+
+    __slots__ = ("threshold", "armed", "walk", "fed")
+
+    def __init__(self, thresholds: np.ndarray) -> None:
+        self.threshold = np.asarray(thresholds, dtype=np.float64).copy()
+        m = self.threshold.size
+        self.armed = np.ones(m, dtype=bool)
+        self.walk = _Walk(np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m, dtype=bool))
+        #: rows fed so far
+        self.fed = 0
+
+    @property
+    def statistic(self) -> np.ndarray:
+        """The current sums."""
+        return self.walk.s
+
+    @property
+    def differs(self) -> bool:
+        """Some CUSUM is above its threshold or has not fallen back to re-arm since its detection."""
+        return bool((~self.armed).any() or (self.walk.s > self.threshold).any())
+
+    def set_thresholds(self, thresholds: np.ndarray) -> None:
+        """New thresholds; the sums carry on (a sum above a new threshold while armed fires on the next value)."""
+        self.threshold = np.asarray(thresholds, dtype=np.float64).copy()
+        self.walk.rebase(CAP * self.threshold)
+
+    def buffer(self, n: int) -> np.ndarray:
+        """An array for :meth:`update_buffer`: one row per CUSUM, ``n`` increments from column 1."""
+        return np.empty((self.threshold.size, n + 1))
+
+    def update(self, increments: np.ndarray) -> list[tuple[int, int, float]]:
+        """Feed an n × m matrix (a column per CUSUM); return ``(row, column, statistic)`` of each detection,
+        in row order."""
+        buf = self.buffer(increments.shape[0])
+        buf[:, 1:] = increments.T
+        return self.update_buffer(buf)
+
+    def update_buffer(self, buf: np.ndarray) -> list[tuple[int, int, float]]:
+        """Feed the increments in ``buf[:, 1:]`` (from :meth:`buffer`; overwritten); return
+        ``(value index, CUSUM, statistic)`` of each detection, in value order."""
+        n = buf.shape[1] - 1
+        if n <= 0:
+            return []
+        cap = CAP * self.threshold
+        if (self.fed % REBASE) + n <= REBASE:
+            s, peak = self.walk.run(buf, cap)
+            if (self.fed + n) % REBASE == 0:
+                self.walk.rebase(cap)
+        else:
+            parts, peaks = [], []
+            start = 0
+            while start < n:
+                # cut at the stream's multiples of REBASE, whatever the calls' sizes
+                end = min(n, start + REBASE - (self.fed + start) % REBASE)
+                part = self.buffer(end - start)
+                part[:, 1:] = buf[:, 1 + start:1 + end]
+                sums, top = self.walk.run(part, cap)
+                parts.append(sums)
+                peaks.append(top)
+                if (self.fed + end) % REBASE == 0:
+                    self.walk.rebase(cap)
+                start = end
+            s = np.hstack(parts)
+            peak = np.max(peaks, axis=0)
+        self.fed += n
+        found: list[tuple[int, int, float]] = []
+        # Only sums that are above their threshold somewhere, or disarmed, need a look.
+        look = (peak > self.threshold) | ~self.armed
+        if look.any():
+            for col in np.flatnonzero(look):
+                rows, armed = crossings(s[col], float(self.threshold[col]), bool(self.armed[col]))
+                self.armed[col] = armed
+                found += [(r, int(col), float(s[col, r])) for r in rows]
+            found.sort()
+        return found
+
+
+class NumericDetectors:
+    """Reference-relative CUSUMs (location, spread) over every value and ADWIN over pairs of blocks.
+
+    ``bias_variance`` is the variance of the reference's own error in
+    normal-score units (:func:`driftline.stats.calibration.reference_bias_variance`);
+    the thresholds account for it.
+    """
+
+    __slots__ = ("params", "bias_variance", "k", "spread", "cusums", "adwin", "values")
+
+    #: columns of the CUSUM bank
+    LOCATION_UP, LOCATION_DOWN, SPREAD_UP, SPREAD_DOWN = range(4)
+
+    def __init__(self, params: DetectorParams, bias_variance: float = 0.0) -> None:
         self.params = params
-        self.location = self._page_hinkley(params.ph_delta, params.ph_threshold)
-        self.spread = self._page_hinkley(params.spread_delta, params.spread_threshold)
+        self.bias_variance = bias_variance
+        self.k = params.design_shift / 2.0
+        ratio = SPREAD_DESIGN ** 2
+        g_up, c_up = spread_design(ratio)
+        g_down, c_down = spread_design(1.0 / ratio)
+        #: increments g·z² − c of the spread sides
+        self.spread = (g_up, c_up, g_down, c_down)
+        self.cusums = CusumBank(self._thresholds(params))
         self.adwin = drift.ADWIN(delta=params.adwin_delta, clock=1)
-        self.blocks = 0
+        self.values = 0
 
-    def _page_hinkley(self, delta: float, threshold: float) -> drift.PageHinkley:
-        return drift.PageHinkley(
-            min_instances=self.params.ph_min_instances, delta=delta, threshold=threshold, alpha=1.0, mode="both"
-        )
+    @property
+    def _spread_c(self) -> np.ndarray:
+        return np.array(((self.spread[1],), (self.spread[3],)))
+
+    def _thresholds(self, params: DetectorParams) -> np.ndarray:
+        h = location_threshold(params.share, self.k, self.bias_variance)
+        up, down = spread_thresholds(params.share, SPREAD_DESIGN ** 2, self.bias_variance)
+        return np.array([h, h, up, down])
+
+    @property
+    def differs(self) -> bool:
+        """A reference-relative CUSUM is above its threshold (or has not fallen back since it fired)."""
+        return self.cusums.differs
+
+    def adwin_counts(self, recent_mean: float) -> bool:
+        """Whether an ADWIN cut is a drift: the mean normal score of the values just before it is at least
+        ``design_shift / 2`` from the reference's 0 (a cut as the data returns to the reference is not)."""
+        return abs(recent_mean) >= self.k
 
     def retune(self, params: DetectorParams) -> None:
         """Use new thresholds from now on (the model's feature count grew).
 
-        Page-Hinkley keeps its running sums; river's ADWIN holds its delta in
-        compiled code, so it restarts with the new one.
+        The CUSUMs keep their sums; river's ADWIN holds its delta in compiled
+        code, so it restarts with the new one.
         """
         if params == self.params:
             return
-        if params.block != self.params.block or params.ph_min_instances != self.params.ph_min_instances:
-            raise ValueError("retuning cannot change the block size")
-        for ph, delta, threshold in ((self.location, params.ph_delta, params.ph_threshold),
-                                     (self.spread, params.spread_delta, params.spread_threshold)):
-            ph.delta = delta
-            ph.threshold = threshold
+        if params.block != self.params.block or params.design_shift != self.params.design_shift:
+            raise ValueError("retuning cannot change the block size or the design shift")
+        self.cusums.set_thresholds(self._thresholds(params))
         if params.adwin_delta != self.params.adwin_delta:
             self.adwin = drift.ADWIN(delta=params.adwin_delta, clock=1)
         self.params = params
 
-    def update(self, location: list[float], pair_location: list[float], pair_spread: list[float]) -> list[Detection]:
-        """Feed scores in order: two location blocks per pair; return the detections.
+    def update(self, z: np.ndarray, pair_scores: list[float], pair_ends: list[int]) -> list[Detection]:
+        """Feed normal scores ``z`` (in order) and the pair scores completed by them.
 
-        ``Detection.block`` counts single blocks; a pair's detections carry
-        the index of its second block.
+        ``pair_ends[i]`` is the index in ``z`` of the last value of pair ``i``
+        (−1 when the pair ended before this call's values: reported at the
+        first value).  Detections come back in value order.
         """
+        first = self.values
         found: list[Detection] = []
-        loc, spr, adw = self.location, self.spread, self.adwin
-        p = self.params
-        blocks = self.blocks
-        # ``_drift_detected`` is what river's read-only ``drift_detected``
-        # property returns; reading it directly saves a call per block.
-        for i, (pair, w) in enumerate(zip(pair_location, pair_spread)):
-            for s in (location[2 * i], location[2 * i + 1]):
-                blocks += 1
-                loc.update(s)
-                if loc._drift_detected:
-                    found.append(Detection(PAGE_HINKLEY, blocks, _ph_statistic(loc), p.ph_threshold))
-            spr.update(w)
-            if spr._drift_detected:
-                found.append(Detection(PAGE_HINKLEY_SPREAD, blocks, _ph_statistic(spr), p.spread_threshold))
-            adw.update(pair)
-            if adw._drift_detected:
-                found.append(Detection(ADWIN, blocks, abs(adw.estimation), p.adwin_delta))
-        self.blocks = blocks
+        if z.size:
+            k = self.k
+            g_up, c_up, g_down, c_down = self.spread
+            buf = self.cusums.buffer(z.size)
+            inc = buf[:, 1:]
+            # rows: z − k, −z − k, g↑·z² − c↑, g↓·z² − c↓
+            np.subtract(np.multiply.outer(_SIGNS, z), k, out=inc[:2])
+            np.subtract(np.multiply.outer(np.array((g_up, g_down)), z * z), self._spread_c, out=inc[2:])
+            names = (PAGE_HINKLEY, PAGE_HINKLEY, PAGE_HINKLEY_SPREAD, PAGE_HINKLEY_SPREAD)
+            th = self.cusums.threshold
+            for row, col, stat in self.cusums.update_buffer(buf):
+                found.append(Detection(names[col], first + row + 1, stat, float(th[col])))
+            self.values += int(z.size)
+        if pair_scores:
+            adw = self.adwin
+            delta = self.params.adwin_delta
+            for score, end in zip(pair_scores, pair_ends):
+                adw.update(score)
+                # ``_drift_detected`` is what river's read-only ``drift_detected`` property returns.
+                # (The caller keeps a cut only if the recent scores are away from the reference: adwin_counts.)
+                if adw._drift_detected:
+                    found.append(Detection(ADWIN, first + max(end, 0) + 1, abs(adw.estimation), delta))
+            found.sort(key=lambda d: d.value)
         return found
 
     def statistics(self) -> dict[str, float]:
-        """Current detector statistics, for window summaries and gauges."""
+        """Current detector statistics, for window summaries and gauges.
+
+        ``page_hinkley`` is the larger location CUSUM (its threshold is the
+        same on both sides); ``page_hinkley_spread`` the larger spread CUSUM,
+        the down side scaled to the up side's threshold.
+        """
+        s, th = self.cusums.statistic, self.cusums.threshold
         return {
-            PAGE_HINKLEY: _ph_statistic(self.location),
-            PAGE_HINKLEY_SPREAD: _ph_statistic(self.spread),
+            PAGE_HINKLEY: float(max(s[0], s[1])),
+            PAGE_HINKLEY_SPREAD: float(max(s[2], s[3] * th[2] / th[3])),
             "adwin_width": float(self.adwin.width),
         }
+
+
+#: the category-frequency move (probability) each category CUSUM is designed for
+CATEGORY_DESIGN_SHIFT = 0.15
+#: the in-control frequency of a CUSUM is the reference's, moved this many of its standard errors
+#: towards the alternative (the reference mix is estimated; see docs/detection.md)
+CATEGORY_MARGIN_SD = 2.5
+#: frequencies are rounded (conservatively) to this relative step, so thresholds are shared and cached
+_P_STEP = 0.05
+_P_MIN = 1e-6
+#: a side whose in-control frequency is within this of 0 (down) or 1 (up) is not watched
+_P_OFF = 1e-4
+
+
+def _round_p(p: float, up: bool) -> float:
+    """``p`` on a log grid of relative step :data:`_P_STEP`, rounded up or down (kept inside (0, 1))."""
+    x = math.log(min(max(p, _P_MIN), 1.0 - _P_MIN)) / _P_STEP
+    q = math.exp((math.ceil(x) if up else math.floor(x)) * _P_STEP)
+    return min(max(q, _P_MIN), 1.0 - _P_MIN)
+
+
+@lru_cache(maxsize=256)
+def _category_design(p0: tuple[float, ...], total: int) -> tuple[tuple[float, float, float, float], ...]:
+    """``(up0, up1, down0, down1)`` per cell: the in-control and alternative frequencies of each side
+    (0, 0: the side is not watched)."""
+    design = []
+    for p in p0:
+        se = math.sqrt(p * (1.0 - p) / total)
+        up0 = _round_p(p + CATEGORY_MARGIN_SD * se, up=True)
+        up1 = _round_p(min(max(p + CATEGORY_DESIGN_SHIFT, up0 * 1.2), 0.5 * (1.0 + up0)), up=True)
+        down0 = _round_p(max(p - CATEGORY_MARGIN_SD * se, _P_MIN), up=False)
+        down1 = _round_p(max(min(p - CATEGORY_DESIGN_SHIFT, down0 / 1.2), 0.5 * down0), up=False)
+        # A side with no room to move (a category of (almost) all or none of the reference) is off.
+        if not (up0 < up1 and up0 <= 1.0 - _P_OFF):
+            up0 = up1 = 0.0
+        if not (down1 < down0 and down0 >= _P_OFF):
+            down0 = down1 = 0.0
+        design.append((up0, up1, down0, down1))
+    return tuple(design)
+
+
+@lru_cache(maxsize=256)
+def _category_increments(design: tuple[tuple[float, float, float, float], ...]) -> tuple[np.ndarray, np.ndarray]:
+    from driftline.stats.calibration import bernoulli_increments
+
+    on, off = [], []
+    for up0, up1, down0, down1 in design:
+        for p0, p1 in ((up0, up1), (down0, down1)):
+            a, b = bernoulli_increments(p0, p1) if p0 else (0.0, 0.0)
+            on.append(a)
+            off.append(b)
+    return np.array(on), np.array(off)
+
+
+@lru_cache(maxsize=256)
+def _index(names: tuple[str, ...]) -> dict[str, int]:
+    return {k: i for i, k in enumerate(names[:-1])}
+
+
+class CategoryCusums:
+    """Two-sided Bernoulli likelihood-ratio CUSUMs on the frequency of each category of a reference mix.
+
+    Cells are the reference's most frequent names (at most ``max_categories −
+    1``) and ``__other__``: every other value, the reference's overflow, and
+    categories the reference never saw (their mass estimated by Good-Turing:
+    the reference's singletons, at least one).  A value adds
+    ``log(p1/p0)`` to its cell's up-CUSUM and ``log((1−p1)/(1−p0))`` to every
+    other cell's (and the same for the down side with its own ``p1``), over a
+    whole batch at once.  The budget ``share`` is split over the ``2 × cells``
+    sums; thresholds come from :func:`driftline.stats.calibration.bernoulli_threshold`.
+    Only the cells' names and reference frequencies are kept (the design is
+    derived from them), so the state grows by about 45 bytes per category.
+    """
+
+    __slots__ = ("names", "p0", "total", "share", "cusums", "values", "recent")
+
+    #: values a detection's recent frequency is read from
+    RECENT = 256
+
+    def __init__(self, reference: dict[str, int], *, max_categories: int, share: float, other: str) -> None:
+        total = sum(reference.values())
+        if total <= 0:
+            raise ValueError("a reference mix needs at least one value")
+        ranked = sorted((k for k, n in reference.items() if k != other and n > 0), key=lambda k: (-reference[k], k))
+        kept = ranked[: max(1, max_categories - 1)]
+        singletons = sum(1 for n in reference.values() if n == 1)
+        unseen = max(1, singletons)
+        mass = total + unseen
+        other_count = total - sum(reference[k] for k in kept) + unseen
+        self.names = kept + [other]
+        #: each cell's frequency in the reference
+        self.p0 = np.array([reference[k] / mass for k in kept] + [other_count / mass])
+        #: values behind the reference
+        self.total = int(total)
+        self.share = share
+        self.cusums = CusumBank(self._thresholds())
+        self.values = 0
+        #: cells of the last RECENT values
+        self.recent = np.empty(0, dtype=np.int16 if len(self.names) < 2 ** 15 else np.int32)
+
+    @property
+    def design(self) -> tuple[tuple[float, float, float, float], ...]:
+        return _category_design(tuple(self.p0.tolist()), self.total)
+
+    def _thresholds(self) -> np.ndarray:
+        from driftline.stats.calibration import bernoulli_threshold
+
+        design = self.design
+        rate = self.share / (2 * len(design))
+        out = []
+        for up0, up1, down0, down1 in design:
+            out += [bernoulli_threshold(rate, p0, p1) if p0 else math.inf for p0, p1 in ((up0, up1), (down0, down1))]
+        return np.array(out)
+
+    def increments(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(on, off)`` per CUSUM column (cell 0 up, cell 0 down, cell 1 up, ...)."""
+        return _category_increments(self.design)
+
+    @property
+    def differs(self) -> bool:
+        return self.cusums.differs
+
+    def retune(self, share: float) -> None:
+        if share != self.share:
+            self.share = share
+            self.cusums.set_thresholds(self._thresholds())
+
+    def update(self, cells: np.ndarray) -> list[tuple[int, str, bool, float, float, float]]:
+        """Feed the cell index of each value, in order; return ``(value index, cell name, up, statistic,
+        threshold, recent frequency)`` of each detection (the cell's frequency over the RECENT values up
+        to it)."""
+        if cells.size == 0:
+            return []
+        on, off = self.increments()
+        m = len(self.names)
+        buf = self.cusums.buffer(cells.size)
+        # row 2c (up) and 2c + 1 (down) of cell c: ``on`` for the cell's values, ``off`` for the others
+        buf[:, 1:] = np.where(cells[None, :] == (np.arange(2 * m) // 2)[:, None], on[:, None], off[:, None])
+        th = self.cusums.threshold
+        found = self.cusums.update_buffer(buf)
+        kept = self.recent.size
+        history = np.concatenate((self.recent, cells.astype(self.recent.dtype)))
+        out = []
+        for row, col, stat in found:
+            end = kept + row + 1
+            seg = history[max(0, end - self.RECENT):end]
+            out.append((row, self.names[col // 2], col % 2 == 0, stat, float(th[col]),
+                        float(np.count_nonzero(seg == col // 2)) / seg.size))
+        self.recent = history[-self.RECENT:].copy()
+        self.values += int(cells.size)
+        return out
+
+    def cell_index(self) -> dict[str, int]:
+        """Cell of each tracked name (any other name: the last cell, ``__other__``)."""
+        return _index(tuple(self.names))
+
+    def cell(self, name: str) -> int:
+        return self.cell_index().get(name, len(self.names) - 1)
+
+    def statistic(self) -> float:
+        """The largest sum as a fraction of its threshold (1.0: at the threshold)."""
+        s, th = self.cusums.statistic, self.cusums.threshold
+        return float((s / th).max()) if s.size else 0.0  # (an unwatched side: 0 / inf)

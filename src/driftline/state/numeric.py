@@ -7,10 +7,11 @@ import math
 import numpy as np
 from datasketches import kll_doubles_sketch
 
-from driftline.state.detectors import BlockDetectors, Detection, DetectorParams
+from driftline.state.detectors import ADWIN, Detection, DetectorParams, NumericDetectors
 from driftline.stats.distance import WindowCounts, ks_two_sample_p_value, numeric_distances
 from driftline.stats.moments import Moments
-from driftline.stats.pit import QuantileGrid, block_spread_scores
+from driftline.stats.calibration import reference_bias_variance
+from driftline.stats.pit import QuantileGrid
 
 __all__ = ["NumericState", "SUMMARY_QUANTILES"]
 
@@ -25,9 +26,10 @@ class NumericState:
 
     ``update`` takes the finite values of a batch in stream order.  The first
     ``warmup`` of them become the reference (sorted and reduced to a quantile
-    grid); every later value is transformed through that reference and fed, a
-    block at a time, to the detectors.  Detections come back with the index of
-    the value that completed the detecting block.
+    grid); every later value is transformed through that reference and fed to
+    the detectors (:class:`~driftline.state.detectors.NumericDetectors`: the
+    CUSUMs see every value, ADWIN pairs of blocks).  Detections come back with
+    the index of the value that completed them.
     """
 
     __slots__ = (
@@ -48,7 +50,7 @@ class NumericState:
         self._warmup_count = 0
         self.grid: QuantileGrid | None = None
         self.reference_moments = Moments()
-        self.detectors = BlockDetectors(params)
+        self.detectors = NumericDetectors(params)
         self._rng = np.random.default_rng(seed)
         self._pending_z = np.empty(0)
         self._recent_z = np.empty(0)
@@ -65,12 +67,22 @@ class NumericState:
     def warmed_up(self) -> bool:
         return self.grid is not None
 
+    @property
+    def differs(self) -> bool:
+        """The data still differs from the reference by the sequential detectors.
+
+        True from a detection of a reference-relative CUSUM until every CUSUM
+        has fallen back to half its threshold (about ``1.5 h / k`` values,
+        100–200, after the data is back); False before warm-up ends.
+        """
+        return self.detectors.differs
+
     def update(self, values: np.ndarray) -> list[tuple[int, Detection, tuple[float, float]]]:
         """Add finite values in stream order.
 
         Returns ``(value index, detection, (mean shift, spread ratio))`` for each
-        detection: the index of the value that completed the detecting block,
-        and the effect over the blocks just before it, in reference units
+        detection: the index of the value that completed it, and the effect
+        over the values just before it, in reference units
         (normal scores: a shift of 1.0 is one reference standard deviation for
         normal data; a spread ratio of 1.5 is a 50 % wider distribution).
         """
@@ -94,7 +106,7 @@ class NumericState:
         return self._score(values[start:], offset=start)
 
     def retune(self, params: DetectorParams) -> None:
-        """New detector thresholds from now on (see :meth:`BlockDetectors.retune`)."""
+        """New detector thresholds from now on (see :meth:`NumericDetectors.retune`)."""
         self.params = params
         self.detectors.retune(params)
 
@@ -104,6 +116,7 @@ class NumericState:
         self.reference_count = int(sample.size)
         self.reference_rank_error = 0.0 if sample.size <= GRID_SIZE else 1.0 / GRID_SIZE
         self.window_counts = WindowCounts(self.grid.size)
+        self.detectors = NumericDetectors(self.params, reference_bias_variance(self.reference_count))
 
     def use_reference(self, sketch: kll_doubles_sketch, moments: Moments, params: DetectorParams | None = None) -> None:
         """Compare with a fixed reference (a profile's sketch) from now on.
@@ -127,7 +140,8 @@ class NumericState:
             (sketch.normalized_rank_error(False) if sketch.is_estimation_mode() else 0.0) + 1.0 / GRID_SIZE)
         self._warmup_values = []
         self._warmup_count = self.warmup
-        self.detectors = BlockDetectors(self.params)
+        self.detectors = NumericDetectors(
+            self.params, reference_bias_variance(self.reference_count, self.reference_rank_error))
         self._pending_z = np.empty(0)
         self._recent_z = np.empty(0)
         self.window_z_sum = 0.0
@@ -150,28 +164,27 @@ class NumericState:
         z_all = np.concatenate((self._pending_z, z)) if pending else z
         full = (z_all.size // pair) * pair
         self._pending_z = z_all[full:].copy()
-        if full == 0:
-            return []
-        scored = z_all[:full]
-        loc = (scored.reshape(-1, block).sum(axis=1) * (1.0 / math.sqrt(block))).tolist()
-        pairs = scored.reshape(-1, pair)
-        pair_loc = (pairs.sum(axis=1) * (1.0 / math.sqrt(pair))).tolist()
-        spr = block_spread_scores(pairs).tolist()
-        first_block = self.detectors.blocks
-        found = self.detectors.update(loc, pair_loc, spr)
-        # The effect is read from the scores of the last blocks, which may
+        if full:
+            pair_scores = (z_all[:full].reshape(-1, pair).sum(axis=1) * (1.0 / math.sqrt(pair))).tolist()
+            # index in z of each pair's last value (pending < pair: never before this call's values)
+            pair_ends = list(range(pair - 1 - pending, full - pending, pair))
+        else:
+            pair_scores, pair_ends = [], []
+        first = self.detectors.values
+        found = self.detectors.update(z, pair_scores, pair_ends)
+        # The effect is read from the scores just before a detection, which may
         # reach into earlier batches: keep them, so the batching never shows.
         keep = RECENT_BLOCKS * block
         kept = self._recent_z.size
-        history = np.concatenate((self._recent_z, scored if found else scored[-keep:]))
-        self._recent_z = history[-keep:].copy()
+        history = np.concatenate((self._recent_z, z)) if found else None
+        self._recent_z = (history if history is not None else np.concatenate((self._recent_z, z[-keep:])))[-keep:].copy()
         out = []
         for det in found:
-            rel = det.block - first_block  # 1-based block index within z_all
-            # Index (in ``values``) of the last value of the detecting block; a block that ended in an
-            # earlier call (its pair completed only now) is reported at this call's first value.
-            index = max(0, offset + rel * block - 1 - pending)
-            out.append((index, det, self._recent_effect(history, kept + rel * block)))
+            index = det.value - first - 1  # in z, and so in values[offset:]
+            effect = self._recent_effect(history, kept + index + 1)
+            if det.detector == ADWIN and not self.detectors.adwin_counts(effect[0]):
+                continue
+            out.append((offset + index, det, effect))
         return out
 
     def _recent_effect(self, history: np.ndarray, end: int) -> tuple[float, float]:
