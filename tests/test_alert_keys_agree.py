@@ -22,7 +22,8 @@ NAMES = [("fraud", "v3", "amount"), ("col/a", "v", "x"), ("col", "a/v", "x"), ("
 
 @pytest.mark.parametrize("model, version, feature", NAMES)
 def test_alert_feed_notify_and_status_read_the_key_the_worker_writes(model, version, feature):
-    alert = {"model": model, "model_version": version, "feature": feature, "source": "features", "detector": "psi",
+    alert = {"model": model, "model_version": version, "feature": feature, "source": "features", "kind": "data_drift",
+             "detector": "psi",
              "status": "firing", "event_time": "2026-12-01T10:00:00Z"}
     key, value = alert_record(alert)
     expected = key.decode("utf-8")

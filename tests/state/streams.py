@@ -2,7 +2,7 @@
 
 Inference records of a classifier (two versions: champion / challenger on the
 same events, numeric, integer and categorical features, a mean shift half-way
-so detectors fire and alert keys exist, outputs checked by rules) and of a
+so detectors fire and alert keys exist, a second one later, outputs checked by rules) and of a
 regressor; labels on their own topic, most arriving a few events late (pending
 joins), some before their inference (early), one never matched.
 """
@@ -31,7 +31,7 @@ def pipeline() -> Pipeline:
     return Pipeline(pipeline_settings(settings()))
 
 
-def records(start: int, stop: int, *, shift_at: int = 1_500, seed: int = 0) -> list[SourceRecord]:
+def records(start: int, stop: int, *, shift_at: int = 1_500, late_at: int = 2_100, seed: int = 0) -> list[SourceRecord]:
     """Records of steps ``start`` to ``stop`` (offsets continue across calls with the same ``start`` grid)."""
     rng = np.random.default_rng([seed, start])
     out: list[SourceRecord] = []
@@ -41,7 +41,8 @@ def records(start: int, stop: int, *, shift_at: int = 1_500, seed: int = 0) -> l
         x = float(rng.normal(shift, 1.0))
         colour = str(rng.choice(["red", "green", "blue", "grey"], p=[0.4, 0.3, 0.2, 0.1] if i < shift_at else
                                 [0.1, 0.2, 0.3, 0.4]))
-        features = {"x": x, "y": float(rng.normal()), "n": int(rng.poisson(3)), "colour": colour}
+        # y moves later (after the checkpoint tests' split): a new incident opens after the restore
+        features = {"x": x, "y": float(rng.normal(1.5 if i >= late_at else 0.0)), "n": int(rng.poisson(3)), "colour": colour}
         score = float(1 / (1 + np.exp(-2 * x)))
         at = T0 + i * 20
         base = i * per_step_in

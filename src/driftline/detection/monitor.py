@@ -369,15 +369,6 @@ class ModelMonitor:
                 feature.scored_missing += missing_here
         for source, n in n_source.items():
             self.source_records[source] += n
-        span = None
-        for key in cols:
-            feature = self.features.get(key)
-            if feature is None:
-                continue
-            matches = self._matches(feature)
-            if matches is not None and matches != feature.matches:
-                span = span or self._span(last)
-                self._report(out, feature, matches, last.time_ms, span)
 
     @staticmethod
     def _state_differs(feature: _Feature) -> bool | None:
@@ -385,7 +376,7 @@ class ModelMonitor:
         state = feature.numeric if feature.numeric is not None else feature.categorical
         if state is None or not state.warmed_up:
             return None
-        return bool(getattr(state, "differs", False))
+        return state.differs
 
     def _matches(self, feature: _Feature) -> bool | None:
         differs = self._state_differs(feature)
@@ -707,7 +698,12 @@ class ModelMonitor:
 
     def _heartbeat(self, out: MonitorOutput, feature: _Feature, scored: bool, span: WindowSpan,
                    last_row: LocatedEvent) -> None:
-        """At a window's end, the health of a feature that had values in it (whether it changed or not)."""
+        """At a window's end, the health of a feature that had values in it.
+
+        Health is reported only here, where windows end (cut by count and event time, never by how the stream
+        was batched), so the incidents it resolves do not depend on the batching either.  A feature turns
+        "differs" only with a finding (a detection, a failed windowed test), which the incident sees anyway.
+        """
         matches = self._matches(feature) if scored else None
         if matches is not None:
             self._report(out, feature, matches, last_row.time_ms, span)

@@ -84,13 +84,14 @@ def decode_alert(value: bytes | None) -> Decoded:
 
 
 def alert_key(alert: dict[str, Any]) -> str:
-    """The alert key ``model/model_version/feature/detector`` (the Kafka key the worker uses;
-    components percent-encoded so distinct alerts never share a key, see ``driftline.detection.keys``).
+    """The alert key ``model/model_version/feature/kind`` (plus ``/check`` for data and output quality; the
+    Kafka key the worker uses; components percent-encoded so distinct incidents never share a key, see
+    ``driftline.detection.keys``).
 
-    >>> alert_key({"model": "fraud", "model_version": "v3", "feature": "amount", "detector": "adwin"})
-    'fraud/v3/amount/adwin'
-    >>> alert_key({"model": "col/a", "model_version": "v", "feature": "x", "detector": "psi"})
-    'col%2Fa/v/x/psi'
+    >>> alert_key({"model": "fraud", "model_version": "v3", "feature": "amount", "kind": "data_drift", "detector": "adwin"})
+    'fraud/v3/amount/data_drift'
+    >>> alert_key({"model": "col/a", "model_version": "v", "feature": "x", "kind": "data_quality", "detector": "non_finite"})
+    'col%2Fa/v/x/data_quality/non_finite'
     """
     return published.alert_key(alert)
 

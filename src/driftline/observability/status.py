@@ -40,11 +40,11 @@ LOWER_IS_WORSE = ("ks_p_value", "p_value")
 
 
 def alert_key(alert: Mapping[str, Any]) -> str:
-    """``model/model_version/feature/detector``, the Kafka key of an alert record
-    (components percent-encoded, see ``driftline.detection.keys``).
+    """``model/model_version/feature/kind`` (plus ``/check`` for data and output quality), the Kafka key of
+    an alert record (components percent-encoded, see ``driftline.detection.keys``).
 
-    >>> alert_key({"model": "fraud", "model_version": "v3", "feature": "amount", "detector": "psi"})
-    'fraud/v3/amount/psi'
+    >>> alert_key({"model": "fraud", "model_version": "v3", "feature": "amount", "kind": "data_drift", "detector": "psi"})
+    'fraud/v3/amount/data_drift'
     """
     return published.alert_key(alert)
 
