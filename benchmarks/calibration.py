@@ -243,7 +243,7 @@ def main() -> None:
     args = parser.parse_args()
     global BLOCK
     BLOCK = args.block
-    console = Console()
+    console = Console(width=max(Console().width, 160))  # the tables are wide: never cut when piped
     s = settings()
     console.print(f"settings: {s}")
     t0 = time.perf_counter()
