@@ -46,3 +46,19 @@ def test_a_key_order_that_changes_every_record_costs_no_more_than_a_constant_one
     elapsed = time.perf_counter() - start
     assert cols[(FEATURES, "f7")].rows == list(range(600))
     assert elapsed < 1.0, elapsed  # ~0.1 s; the quadratic merge took ~4 s
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from("abcdefgh"), st.integers(), max_size=8), min_size=40, max_size=120),
+       st.randoms(use_true_random=False))
+def test_many_key_layouts_are_gathered_value_by_value_with_the_same_columns(rows, rnd):
+    """Sparse features (keys left out) and unsorted keys give a layout per event: the value-by-value path."""
+    shuffled = []
+    for f in rows:
+        items = list(f.items())
+        rnd.shuffle(items)
+        shuffled.append(dict(items))
+    chunk = [_event(i, f, {"p": i} if i % 3 else None) for i, f in enumerate(shuffled)]
+    cols, n_source = columns(chunk)
+    assert {k: (c.rows, c.values) for k, c in cols.items()} == _naive(chunk)
+    assert n_source == {FEATURES: len(rows), OUTPUTS: sum(1 for i in range(len(rows)) if i % 3)}

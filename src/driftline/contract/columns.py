@@ -39,6 +39,9 @@ class Column:
         self.values = values
 
 
+#: Distinct key layouts (key tuples) in a chunk that are transposed group by group; beyond it, value by value.
+MAX_LAYOUTS = 16
+
 _FEATURES_AT = InferenceEvent._fields.index("features")
 _OUTPUTS_AT = InferenceEvent._fields.index("outputs")
 
@@ -67,6 +70,12 @@ def columns(chunk: Sequence[LocatedEvent]) -> tuple[dict[tuple[str, str], Column
             if keys != last_keys:
                 last_group = groups.get(keys)
                 if last_group is None:
+                    if len(groups) >= MAX_LAYOUTS:
+                        # keys vary from event to event (optional features left out, unsorted keys):
+                        # gather value by value instead, in one linear pass
+                        count = _gather(chunk, position, source, out)
+                        groups = {}
+                        break
                     last_group = groups[keys] = ([], [])
                 last_keys = keys
             last_group[0].append(idx)
@@ -90,3 +99,24 @@ def columns(chunk: Sequence[LocatedEvent]) -> tuple[dict[tuple[str, str], Column
             merged = sorted((rv for rows, values in pieces for rv in zip(rows, values)), key=lambda rv: rv[0])
             out[key] = Column([r for r, _ in merged], [v for _, v in merged])
     return out, n_source
+
+
+def _gather(chunk: Sequence[LocatedEvent], position: int, source: str, out: dict[tuple[str, str], Column]) -> int:
+    """Columns of one source, value by value in row order (for chunks whose events have many key layouts);
+    returns how many events carried the source."""
+    gathered: dict[str, tuple[list[int], list[object]]] = {}
+    count = 0
+    for idx, located in enumerate(chunk):
+        values = located[1][position]
+        if values is None:
+            continue
+        count += 1
+        for name, value in values.items():
+            col = gathered.get(name)
+            if col is None:
+                col = gathered[name] = ([], [])
+            col[0].append(idx)
+            col[1].append(value)
+    for name, (rows, vals) in gathered.items():
+        out[(source, name)] = Column(rows, vals)
+    return count
