@@ -15,6 +15,7 @@ half-cell, at a fixed depth, which bounds the influence of any one outlier.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 from dataclasses import dataclass, field
 
@@ -23,6 +24,14 @@ import numpy as np
 from driftline.stats.normal import normal_quantile
 
 __all__ = ["QuantileGrid", "block_spread_scores"]
+
+
+@lru_cache(maxsize=64)
+def _steps(size: int) -> np.ndarray:
+    """``(j + 1) / size`` for ``j < size``: the CDF at the points of a grid without ties (read-only, shared)."""
+    steps = np.arange(1, size + 1, dtype=np.int64) / size
+    steps.setflags(write=False)
+    return steps
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +50,16 @@ class QuantileGrid:
 
     def __post_init__(self) -> None:
         q = self.points
-        object.__setattr__(self, "cdf", np.searchsorted(q, q, side="right") / q.size)
-        object.__setattr__(self, "distinct", np.unique(q))
+        distinct = np.unique(q)
+        if distinct.size == q.size:
+            # no ties (a continuous feature): the distinct points are the points, and the CDF at them is the
+            # same for every grid of this size; shared, not copied (16 KB less per feature, in memory and in
+            # checkpoints, which write a shared array once)
+            object.__setattr__(self, "cdf", _steps(q.size))
+            object.__setattr__(self, "distinct", q)
+        else:
+            object.__setattr__(self, "cdf", np.searchsorted(q, q, side="right") / q.size)
+            object.__setattr__(self, "distinct", distinct)
 
     @classmethod
     def from_sorted_sample(cls, sample: np.ndarray, size: int = 1024) -> "QuantileGrid":
