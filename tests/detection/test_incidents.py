@@ -174,3 +174,27 @@ def test_one_sd_shift_for_30000_events_is_one_firing_and_one_resolved_after_the_
     shown = [s["incident"] for s in summaries if "incident" in s]
     assert shown and all(i["alert_id"] == firing["alert_id"] for i in shown)
     assert max(i["findings"] for i in shown) > 1
+
+
+def test_a_profile_rebuilt_from_the_same_data_changes_nothing_in_force():
+    """Deterministic ids: republishing an unchanged profile neither restarts the detectors nor closes incidents."""
+    from driftline.contract.event import InferenceEvent
+    from driftline.reference.builder import ProfileBuilder
+
+    rows = np.random.default_rng(3).normal(size=(20_000, 2))
+
+    def build():
+        builder = ProfileBuilder()
+        builder.add(InferenceEvent("m", "v", None, None, {"f0": float(a), "f1": float(b)}, None) for a, b in rows)
+        (profile,) = builder.result()
+        return profile
+
+    first, again = build(), build()
+    assert first.id == again.id
+    p = _pipeline()
+    assert p.set_reference(first)
+    alerts, _ = _run(p, _stream(3_000, shifted=range(0, 10**9), features=2))
+    assert [a["status"] for a in alerts if a["kind"] == "data_drift"] == [FIRING]
+    assert not p.set_reference(again)  # the same id: nothing to do
+    later, _ = _run(p, [r._replace(offset=r.offset + 3_000) for r in _stream(1_000, shifted=range(0, 10**9), features=2)])
+    assert [a for a in later if a["kind"] == "data_drift"] == []  # the incident stays open, nothing restarted
