@@ -32,20 +32,24 @@ def _line(reason: str) -> bytes:
 class MetricsServer:
     """Serves metrics and health in a daemon thread.
 
+    ``source`` is the registry to expose on ``/metrics``, or a function that
+    returns the exposition text (:meth:`WorkerMetrics.exposition`).
     ``ready`` is called for ``/readyz`` and ``alive`` for ``/healthz``; both
     return ``(ok, reason)``.  Without ``alive``, ``/healthz`` answers while the
     process serves HTTP.
     """
 
-    def __init__(self, registry: CollectorRegistry, host: str, port: int, ready: Callable[[], tuple[bool, str]],
-                 *, alive: Callable[[], tuple[bool, str]] | None = None) -> None:
+    def __init__(self, source: CollectorRegistry | Callable[[], bytes], host: str, port: int,
+                 ready: Callable[[], tuple[bool, str]], *, alive: Callable[[], tuple[bool, str]] | None = None) -> None:
         server_self = self
+        registry = source
+        exposition: Callable[[], bytes] = source if callable(source) else (lambda: generate_latest(registry))  # type: ignore[assignment]
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server API)
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
-                    self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+                    self._send(200, exposition(), CONTENT_TYPE_LATEST)
                 elif path == "/healthz":
                     ok, reason = _ask(server_self.alive) if server_self.alive is not None else (True, "ok")
                     self._send(200 if ok else 503, _line(reason), "text/plain")
