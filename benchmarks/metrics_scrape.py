@@ -14,7 +14,11 @@ them after a few windows.  Then it times:
 * ``prometheus_client``: the same series in plain prometheus_client Gauges and
   Counters (what driftline exported before) through ``generate_latest``.
 
-Each time is the median of ``--repeat`` scrapes.  The per-feature text is
+Each time is the median of ``--repeat`` scrapes; "GET /metrics" is a whole
+scrape over HTTP on loopback (body read to the end) from the worker's
+MetricsServer; "resident MB" the growth of the process's resident set while the
+metrics were filled (for prometheus_client: while the per-feature series were
+copied into its metrics).  The per-feature text is
 checked to hold exactly the samples of the prometheus_client one.
 Usage: python benchmarks/metrics_scrape.py [--models 100] [--features 500] [--repeat 5]
 """
@@ -22,8 +26,11 @@ Usage: python benchmarks/metrics_scrape.py [--models 100] [--features 500] [--re
 from __future__ import annotations
 
 import argparse
+import gc
+import resource
 import statistics
 import time
+import urllib.request
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
@@ -34,6 +41,7 @@ from rich.table import Table
 from driftline.detection.pipeline import BatchResult
 from driftline.observability.exposition import Family
 from driftline.observability.metrics import WorkerMetrics
+from driftline.observability.server import MetricsServer
 
 NUMERIC = ("page_hinkley", "page_hinkley_spread", "mean_shift_sd", "spread_ratio", "ks", "ks_p_value", "wasserstein_sd", "psi")
 CATEGORICAL = ("chi_square", "p_value", "psi", "jensen_shannon")
@@ -87,6 +95,21 @@ def baseline(metrics: WorkerMetrics) -> CollectorRegistry:
     return registry
 
 
+def rss_mb() -> float:
+    gc.collect()
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def over_http(render, repeat: int) -> float:
+    """Median seconds of GET /metrics from a MetricsServer serving ``render`` (loopback, body read to the end)."""
+    with MetricsServer(render, "127.0.0.1", 0, lambda: (True, "ok")) as server:
+        def get() -> bytes:
+            with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=60) as response:
+                return response.read()
+        return timed(get, repeat)[0]
+
+
 def timed(render, repeat: int) -> tuple[float, bytes]:
     times, body = [], b""
     for _ in range(repeat):
@@ -114,7 +137,9 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
 
+    before = rss_mb()
     per_feature = fill("feature", args.models, args.features, rounds=2)
+    memory = {"feature": rss_mb() - before}
     changing = iter(list(batches(args.models, args.features, rounds=args.repeat, seed=1)))
 
     def after_update() -> bytes:  # every value changed since the last scrape: nothing cached
@@ -130,24 +155,35 @@ def main() -> None:
     rows.append(("feature", "after every value changed", statistics.median(after_update.seconds), text))  # type: ignore[attr-defined]
     seconds, text = timed(per_feature.exposition, args.repeat)
     rows.append(("feature", "nothing changed", seconds, text))
+    http = {"feature": over_http(per_feature.exposition, args.repeat)}
+    before = rss_mb()
     plain = baseline(per_feature)
+    memory["prometheus_client"] = rss_mb() - before
     seconds, reference = timed(lambda: generate_latest(plain), max(1, min(args.repeat, 3)))
     rows.append(("prometheus_client", "generate_latest", seconds, reference))
+    http["prometheus_client"] = over_http(plain, max(1, min(args.repeat, 3)))
     ours, theirs = samples(text), samples(reference)
     assert ours == theirs, f"the texts differ in {len(set(ours.items()) ^ set(theirs.items()))} samples"
 
+    del plain
+    before = rss_mb()
     aggregate = fill("model", args.models, args.features, rounds=2)
+    memory["model"] = rss_mb() - before
     seconds, model_text = timed(aggregate.exposition, args.repeat)
     rows.append(("model", "per-model aggregates", seconds, model_text))
+    http["model"] = over_http(aggregate.exposition, args.repeat)
     assert not any('feature="' in line for line in model_text.decode().splitlines())
 
     base = rows[2][2]
     table = Table(title=f"/metrics at {args.models} model versions x {args.features} features "
                         f"(median of {args.repeat} scrapes; 'vs pc' = prometheus_client's time / this one's)")
-    for column in ("metrics_series", "scrape", "series", "bytes", "seconds", "vs pc"):
-        table.add_column(column, justify="right" if column in ("series", "bytes", "seconds", "vs pc") else "left")
-    for mode, what, seconds, body in rows:
-        table.add_row(mode, what, f"{series_count(body):,}", f"{len(body):,}", f"{seconds:.3f}", f"{base / seconds:.1f}x")
+    right = ("series", "bytes", "seconds", "vs pc", "GET /metrics s", "resident MB")
+    for column in ("metrics_series", "scrape", *right):
+        table.add_column(column, justify="right" if column in right else "left")
+    for i, (mode, what, seconds, body) in enumerate(rows):
+        first = i == 0 or rows[i - 1][0] != mode
+        table.add_row(mode, what, f"{series_count(body):,}", f"{len(body):,}", f"{seconds:.3f}", f"{base / seconds:.1f}x",
+                      f"{http[mode]:.3f}" if first else "", f"{memory[mode]:.0f}" if first else "")
     Console(width=140).print(table)
     families = sum(len(f) for f in per_feature._families if isinstance(f, Family))
     print(f"per-feature series in Family objects: {families:,}; texts of both implementations hold the same samples")

@@ -179,3 +179,13 @@ def test_the_setting_and_the_endpoint():
             body = response.read()
     assert body == metrics.exposition()
     assert len(_samples(body)["driftline_feature_drift_statistic"]) == 3 * (5 * 7 + 2 * 4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats() | st.sampled_from([0.0, -0.0, 1e6, 1234567.0, 12345678.5, 1e16, 1e22, -1e22, 5e-324]))
+def test_values_are_formatted_as_prometheus_client_formats_them(value):
+    from prometheus_client.utils import floatToGoString
+
+    from driftline.observability.exposition import format_value
+
+    assert format_value(value) == floatToGoString(value)

@@ -30,7 +30,7 @@ from prometheus_client import metrics as _pc_metrics
 from prometheus_client.metrics_core import Metric
 from prometheus_client.utils import floatToGoString
 
-__all__ = ["Family", "escape_label_value"]
+__all__ = ["Family", "escape_label_value", "format_value"]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -43,6 +43,14 @@ def escape_label_value(value: str) -> str:
             text.encode("utf-8")
         except UnicodeEncodeError:
             text = _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def format_value(value: float) -> str:
+    """``floatToGoString(value)`` of prometheus_client, for a float, without its checks for the common case."""
+    text = repr(value)
+    if text[-1] in "fn" or (value > 0 and text.find(".") > 6):  # inf, nan; large numbers in Go's exponent form
+        return floatToGoString(value)
     return text
 
 
@@ -100,15 +108,20 @@ class Family:
         else:
             prefix = line[: line.rindex(" ") + 1]  # values have no spaces; escaped label values may
         self._values[labels] = value
-        self._lines[labels] = f"{prefix}{floatToGoString(value)}\n"
+        self._lines[labels] = f"{prefix}{format_value(value)}\n"
         self._text = None
 
     def set(self, labels: tuple[str, ...], value: float) -> None:
         """Set a gauge's series to ``value``."""
         value = float(value)
         with self._lock:
-            if labels not in self._values or self._values[labels] != value:
+            line = self._lines.get(labels)
+            if line is None:
                 self._store(labels, value)
+            elif self._values[labels] != value:
+                self._values[labels] = value
+                self._lines[labels] = f"{line[: line.rindex(' ') + 1]}{format_value(value)}\n"
+                self._text = None
 
     def inc(self, labels: tuple[str, ...], amount: float = 1.0) -> None:
         """Add ``amount`` (>= 0 for a counter) to a series, creating it at 0."""
