@@ -189,3 +189,15 @@ def test_values_are_formatted_as_prometheus_client_formats_them(value):
     from driftline.observability.exposition import format_value
 
     assert format_value(value) == floatToGoString(value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b\\", 'c"']), st.floats(min_value=0, max_value=1e300)), max_size=12))
+def test_counters_add_up_as_prometheus_client_adds_them(increments):
+    registry, theirs, ours = _pair("counter", ["check"])
+    for label, amount in increments:
+        theirs.labels(label).inc(amount)
+        ours.inc((label,), amount)
+    assert _created_free(ours.text()) == _created_free(generate_latest(registry))
+    with pytest.raises(ValueError):
+        ours.inc(("a",), -1)

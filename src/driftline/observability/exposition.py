@@ -54,6 +54,11 @@ def format_value(value: float) -> str:
     return text
 
 
+def _value(line: str) -> float:
+    """The value of a series' line (``+Inf``, ``NaN`` and Go's exponents read as Python reads them)."""
+    return float(line[line.rindex(" ") + 1:])
+
+
 def _use_created() -> bool:
     return bool(getattr(_pc_metrics, "_use_created", True))
 
@@ -81,7 +86,8 @@ class Family:
         doc = documentation.replace("\\", r"\\").replace("\n", r"\n")
         self._header = f"# HELP {name} {doc}\n# TYPE {name} {kind}\n"
         self._created_header = f"# HELP {self._base}_created {doc}\n# TYPE {self._base}_created gauge\n"
-        self._values: dict[tuple[str, ...], float] = {}
+        # label values -> the series' line; its value is the text after the line's last space
+        # (values have no spaces; escaped label values may): one string per series, no float beside it
         self._lines: dict[tuple[str, ...], str] = {}
         self._created: dict[tuple[str, ...], tuple[float, str]] = {}
         self._lock = threading.Lock()
@@ -107,7 +113,6 @@ class Family:
                 self._created[labels] = (created, f"{self._labels(self._base + '_created', labels)}{floatToGoString(created)}\n")
         else:
             prefix = line[: line.rindex(" ") + 1]  # values have no spaces; escaped label values may
-        self._values[labels] = value
         self._lines[labels] = f"{prefix}{format_value(value)}\n"
         self._text = None
 
@@ -118,10 +123,12 @@ class Family:
             line = self._lines.get(labels)
             if line is None:
                 self._store(labels, value)
-            elif self._values[labels] != value:
-                self._values[labels] = value
-                self._lines[labels] = f"{line[: line.rindex(' ') + 1]}{format_value(value)}\n"
-                self._text = None
+            else:
+                cut = line.rindex(" ") + 1
+                text = format_value(value)
+                if line[cut:-1] != text:
+                    self._lines[labels] = f"{line[:cut]}{text}\n"
+                    self._text = None
 
     def inc(self, labels: tuple[str, ...], amount: float = 1.0) -> None:
         """Add ``amount`` (>= 0 for a counter) to a series, creating it at 0."""
@@ -129,27 +136,29 @@ class Family:
         if self.kind == "counter" and amount < 0:
             raise ValueError("counters can only be incremented by non-negative amounts")
         with self._lock:
-            self._store(labels, self._values.get(labels, 0.0) + amount)
+            line = self._lines.get(labels)
+            self._store(labels, (_value(line) if line is not None else 0.0) + amount)
 
     def remove(self, labels: tuple[str, ...]) -> None:
         """Drop a series (no error if it is not there)."""
         with self._lock:
-            if self._values.pop(labels, None) is not None:
-                self._lines.pop(labels, None)
+            if self._lines.pop(labels, None) is not None:
                 self._created.pop(labels, None)
                 self._text = None
 
     def get(self, labels: tuple[str, ...]) -> float | None:
         """The value of a series, None if it has none."""
-        return self._values.get(labels)
+        line = self._lines.get(labels)
+        return _value(line) if line is not None else None
 
     def items(self) -> list[tuple[tuple[str, ...], float]]:
         """(labels, value) of every series, in the order they appeared."""
         with self._lock:
-            return list(self._values.items())
+            lines = list(self._lines.items())
+        return [(labels, _value(line)) for labels, line in lines]
 
     def __len__(self) -> int:
-        return len(self._values)
+        return len(self._lines)
 
     # ------------------------------------------------------------- output
     def text(self) -> bytes:
@@ -171,7 +180,7 @@ class Family:
     def collect(self) -> Iterator[Metric]:
         metric = Metric(self._base, self.documentation, self.kind)
         with self._lock:
-            values = list(self._values.items())
+            values = [(labels, _value(line)) for labels, line in self._lines.items()]
             created = dict(self._created) if self.kind == "counter" and _use_created() else {}
         for labels, value in values:
             names = dict(zip(self.labelnames, labels))
