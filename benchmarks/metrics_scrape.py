@@ -7,7 +7,7 @@ data-quality findings on 5 % of the features and firing alerts on 2 %, as a
 worker at the caps (``max_models`` 100 x ``max_features_per_model`` 500) has
 them after a few windows.  Then it times:
 
-* ``feature``: ``WorkerMetrics.exposition()`` in the default mode, after one
+* ``feature``: ``WorkerMetrics.exposition_parts()`` (what ``/metrics`` sends) in the default mode, after one
   more round of summaries changed every value (a scrape that finds nothing
   cached), and again with nothing changed;
 * ``model``: the same in ``metrics_series = "model"``;
@@ -111,12 +111,13 @@ def over_http(render, repeat: int) -> float:
 
 
 def timed(render, repeat: int) -> tuple[float, bytes]:
+    """Median seconds of ``render()`` (bytes, or the list of parts the server sends), and the text."""
     times, body = [], b""
     for _ in range(repeat):
         start = time.perf_counter()
         body = render()
         times.append(time.perf_counter() - start)
-    return statistics.median(times), body
+    return statistics.median(times), body if isinstance(body, bytes) else b"".join(body)
 
 
 def samples(text: bytes) -> dict[tuple[str, tuple], float]:
@@ -137,25 +138,28 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
 
+    before = rss_mb()  # filled first: resident memory freed later would hide its growth
+    aggregate = fill("model", args.models, args.features, rounds=2)
+    memory = {"model": rss_mb() - before}
     before = rss_mb()
     per_feature = fill("feature", args.models, args.features, rounds=2)
-    memory = {"feature": rss_mb() - before}
+    memory["feature"] = rss_mb() - before
     changing = iter(list(batches(args.models, args.features, rounds=args.repeat, seed=1)))
 
     def after_update() -> bytes:  # every value changed since the last scrape: nothing cached
         for _ in range(args.models):
             per_feature.record_batch(next(changing), models=args.models, features=args.models * args.features)
         start = time.perf_counter()
-        body = per_feature.exposition()
+        parts = per_feature.exposition_parts()
         after_update.seconds.append(time.perf_counter() - start)  # type: ignore[attr-defined]
-        return body
+        return b"".join(parts)
 
     after_update.seconds = []  # type: ignore[attr-defined]
     _, text = timed(after_update, args.repeat)
     rows.append(("feature", "after every value changed", statistics.median(after_update.seconds), text))  # type: ignore[attr-defined]
-    seconds, text = timed(per_feature.exposition, args.repeat)
+    seconds, text = timed(per_feature.exposition_parts, args.repeat)
     rows.append(("feature", "nothing changed", seconds, text))
-    http = {"feature": over_http(per_feature.exposition, args.repeat)}
+    http = {"feature": over_http(per_feature.exposition_parts, args.repeat)}
     before = rss_mb()
     plain = baseline(per_feature)
     memory["prometheus_client"] = rss_mb() - before
@@ -166,12 +170,9 @@ def main() -> None:
     assert ours == theirs, f"the texts differ in {len(set(ours.items()) ^ set(theirs.items()))} samples"
 
     del plain
-    before = rss_mb()
-    aggregate = fill("model", args.models, args.features, rounds=2)
-    memory["model"] = rss_mb() - before
-    seconds, model_text = timed(aggregate.exposition, args.repeat)
+    seconds, model_text = timed(aggregate.exposition_parts, args.repeat)
     rows.append(("model", "per-model aggregates", seconds, model_text))
-    http["model"] = over_http(aggregate.exposition, args.repeat)
+    http["model"] = over_http(aggregate.exposition_parts, args.repeat)
     assert not any('feature="' in line for line in model_text.decode().splitlines())
 
     base = rows[2][2]

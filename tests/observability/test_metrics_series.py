@@ -174,7 +174,7 @@ def test_the_setting_and_the_endpoint():
     with pytest.raises(ValueError):
         WorkerMetrics(series="features")  # type: ignore[arg-type]
     metrics = _filled("feature")
-    with MetricsServer(metrics.exposition, "127.0.0.1", 0, lambda: (True, "ok")) as server:
+    with MetricsServer(metrics.exposition_parts, "127.0.0.1", 0, lambda: (True, "ok")) as server:
         with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5) as response:
             body = response.read()
     assert body == metrics.exposition()

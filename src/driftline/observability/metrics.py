@@ -158,9 +158,14 @@ class WorkerMetrics:
         self._families.append(family)
         return family
 
+    def exposition_parts(self) -> list[bytes]:
+        """The ``/metrics`` text of every metric defined here, in parts to be sent one after the other (no copy of the
+        per-feature texts, which the families keep ready)."""
+        return [generate_latest(self._own), *(family.text() for family in self._families)]
+
     def exposition(self) -> bytes:
         """The ``/metrics`` text of every metric defined here (what ``generate_latest(self.registry)`` gives, faster)."""
-        return generate_latest(self._own) + b"".join(family.text() for family in self._families)
+        return b"".join(self.exposition_parts())
 
     def reference_in_use(self, model: str, model_version: str, reference: str | None) -> None:
         """Point ``driftline_reference_info`` of a model version at its reference (None: warm-up)."""

@@ -339,7 +339,7 @@ class Worker:
         if not s.metrics_port:
             return
         try:
-            server = MetricsServer(self.metrics.exposition, s.metrics_host, s.metrics_port, self.ready, alive=self.alive)
+            server = MetricsServer(self.metrics.exposition_parts, s.metrics_host, s.metrics_port, self.ready, alive=self.alive)
         except (OSError, UnicodeError, ValueError) as exc:
             raise ConfigError(listen_error(s.metrics_host, s.metrics_port, exc)) from None
         stack.enter_context(server)
