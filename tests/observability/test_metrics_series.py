@@ -173,6 +173,9 @@ def test_the_setting_and_the_endpoint():
         load_settings(metrics_series="features")
     with pytest.raises(ValueError):
         WorkerMetrics(series="features")  # type: ignore[arg-type]
+    from driftline.transport.worker import Worker  # builds its metrics from the setting, touches no Kafka yet
+
+    assert Worker(load_settings(metrics_series="model", metrics_port=0)).metrics.series == "model"
     metrics = _filled("feature")
     with MetricsServer(metrics.exposition_parts, "127.0.0.1", 0, lambda: (True, "ok")) as server:
         with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5) as response:

@@ -11,10 +11,7 @@ a feature and an output of the same name have different labels.
 ``series`` (the ``metrics_series`` setting) chooses what is exported per feature:
 
 * ``"feature"`` (default): one series per feature (drift statistics, missing
-  ratio, data-quality findings, alerts).  These are
-  :class:`~driftline.observability.exposition.Family` objects that keep their
-  exposition text ready, so that :meth:`WorkerMetrics.exposition` answers a
-  scrape at the caps in a fraction of what prometheus_client takes.
+  ratio, data-quality findings, alerts).
 * ``"model"``: no series with a ``feature`` label.  Per model version and
   statistic the largest and smallest value over its features
   (``driftline_model_drift_statistic_max`` / ``_min``), the largest missing
@@ -22,6 +19,12 @@ a feature and an output of the same name have different labels.
   counted per model (the same names without the ``feature`` label, so
   ``sum by`` any other labels gives the same answer in both modes;
   ``driftline_alerts_firing`` is then the number of alert keys firing).
+
+The metrics with a ``feature`` label in the default mode are
+:class:`~driftline.observability.exposition.Family` objects, which keep their
+exposition text ready, so that :meth:`WorkerMetrics.exposition_parts` (what
+``/metrics`` sends) answers a scrape at the caps in a fraction of the time
+prometheus_client's ``generate_latest`` takes.
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ class WorkerMetrics:
         r = _Registries(self.registry, self._own)
         self._families: list[Family] = []
         if process_metrics:
-            ProcessCollector(registry=r)  # type: ignore[arg-type] # process_cpu_seconds_total, process_resident_memory_bytes, ...
+            ProcessCollector(registry=r)  # type: ignore[arg-type]  # process_cpu_seconds_total, process_resident_memory_bytes, ...
         self.events = Counter("driftline_events_total", "Inference events decoded and monitored.", ["model", "topic"], registry=r)
         self.records = Counter("driftline_records_total", "Records consumed, valid or not.", ["topic"], registry=r)
         self.dead_letters = Counter("driftline_dead_letters_total", "Records sent to the dead-letter topic.", ["reason", "topic"], registry=r)
@@ -79,13 +82,13 @@ class WorkerMetrics:
         self._firing: dict[tuple[str, str, str, str], bool] = {}  # model mode: alert key -> firing
         self._firing_count: dict[tuple[str, str, str], int] = {}  # model mode: (model, kind, detector) -> keys firing
         if per_feature:
-            self.data_quality: Family | Counter = self._family("driftline_data_quality_findings_total", "Data-quality findings.", "counter", ["model", "feature", "check"])
-            self.alerts: Family | Counter = self._family("driftline_alerts_total", "Alert events published.", "counter", ["model", "feature", "kind", "detector", "status"])
-            self.alerts_firing: Family | Gauge = self._family("driftline_alerts_firing", "Alert keys currently firing.", "gauge", ["model", "feature", "kind", "detector"])
+            self.data_quality = self._family("driftline_data_quality_findings_total", "Data-quality findings.", "counter", ["model", "feature", "check"])
+            self.alerts = self._family("driftline_alerts_total", "Alert events published.", "counter", ["model", "feature", "kind", "detector", "status"])
+            self.alerts_firing = self._family("driftline_alerts_firing", "Alert keys currently firing.", "gauge", ["model", "feature", "kind", "detector"])
         else:
-            self.data_quality = Counter("driftline_data_quality_findings_total", "Data-quality findings (all features of the model).", ["model", "check"], registry=r)
-            self.alerts = Counter("driftline_alerts_total", "Alert events published (all features of the model).", ["model", "kind", "detector", "status"], registry=r)
-            self.alerts_firing = Gauge("driftline_alerts_firing", "Alert keys currently firing (all features of the model).", ["model", "kind", "detector"], registry=r)
+            self.data_quality = self._family("driftline_data_quality_findings_total", "Data-quality findings (all features of the model).", "counter", ["model", "check"])
+            self.alerts = self._family("driftline_alerts_total", "Alert events published (all features of the model).", "counter", ["model", "kind", "detector", "status"])
+            self.alerts_firing = self._family("driftline_alerts_firing", "Alert keys currently firing (all features of the model).", "gauge", ["model", "kind", "detector"])
         self.incident_features = Gauge("driftline_incident_features", "Open feature incidents of each model incident "
                                        "(absent once all of them resolved).", ["model", "model_version", "incident_id"],
                                        registry=r)
@@ -216,25 +219,22 @@ class WorkerMetrics:
             self.dead_letters.labels(dl.reason, dl.record.topic).inc()
         per_feature = self.series == "feature"
         for (model, feature, check), n in result.quality.items():
-            if per_feature:
-                self.data_quality.inc((model, feature, check), n)  # type: ignore[call-arg]
-            else:
-                self.data_quality.labels(model, check).inc(n)
+            self.data_quality.inc((model, feature, check) if per_feature else (model, check), n)
         for alert in result.alerts:
             if alert.get("reminder"):
                 continue
             feature = feature_part(str(alert.get("source")), str(alert["feature"]))
             model, kind, detector, status = str(alert["model"]), str(alert["kind"]), str(alert["detector"]), str(alert["status"])
             if per_feature:
-                self.alerts.inc((model, feature, kind, detector, status))  # type: ignore[call-arg]
-                self.alerts_firing.set((model, feature, kind, detector), 1.0 if status == "firing" else 0.0)  # type: ignore[call-arg]
+                self.alerts.inc((model, feature, kind, detector, status))
+                self.alerts_firing.set((model, feature, kind, detector), 1.0 if status == "firing" else 0.0)
             else:
-                self.alerts.labels(model, kind, detector, status).inc()
-                firing, key = status == "firing", (model, feature, kind, detector)
+                self.alerts.inc((model, kind, detector, status))
+                firing, key, group = status == "firing", (model, feature, kind, detector), (model, kind, detector)
                 if self._firing.get(key, False) != firing:
                     self._firing[key] = firing
-                    self._firing_count[(model, kind, detector)] = self._firing_count.get((model, kind, detector), 0) + (1 if firing else -1)
-                self.alerts_firing.labels(model, kind, detector).set(self._firing_count.get((model, kind, detector), 0))
+                    self._firing_count[group] = self._firing_count.get(group, 0) + (1 if firing else -1)
+                self.alerts_firing.set(group, self._firing_count.get(group, 0))
         if result.suppressed_findings:
             self.suppressed.inc(result.suppressed_findings)
         for (model, outcome), n in result.labels.items():
