@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench calibration fwer outcomes checkpoint soak schema clean incidents
+.PHONY: demo test bench calibration fwer outcomes checkpoint soak schema clean incidents metrics-scrape
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian/Ubuntu install the python3-venv package"; exit 1; }
@@ -40,6 +40,9 @@ client-outage: $(VENV)/.installed
 
 checkpoint: $(VENV)/.installed
 	$(PY) benchmarks/checkpoint.py
+
+metrics-scrape: $(VENV)/.installed
+	$(PY) benchmarks/metrics_scrape.py
 
 soak: $(VENV)/.installed
 	$(PY) benchmarks/soak.py

@@ -155,6 +155,7 @@ class Settings(BaseSettings):
     # --- Observability -----------------------------------------------------
     metrics_host: str = Field("0.0.0.0", description="Address of the /metrics, /healthz and /readyz endpoint.")
     metrics_port: int = Field(9188, ge=0, le=65535, description="Port of that endpoint; 0 disables it.")
+    metrics_series: Literal["feature", "model"] = Field("feature", description="Prometheus series per feature ('feature': drift statistics, missing ratio, data-quality findings and alerts of each feature: about 440,000 series, 60 MB per scrape at the caps) or per model version only ('model': the largest / smallest statistic over the features, counts per model; no feature label, a few thousand series).")
     progress_timeout_seconds: float = Field(300.0, ge=0, description="/healthz answers 503 when no input offset was committed for this long while the consumer lag did not shrink (a stuck worker); 0 turns this check off.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_format: Literal["text", "json"] = Field("text", description="'json' for one JSON object per log line.")

@@ -31,12 +31,14 @@ def _exported_names() -> tuple[set[str], dict[str, set[str]]]:
     """Sample names a worker exposes, and the labels of each, from the metric definitions."""
     from prometheus_client.metrics import MetricWrapperBase
 
+    from driftline.observability.exposition import Family
+
     metrics = WorkerMetrics(CollectorRegistry(), process_metrics=True)
     suffixes = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
     names: set[str] = set()
     labels: dict[str, set[str]] = {}
     for metric in vars(metrics).values():
-        if not isinstance(metric, MetricWrapperBase):
+        if not isinstance(metric, (MetricWrapperBase, Family)):
             continue
         for family in metric.describe():
             for suffix in suffixes[family.type]:

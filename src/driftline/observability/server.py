@@ -32,20 +32,26 @@ def _line(reason: str) -> bytes:
 class MetricsServer:
     """Serves metrics and health in a daemon thread.
 
+    ``source`` is the registry to expose on ``/metrics``, or a function that
+    returns the exposition text, whole or as a list of parts sent one after
+    the other (:meth:`WorkerMetrics.exposition_parts`).
     ``ready`` is called for ``/readyz`` and ``alive`` for ``/healthz``; both
     return ``(ok, reason)``.  Without ``alive``, ``/healthz`` answers while the
     process serves HTTP.
     """
 
-    def __init__(self, registry: CollectorRegistry, host: str, port: int, ready: Callable[[], tuple[bool, str]],
-                 *, alive: Callable[[], tuple[bool, str]] | None = None) -> None:
+    def __init__(self, source: CollectorRegistry | Callable[[], bytes], host: str, port: int,
+                 ready: Callable[[], tuple[bool, str]], *, alive: Callable[[], tuple[bool, str]] | None = None) -> None:
         server_self = self
+        registry = source
+        exposition: Callable[[], bytes | list[bytes]] = (
+            source if callable(source) else (lambda: generate_latest(registry)))  # type: ignore[assignment]
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server API)
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
-                    self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+                    self._send(200, exposition(), CONTENT_TYPE_LATEST)
                 elif path == "/healthz":
                     ok, reason = _ask(server_self.alive) if server_self.alive is not None else (True, "ok")
                     self._send(200 if ok else 503, _line(reason), "text/plain")
@@ -55,12 +61,14 @@ class MetricsServer:
                 else:
                     self._send(404, b"not found: try /metrics, /healthz, /readyz\n", "text/plain")
 
-            def _send(self, status: int, body: bytes, ctype: str) -> None:
+            def _send(self, status: int, body: bytes | list[bytes], ctype: str) -> None:
+                parts = [body] if isinstance(body, bytes) else body
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(sum(len(p) for p in parts)))
                 self.end_headers()
-                self.wfile.write(body)
+                for part in parts:
+                    self.wfile.write(part)
 
             def log_message(self, *args: object) -> None:
                 pass

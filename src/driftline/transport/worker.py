@@ -167,7 +167,7 @@ class Worker:
     def __init__(self, settings: Settings, *, metrics: WorkerMetrics | None = None,
                  on_alert: Callable[[dict[str, object]], None] | None = None) -> None:
         self.settings = settings
-        self.metrics = metrics if metrics is not None else WorkerMetrics()
+        self.metrics = metrics if metrics is not None else WorkerMetrics(series=settings.metrics_series)
         self.pipeline = Pipeline(pipeline_settings(settings))
         for profile in load_profile_files(settings.reference_files):
             self.pipeline.set_reference(profile)
@@ -339,7 +339,7 @@ class Worker:
         if not s.metrics_port:
             return
         try:
-            server = MetricsServer(self.metrics.registry, s.metrics_host, s.metrics_port, self.ready, alive=self.alive)
+            server = MetricsServer(self.metrics.exposition_parts, s.metrics_host, s.metrics_port, self.ready, alive=self.alive)
         except (OSError, UnicodeError, ValueError) as exc:
             raise ConfigError(listen_error(s.metrics_host, s.metrics_port, exc)) from None
         stack.enter_context(server)
