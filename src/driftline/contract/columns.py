@@ -131,14 +131,13 @@ def _gather(chunk: Sequence[LocatedEvent], position: int, source: str, out: dict
     absent = _ABSENT
     for name in names:
         col = list(map(dict.get, dicts, repeat(name), repeat(absent)))
-        if absent in col:
-            present = list(map(is_not, col, repeat(absent)))
-            out[(source, name)] = Column(list(compress(rows, present)), list(compress(col, present)))
-        else:
+        present = list(map(is_not, col, repeat(absent)))
+        if all(present):
             out[(source, name)] = Column(rows.copy(), col)
+        else:
+            out[(source, name)] = Column(list(compress(rows, present)), list(compress(col, present)))
     return len(dicts)
 
 
-#: The marker of a name an event does not carry: a plain object, so ``in`` compares JSON scalars with it in C
-#: (their ``__eq__`` and object's give up, and identity decides).
+#: The marker of a name an event does not carry (found by identity: ``operator.is_not``).
 _ABSENT = object()
