@@ -505,24 +505,48 @@ def throughput(args, console: Console) -> None:
         broker.stop()
 
 
+def _cliff_run(kind: str, case: str, n: int, bootstrap: str | None, topic: str | None, block: int, conn) -> None:
+    """(In a fresh process: a long-lived heap slowed whichever case came later by up to 15 %.)  Values
+    per wall- and CPU-second of ``case`` through ``Pipeline.process`` or the worker."""
+    global DETECTOR_BLOCK
+    DETECTOR_BLOCK = block
+    skip = warm_records(case)
+    if kind == "pipeline":
+        values, count = records(case, n)
+        wall, cpu = pipeline_only(values, skip, load_settings().batch_size)
+    else:
+        count = records(case, n)[1]
+        wall, cpu = driftline_worker(bootstrap, topic, n, skip=skip)
+    conn.send((wall * count / n, cpu * count / n))
+    conn.close()
+
+
+def _fresh(kind: str, case: str, n: int, bootstrap: str | None = None, topic: str | None = None,
+           cpu: int | None = None) -> tuple[float, float]:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_cliff_run, args=(kind, case, n, bootstrap, topic, DETECTOR_BLOCK, send), daemon=True)
+    child.start()
+    if cpu is not None:
+        os.sched_setaffinity(child.pid, {cpu})
+    out = receive.recv()
+    child.join(60)
+    return out
+
+
 def cliffs(args, console: Console) -> None:
     dense_values = args.records * (len(NUMERIC) + len(CATEGORICAL))
-    made: dict[str, tuple[list[bytes], int, int]] = {}
-    for case in CASES:
-        skip = warm_records(case)
-        per_record = 200 if case == "wide200" else 22
-        timed = max(1, dense_values // per_record)
-        values, count = records(case, skip + timed)
-        made[case] = (values, skip, count * timed // (skip + timed))  # values in the timed part (about)
+    sizes = {case: warm_records(case) + max(1, dense_values // (200 if case == "wide200" else 22)) for case in CASES}
     batch = load_settings().batch_size
-    # case -> [(values per wall-second, values per CPU-second)] per round
+    cpu = min(os.sched_getaffinity(0))
+    # case -> [(values per wall-second, values per CPU-second)] per round; each measurement in a fresh
+    # process, the cases in a different order each round
     pipe: dict[str, list[tuple[float, float]]] = {c: [] for c in CASES}
     for r in range(args.rounds):
-        for case in CASES:
-            values, skip, timed_values = made[case]
-            wall, cpu = pipeline_only(values, skip, batch)
-            scale = timed_values / (len(values) - skip)
-            pipe[case].append((wall * scale, cpu * scale))
+        for case in CASES[r % len(CASES):] + CASES[:r % len(CASES)]:
+            pipe[case].append(_fresh("pipeline", case, sizes[case], cpu=cpu))
         console.print(f"round {r + 1} (Pipeline.process, values/CPU-s): "
                       + ", ".join(f"{c} {pipe[c][-1][1]:,.0f}" for c in CASES))
     e2e: dict[str, list[tuple[float, float]]] = {c: [] for c in CASES}
@@ -533,13 +557,11 @@ def cliffs(args, console: Console) -> None:
             topics = {}
             for case in CASES:
                 topics[case] = new_topic(admin, f"cliff-{case}-{uuid.uuid4().hex[:6]}")
-                produce(broker.bootstrap_servers, topics[case], made[case][0])
+                produce(broker.bootstrap_servers, topics[case], records(case, sizes[case])[0])
             for r in range(args.rounds):
-                for case in CASES:
-                    values, skip, timed_values = made[case]
-                    wall, cpu = driftline_worker(broker.bootstrap_servers, topics[case], len(values), skip=skip)
-                    scale = timed_values / (len(values) - skip)
-                    e2e[case].append((wall * scale, cpu * scale))
+                for case in CASES[r % len(CASES):] + CASES[:r % len(CASES)]:
+                    e2e[case].append(_fresh("worker", case, sizes[case], broker.bootstrap_servers, topics[case],
+                                            cpu=min(os.sched_getaffinity(0))))
                 console.print(f"round {r + 1} (worker, values/CPU-s): "
                               + ", ".join(f"{c} {e2e[c][-1][1]:,.0f}" for c in CASES))
         finally:
@@ -565,7 +587,8 @@ def cliffs(args, console: Console) -> None:
     console.print(table)
     console.print("dense = 20 numeric + 2 categorical features, fixed key order; sparse: each present with p = 0.8; "
                   "shuffled: key order per record; models100: 100 models round-robin; wide200: 182 numeric + 18 "
-                  "categorical; mixed: n00 is the string 'n/a' in 10 % of records. Timing starts after "
+                  "categorical; mixed: n00 is the string 'n/a' in 10 % of records. Each figure from a fresh process, the "
+                  "cases in a rotating order. Timing starts after "
                   f"{WARM_RECORDS:,} records per model (warm-up). Pipeline.process: batches of {batch:,}, no Kafka; "
                   "worker: the real worker over the embedded broker, exactly-once. Event time: "
                   f"{EVENTS_PER_MS * 1000:,} records a second.")
