@@ -7,8 +7,7 @@ row each value came from.
 
 from __future__ import annotations
 
-from itertools import compress, repeat
-from operator import is_not, itemgetter
+from operator import itemgetter
 from typing import NamedTuple, Sequence
 
 from driftline.contract.event import InferenceEvent
@@ -104,12 +103,13 @@ def columns(chunk: Sequence[LocatedEvent]) -> tuple[dict[tuple[str, str], Column
 
 
 def _gather(chunk: Sequence[LocatedEvent], position: int, source: str, out: dict[tuple[str, str], Column]) -> int:
-    """Columns of one source, name by name in row order (for chunks whose events have many key layouts);
-    returns how many events carried the source.
+    """Columns of one source, in row order, for chunks whose events have many key layouts; returns how
+    many events carried the source.
 
-    The names come in the order they first appear (row by row, key by key), as the grouped path gives
-    them; each column is then one pass over the events' dicts (``dict.get`` mapped in C), not a
-    Python loop per value with a dict look-up and two appends per value.
+    When every event has the same names in its own order (unsorted keys), each event's values are taken
+    in one order (``itemgetter``) and transposed in C; otherwise (names left out) value by value, in one
+    pass.  Both visit each event's dict once (a pass per name was slower: the dicts of a chunk do not
+    stay in cache).  Columns come in the order names first appear, row by row and key by key.
     """
     rows: list[int] = []
     dicts: list[dict] = []
@@ -118,26 +118,25 @@ def _gather(chunk: Sequence[LocatedEvent], position: int, source: str, out: dict
         if values is not None:
             rows.append(idx)
             dicts.append(values)
-    names: dict[str, object] = {}
-    for values in dicts:
-        names.update(values)  # (only the keys count: first appearance keeps its place)
-    width = len(names)
+    if not dicts:
+        return 0
+    width = len(dicts[0])
     if width > 1 and all(len(values) == width for values in dicts):
-        # every event has every name, in its own order (unsorted keys): each event's values in one order,
-        # then transposed in C
-        for name, col in zip(names, zip(*map(itemgetter(*names), dicts))):
-            out[(source, name)] = Column(rows.copy(), list(col))
-        return len(dicts)
-    absent = _ABSENT
-    for name in names:
-        col = list(map(dict.get, dicts, repeat(name), repeat(absent)))
-        present = list(map(is_not, col, repeat(absent)))
-        if all(present):
-            out[(source, name)] = Column(rows.copy(), col)
-        else:
-            out[(source, name)] = Column(list(compress(rows, present)), list(compress(col, present)))
+        names: dict[str, object] = {}
+        for values in dicts:
+            names.update(values)  # (only the keys count: first appearance keeps its place)
+        if len(names) == width:
+            for name, col in zip(names, zip(*map(itemgetter(*names), dicts))):
+                out[(source, name)] = Column(rows.copy(), list(col))
+            return len(dicts)
+    gathered: dict[str, tuple[list[int], list[object]]] = {}
+    for idx, values in zip(rows, dicts):
+        for name, value in values.items():
+            col = gathered.get(name)
+            if col is None:
+                col = gathered[name] = ([], [])
+            col[0].append(idx)
+            col[1].append(value)
+    for name, (col_rows, vals) in gathered.items():
+        out[(source, name)] = Column(col_rows, vals)
     return len(dicts)
-
-
-#: The marker of a name an event does not carry (found by identity: ``operator.is_not``).
-_ABSENT = object()
