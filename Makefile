@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench calibration fwer outcomes checkpoint soak schema clean incidents metrics-scrape
+.PHONY: demo test bench cliffs calibration fwer outcomes checkpoint soak schema clean incidents metrics-scrape
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian/Ubuntu install the python3-venv package"; exit 1; }
@@ -21,6 +21,9 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/throughput.py
+
+cliffs: $(VENV)/.installed
+	$(PY) benchmarks/throughput.py --cliffs --records 100000 --rounds 3
 
 calibration: $(VENV)/.installed
 	$(PY) benchmarks/calibration.py

@@ -62,3 +62,31 @@ def test_many_key_layouts_are_gathered_value_by_value_with_the_same_columns(rows
     cols, n_source = columns(chunk)
     assert {k: (c.rows, c.values) for k, c in cols.items()} == _naive(chunk)
     assert n_source == {FEATURES: len(rows), OUTPUTS: sum(1 for i in range(len(rows)) if i % 3)}
+
+
+def _in_order(cols, source):
+    return [name for s, name in cols if s == source]
+
+
+def test_many_key_layouts_give_the_columns_of_the_grouped_path_in_the_same_order():
+    """Past MAX_LAYOUTS layouts a chunk is gathered: every name in every event in its own order (unsorted
+    keys, gathered in one order and transposed), or names left out (sparse): values, rows and the order
+    of first appearance (features are created in it) as the per-value transposition gives them."""
+    import random
+
+    rnd = random.Random(3)
+    names = [f"f{i}" for i in range(12)]
+    values = [1, 2.5, "x", None, True, 10**30]
+    shuffled, sparse = [], []
+    for j in range(300):
+        keys = names[:]
+        rnd.shuffle(keys)
+        shuffled.append(_event(j, {k: rnd.choice(values) for k in keys}, {"p": j} if j % 3 else None))
+        sparse.append(_event(j, {k: rnd.choice(values) for k in keys if rnd.random() < 0.8} if j % 7 else None))
+    for chunk in (shuffled, sparse, shuffled[:1] + sparse):
+        cols, n_source = columns(chunk)
+        naive = _naive(chunk)
+        assert {k: (c.rows, c.values) for k, c in cols.items()} == naive
+        for source in (FEATURES, OUTPUTS):
+            assert _in_order(cols, source) == _in_order(naive, source)
+        assert n_source[FEATURES] == sum(e.event.features is not None for e in chunk)
