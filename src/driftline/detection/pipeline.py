@@ -11,8 +11,6 @@ whenever a new one arrives): monitors of that model version switch to it.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from driftline import collector
 from driftline.contract.decode import DecodeError, decode_event
 from driftline.contract.event import MAX_EVENT_MS, InferenceEvent, SourceRecord, build
 from driftline.contract.label import LabelEvent, decode_label
@@ -38,20 +37,6 @@ OVERFLOW_MODEL = "model"
 OVERFLOW_FEATURE = "feature"
 #: the ``feature`` of findings about a record's event time (``source`` ``record``)
 TIMESTAMP = "timestamp"
-
-
-@contextlib.contextmanager
-def _collector_paused():
-    """The cyclic garbage collector paused for a batch: decoding allocates a container per record and value,
-    all acyclic (refcounting frees them), and the collector's passes over them and over the monitors' state
-    took a large share of the time.  Restored afterwards, whatever happens."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def _ms(clock: float | None) -> int | None:
@@ -177,7 +162,7 @@ class Pipeline:
         warnings about it are silenced, the summaries show such statistics as
         null.)
         """
-        with np.errstate(all="ignore"), _collector_paused():
+        with np.errstate(all="ignore"), collector.paused():
             return self._process(records)
 
     def _process(self, records: Sequence[SourceRecord]) -> BatchResult:
