@@ -341,19 +341,9 @@ class Notifier:
         if isinstance(judged, list):
             return all(self._post(message) for message in judged)
         alert, key = judged
-        headers = request_headers(alert)
-        for endpoint in self.endpoints:
-            result = self.sender.deliver(endpoint, request_body(endpoint.kind, alert), headers)
-            if result.outcome == "stopped":
-                return False
-            self.metrics.deliveries.labels(endpoint.name, result.outcome).inc()
-            ctx: dict[str, Any] = {"endpoint": endpoint.name, "url": endpoint.display, "key": key, "status": alert["status"],
-                                   "alert_id": alert["alert_id"], "attempts": result.attempts}
-            if result.outcome == "delivered":
-                log.info("alert posted", extra={"ctx": ctx})
-            else:
-                log.error(f"alert not delivered ({result.outcome}), given up",
-                          extra={"ctx": {**ctx, "http_status": result.status, "error": result.error}})
+        if not self._deliver("alert", lambda kind: request_body(kind, alert), request_headers(alert),
+                             {"key": key, "status": alert["status"], "alert_id": alert["alert_id"]}):
+            return False
         self.metrics.alerts.labels("sent").inc()
         return True
 
@@ -365,22 +355,30 @@ class Notifier:
     def _post(self, message: Message) -> bool:
         """Post one incident message to every endpoint; False only when stopped before each had an answer."""
         doc = message.document
-        headers = incident_request_headers(doc)
+        if not self._deliver("incident message", lambda kind: incident_request_body(kind, doc),
+                             incident_request_headers(doc),
+                             {"stage": message.stage, "incident_id": bounded(str(doc.get("incident_id")), 100),
+                              "message_id": message.message_id, "features": len(doc.get("features") or ())}):
+            return False
+        self.metrics.messages.labels(message.stage).inc()
+        return True
+
+    def _deliver(self, what: str, body: Callable[[str], bytes], headers: dict[str, str],
+                 context: dict[str, Any]) -> bool:
+        """Post to every endpoint (``body`` of the endpoint's kind), logging each outcome with ``context``;
+        False only when stopped before each had an answer."""
         for endpoint in self.endpoints:
-            result = self.sender.deliver(endpoint, incident_request_body(endpoint.kind, doc), headers)
+            result = self.sender.deliver(endpoint, body(endpoint.kind), headers)
             if result.outcome == "stopped":
                 return False
             self.metrics.deliveries.labels(endpoint.name, result.outcome).inc()
-            ctx: dict[str, Any] = {"endpoint": endpoint.name, "url": endpoint.display, "stage": message.stage,
-                                   "incident_id": bounded(str(doc.get("incident_id")), 100),
-                                   "message_id": message.message_id, "features": len(doc.get("features") or ()),
+            ctx: dict[str, Any] = {"endpoint": endpoint.name, "url": endpoint.display, **context,
                                    "attempts": result.attempts}
             if result.outcome == "delivered":
-                log.info("incident message posted", extra={"ctx": ctx})
+                log.info(f"{what} posted", extra={"ctx": ctx})
             else:
-                log.error(f"incident message not delivered ({result.outcome}), given up",
+                log.error(f"{what} not delivered ({result.outcome}), given up",
                           extra={"ctx": {**ctx, "http_status": result.status, "error": result.error}})
-        self.metrics.messages.labels(message.stage).inc()
         return True
 
     def _retrying(self, endpoint: Endpoint, response: Response, wait: float) -> None:
