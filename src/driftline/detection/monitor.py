@@ -86,7 +86,7 @@ class _Feature:
         "name", "source", "kind", "numeric", "categorical", "seed",
         "records", "present", "non_finite", "type_mismatch", "invalid",
         "ref_records", "ref_missing", "scored_records", "scored_missing", "reference", "profiled",
-        "matches", "window_failed",
+        "window_failed",
     )
 
     def __init__(self, name: str, source: str, seed: int) -> None:
@@ -102,8 +102,7 @@ class _Feature:
         self.reference = WARMUP
         #: the missing-rate and value references come from a profile
         self.profiled = False
-        #: the last health reported (matches its reference), and whether the last window's test found a drift
-        self.matches = True
+        #: whether the last window's test found a drift (the feature differs until a window passes)
         self.window_failed = False
 
     def _reset_window(self) -> None:
@@ -235,7 +234,7 @@ class ModelMonitor:
         feature.scored_records = feature.scored_missing = 0
         feature.profiled = True
         feature.reference = self.reference_name
-        feature.matches, feature.window_failed = True, False  # the detectors restart against the new reference
+        feature.window_failed = False  # the detectors restart against the new reference
         return True
 
     def _restart_warmup(self, feature: _Feature) -> None:
@@ -245,7 +244,7 @@ class ModelMonitor:
         feature.scored_records = feature.scored_missing = 0
         feature.profiled = False
         feature.reference = WARMUP
-        feature.matches, feature.window_failed = True, False
+        feature.window_failed = False
 
     def _seed(self, name: str) -> int:
         return int.from_bytes(hashlib.blake2b(f"{self.model}/{self.model_version}/{name}".encode(), digest_size=8).digest(), "big")
@@ -381,11 +380,6 @@ class ModelMonitor:
     def _matches(self, feature: _Feature) -> bool | None:
         differs = self._state_differs(feature)
         return None if differs is None else not (differs or feature.window_failed)
-
-    def _report(self, out: MonitorOutput, feature: _Feature, matches: bool, time_ms: int | None, span: WindowSpan) -> None:
-        feature.matches = matches
-        out.health.append((len(out.findings), feature.source, feature.name, self._drift_kind(feature), matches,
-                           time_ms, span))
 
     def _update_feature(self, feature: _Feature, col: Column, chunk: Sequence[LocatedEvent], out: MonitorOutput) -> None:
         values = col.values
@@ -671,8 +665,7 @@ class ModelMonitor:
             summary["shape"] = window_shape(num.window_sketch)  # what `reference accept` rebuilds a profile from
             drift = num.window_drift()
             summary["drift"] = drift
-            tested_values = num.warmed_up and num.window_moments.n >= s.min_window_values
-            if tested_values:
+            if num.warmed_up and num.window_moments.n >= s.min_window_values:
                 feature.window_failed = self._numeric_window_test(feature, drift, alpha, last_row, found)
             self._heartbeat(out, feature, num.window_scored > 0, span, last_row)
         elif feature.categorical is not None:
@@ -706,7 +699,8 @@ class ModelMonitor:
         """
         matches = self._matches(feature) if scored else None
         if matches is not None:
-            self._report(out, feature, matches, last_row.time_ms, span)
+            out.health.append((len(out.findings), feature.source, feature.name, self._drift_kind(feature), matches,
+                               last_row.time_ms, span))
 
     def _numeric_window_test(self, feature: _Feature, drift: dict[str, float | None], alpha: float,
                              last_row: LocatedEvent, found: list[Finding]) -> bool:
