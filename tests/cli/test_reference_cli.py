@@ -1,5 +1,7 @@
 """``driftline reference build | merge | show`` from files."""
 
+import math
+
 import numpy as np
 import orjson
 import pyarrow as pa
@@ -143,9 +145,11 @@ def test_replay_with_a_file_reference_catches_drift_present_from_the_start(tmp_p
     assert f"reference {name} (m/unversioned) was not used: the file holds m/v2" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("fmt", ["parquet", "csv"])
-def test_tables_read_column_by_column_give_the_profile_of_a_row_by_row_replay(tmp_path, fmt):
-    """The fast path for tables equals decoding each row as the live worker would."""
+@pytest.mark.parametrize("fmt, outputs", [("parquet", None), ("csv", None), ("parquet", ["score,label", "proba"]),
+                                          ("csv", ["score", "label", "proba"])])
+def test_tables_read_column_by_column_give_the_profile_of_a_row_by_row_replay(tmp_path, fmt, outputs):
+    """The fast path for tables equals decoding each row as the live worker would, with the scalar output
+    or with named outputs (rows where every output is missing carry no prediction)."""
     from decimal import Decimal
 
     from driftline.contract.decode import decode_event
@@ -169,22 +173,34 @@ def test_tables_read_column_by_column_give_the_profile_of_a_row_by_row_replay(tm
         "empty": pa.array([None] * n, pa.float64()),
         "model_version": pa.array(["v7"] * n),
         "prediction": pa.array(pred, pa.float64()),
+        "score": pa.array([None if i % 5 == 0 else float(v) for i, v in enumerate(rng.random(n))]),
+        "label": pa.array([None if i % 10 == 0 else str(v) for i, v in enumerate(rng.choice(["yes", "no"], n))]),
+        "proba": pa.array([math.nan if i % 3 == 0 else float(v) for i, v in enumerate(rng.random(n))]),
     })
+    if outputs:
+        t = t.drop_columns(["prediction"])
     if fmt == "csv":
         t = t.drop_columns(["price"])  # CSV reads decimals back as floats: nothing to compare
     path = tmp_path / f"t.{fmt}"
     (pq.write_table if fmt == "parquet" else pa_csv.write_csv)(t, path)
 
     fast = ProfileBuilder()
-    batches = read_table_batches(path, model="m", batch_rows=1000)
+    batches = read_table_batches(path, model="m", batch_rows=1000, prediction_column=outputs)
     assert batches is not None
     for b in batches:
-        fast.add_columns(b.model, b.model_version, b.rows, b.features, b.prediction)
+        fast.add_columns(b.model, b.model_version, b.rows, b.features, b.outputs, b.output_rows)
     slow = ProfileBuilder()
-    slow.add(decode_event(r.value, max_bytes=10**6) for r in read_records(path, model="m"))
+    slow.add(decode_event(r.value, max_bytes=10**6) for r in read_records(path, model="m", prediction_column=outputs))
     (a,), (b,) = fast.result(), slow.result()
     assert (a.key, a.records, a.source_records) == (b.key, b.records, b.source_records) == ("m/v7", n, a.source_records)
-    assert a.source_records["prediction"] == sum(v is not None for v in pred)
+    if outputs:
+        names = {("prediction", f"prediction.{c}") for c in ("score", "label", "proba")}
+        assert {k for k in a.features if k[0] == "prediction"} == names
+        if fmt == "parquet":  # (a CSV reads an empty text cell back as "", a value)
+            assert a.source_records["prediction"] == sum(i % 30 != 0 for i in range(n))  # score, label, proba all missing
+    else:
+        assert {k for k in a.features if k[0] == "prediction"} == {("prediction", "prediction")}
+        assert a.source_records["prediction"] == sum(v is not None for v in pred)
     assert set(a.features) == set(b.features)
     for key, f in a.features.items():
         g = b.features[key]
@@ -217,3 +233,52 @@ def test_accept_refuses_names_and_times_no_record_could_carry(flags, message, ca
     assert main(["reference", "accept", *flags, "--bootstrap-servers", "127.0.0.1:1"]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err) < 400 and "\x1b" not in err and len(err.splitlines()) == 1
+
+
+def test_named_outputs_of_a_table_are_profiled_as_the_decoder_names_them(tmp_path, capsys):
+    """``--prediction-column score`` profiles the output a record's ``"prediction": {"score": ...}`` is monitored
+    as (``prediction.score``); several columns, repeated or comma-separated, are several outputs."""
+    rng = np.random.default_rng(3)
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"amount": rng.random(200), "score": rng.random(200), "label": rng.choice(["a", "b"], 200),
+                             "proba": rng.random(200)}), path)
+    common = [str(path), "--model", "m", "--model-version", "v1"]
+    assert main(["reference", "build", *common, "--prediction-column", "score", "-o", str(tmp_path / "one.json")]) == 0
+    one = ReferenceProfile.from_bytes((tmp_path / "one.json").read_bytes())
+    assert set(one.features) == {("features", "amount"), ("features", "label"), ("features", "proba"),
+                                 ("prediction", "prediction.score")}
+    assert one.features[("prediction", "prediction.score")].count == 200
+    assert "warning" not in capsys.readouterr().err
+    assert main(["reference", "build", *common, "--prediction-column", "score,label", "--prediction-column", "proba",
+                 "-o", str(tmp_path / "three.json")]) == 0
+    three = ReferenceProfile.from_bytes((tmp_path / "three.json").read_bytes())
+    assert {k for k in three.features if k[0] == "prediction"} == {
+        ("prediction", "prediction.score"), ("prediction", "prediction.label"), ("prediction", "prediction.proba")}
+    assert three.features[("prediction", "prediction.label")].kind == "categorical"
+    assert set(three.features) - {k for k in three.features if k[0] == "prediction"} == {("features", "amount")}
+
+
+def test_a_table_without_the_default_prediction_column_is_warned_about(tmp_path, capsys):
+    path = tmp_path / "t.csv"
+    pa_csv.write_csv(pa.table({"amount": [1.0, 2.0], "score": [0.1, 0.9]}), path)
+    assert main(["reference", "build", str(path), "--model", "m", "-o", str(tmp_path / "p.json")]) == 0
+    err = capsys.readouterr().err
+    assert "no prediction column 'prediction'" in err and "--prediction-column" in err
+    p = ReferenceProfile.from_bytes((tmp_path / "p.json").read_bytes())
+    assert set(p.features) == {("features", "amount"), ("features", "score")}
+
+
+@pytest.mark.parametrize("columns, message", [
+    (["nope"], "has no column 'nope'"),
+    (["score,\ud800x" + "y" * 5000], "has no column"),
+    (["prediction,score"], "cannot carry together with named outputs"),
+    ([" , "], "name a column"),
+])
+def test_prediction_columns_that_cannot_be_used_are_errors(tmp_path, capsys, columns, message):
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"amount": [1.0, 2.0], "score": [0.1, 0.9], "prediction": [0.0, 1.0]}), path)
+    flags = [f for c in columns for f in ("--prediction-column", c)]
+    assert main(["reference", "build", str(path), "--model", "m", *flags, "-o", str(tmp_path / "p.json")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err) < 2000
+    assert not (tmp_path / "p.json").exists()

@@ -268,7 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--format", choices=("jsonl", "csv", "parquet"), default=None, help="default: from each file name")
     build.add_argument("--model", default=None, help="model to profile (and the model of tables without a 'model' column)")
     build.add_argument("--model-version", default=None, help="model version to profile (and of tables without that column)")
-    build.add_argument("--prediction-column", default="prediction", help="the output column of a table")
+    build.add_argument("--prediction-column", action="append", default=None, metavar="COLUMN",
+                       help="the output column(s) of a table (repeatable, or comma-separated): the column 'prediction' "
+                            "is the output 'prediction', any other column C the named output 'prediction.C' (a "
+                            "record's \"prediction\": {\"C\": ...}) [default: prediction]")
     merge = ref_sub.add_parser("merge", help="merge profiles of one model version (e.g. built from shards)")
     merge.add_argument("files", nargs="+", help="profile files")
     show = ref_sub.add_parser("show", help="print profiles as tables")

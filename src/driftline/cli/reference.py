@@ -6,6 +6,7 @@ import argparse
 import re
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 
 from rich.console import Console
 from rich.table import Table
@@ -27,8 +28,11 @@ def build(settings: Settings, args: argparse.Namespace) -> int:
     """Profile each file, merge the per-file profiles, write and/or publish them."""
     console = Console(stderr=True)
     merged: dict[tuple[str, str], ReferenceProfile] = {}
+    def warn(text: str) -> None:
+        console.print(f"warning: {escape(text)}", style="yellow", markup=False, soft_wrap=True)
+
     for name in args.files:
-        profiles, rejected = _profile_file(name, settings, args)
+        profiles, rejected = _profile_file(name, settings, args, warn)
         if rejected:
             reasons = ", ".join(f"{n} {reason}" for reason, n in rejected.most_common())
             console.print(f"[yellow]{name}: {sum(rejected.values()):,} record(s) not profiled ({reasons})[/]",
@@ -241,19 +245,21 @@ def _read_profile(name: str) -> ReferenceProfile:
         raise ProfileError(f"{name}: {exc}") from None
 
 
-def _profile_file(name: str, settings: Settings, args: argparse.Namespace) -> tuple[list[ReferenceProfile], Counter[str]]:
+def _profile_file(name: str, settings: Settings, args: argparse.Namespace,
+                  warn: Callable[[str], None] | None = None) -> tuple[list[ReferenceProfile], Counter[str]]:
     builder = ProfileBuilder()
     rejected: Counter[str] = Counter()
     # Tables of one model version are read column by column (same values, no JSON per row).
     table = read_table_batches(name, fmt=args.format, model=args.model, model_version=args.model_version,
-                               prediction_column=args.prediction_column)
+                               prediction_column=args.prediction_column, warn=warn)
     if table is not None:
         for batch in table:
-            builder.add_columns(batch.model, batch.model_version, batch.rows, batch.features, batch.prediction)
+            builder.add_columns(batch.model, batch.model_version, batch.rows, batch.features, batch.outputs,
+                                batch.output_rows)
         return builder.result(), rejected
     batch = []
     records = read_records(name, fmt=args.format, model=args.model, model_version=args.model_version,
-                           prediction_column=args.prediction_column)
+                           prediction_column=args.prediction_column, warn=warn)
     for record in records:
         event = decode_event(record.value, max_bytes=settings.max_record_bytes, record_timestamp_ms=None)
         if type(event) is DecodeError:

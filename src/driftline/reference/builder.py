@@ -128,19 +128,29 @@ class ProfileBuilder:
         return len(cats)
 
     def add_columns(self, model: str, model_version: str, rows: int, features: Mapping[str, ColumnValues],
-                    prediction: ColumnValues | None) -> None:
+                    outputs: Mapping[str, ColumnValues] | ColumnValues | None, output_rows: int | None = None) -> None:
         """Add a table batch given column by column (what :meth:`add` does for ``rows`` events).
 
         Every row carries the features; a row carries the prediction when it
-        has a value (as a replay of the table would send it).
+        has a value (as a replay of the table would send it).  ``outputs``: the
+        output columns by output name (``prediction``, or named outputs such as
+        ``prediction.score``), or one column, the scalar ``prediction``;
+        ``output_rows``: the rows with a value in any of them (default: the
+        values of a single output).
         """
         profile = self.profiles.get((model, model_version))
         if profile is None:
             profile = self.profiles[(model, model_version)] = ReferenceProfile(model, model_version)
-        n_source = {FEATURES: rows, OUTPUTS: prediction.present if prediction is not None else 0}
+        if isinstance(outputs, ColumnValues):
+            outputs = {OUTPUTS: outputs}
+        outputs = outputs or {}
+        if output_rows is None:
+            if len(outputs) > 1:
+                raise ValueError("several outputs: say how many rows carry any of them (output_rows)")
+            output_rows = sum(col.present for col in outputs.values())
+        n_source = {FEATURES: rows, OUTPUTS: output_rows}
         given = {(FEATURES, name): col for name, col in features.items()}
-        if prediction is not None:
-            given[(OUTPUTS, OUTPUTS)] = prediction
+        given.update(((OUTPUTS, name), col) for name, col in outputs.items())
         for key, col in given.items():
             feature = profile.features.get(key)
             if feature is None:
