@@ -1,8 +1,11 @@
 """``driftline compare`` from a file of window summaries."""
 
-import orjson
+import io
 
-from driftline.cli.compare import latest_comparisons
+import orjson
+from rich.console import Console
+
+from driftline.cli.compare import latest_comparisons, print_comparisons
 from driftline.cli.main import main
 
 
@@ -32,3 +35,25 @@ def test_newest_comparison_per_pair_is_shown(tmp_path, capsys, monkeypatch):
 def test_missing_file_is_a_clear_error(tmp_path, capsys):
     assert main(["compare", "--file", str(tmp_path / "nope.jsonl")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_table_is_readable_at_80_columns_and_complete_at_full_width(tmp_path, capsys, monkeypatch):
+    """At 80 columns a block per pair (no cut figure, no line longer than 80); at full width the one-row table.
+    Hostile names (markup, control characters) are shown as text."""
+    rows = [comparison(2, 0.25), comparison(1, 0.01, model="fraud-scoring-service-[red]eu\x1b[2J"),
+            {**comparison(1, 0.5, model="nolabels"), "performance_difference": None}]
+    path = tmp_path / "summaries.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(r) for r in rows) + b"\n")
+    figures = ["25.0%", "1.0%", "50.0%", "+0.40", "accuracy", "0.810", "0.840", "+0.030 [-0.020, +0.080]", "nolabels",
+               "fraud-scoring-service-[red]eu\\x1b[2J", "v1", "v2", "500"]
+    buffer = io.StringIO()  # a terminal of 80 columns (how the width is chosen is main's business)
+    print_comparisons(Console(file=buffer, width=80, force_terminal=True, color_system=None), latest_comparisons(rows))
+    narrow = buffer.getvalue()
+    assert max(map(len, narrow.splitlines())) <= 80 and "…" not in narrow and "\x1b" not in narrow
+    assert all(f in narrow for f in figures), [f for f in figures if f not in narrow]
+    monkeypatch.setenv("COLUMNS", "250")
+    assert main(["compare", "--file", str(path)]) == 0
+    wide = capsys.readouterr().out
+    assert "…" not in wide and "\x1b" not in wide and "difference (95 %)" in wide
+    assert all(f in wide for f in figures), [f for f in figures if f not in wide]
+    assert len([line for line in wide.splitlines() if "│ nolabels" in line]) == 1  # one row per comparison

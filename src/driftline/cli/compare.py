@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
+from rich.text import Text
 
 from driftline.config import Settings
 from driftline.errors import ConfigError
+from driftline.redact import escape
 
-__all__ = ["compare", "comparison_table", "latest_comparisons"]
+__all__ = ["compare", "comparison_table", "comparison_blocks", "print_comparisons", "latest_comparisons"]
 
 
 def latest_comparisons(summaries: list[dict[str, object]], model: str | None = None) -> list[dict[str, object]]:
@@ -29,23 +32,86 @@ def _fmt(value: object, spec: str = ".3f") -> str:
     return format(value, spec) if isinstance(value, (int, float)) else "-"
 
 
+class _Row(NamedTuple):
+    """One comparison, as text."""
+
+    model: str
+    champion: str
+    challenger: str
+    pairs: str
+    disagreement: str
+    mean_diff: str
+    metric: str
+    champion_value: str
+    challenger_value: str
+    difference: str
+
+
+def _row(c: dict[str, object]) -> _Row:
+    perf = c.get("performance_difference")
+    perf = perf if isinstance(perf, dict) else {}
+    metric = perf.get("metric")
+    metric = metric if isinstance(metric, str) and metric else None
+
+    def value(side: str) -> object:
+        scores = c.get(side)
+        return scores.get(metric) if metric and isinstance(scores, dict) else None
+
+    diff = perf.get("challenger_minus_champion")
+    interval = perf.get("interval_95")
+    if isinstance(interval, (list, tuple)) and len(interval) == 2:
+        span = f"{_fmt(diff, '+.3f')} [{_fmt(interval[0], '+.3f')}, {_fmt(interval[1], '+.3f')}]"
+    else:
+        span = _fmt(diff, "+.3f")
+    pairs = c.get("pairs", 0)
+    return _Row(escape(str(c.get("model"))), escape(str(c.get("champion"))), escape(str(c.get("challenger"))),
+                f"{pairs:,}" if type(pairs) is int else escape(str(pairs)), _fmt(c.get("disagreement_rate"), ".1%"),
+                _fmt(c.get("mean_difference_sd"), "+.2f"), escape(metric or "-"), _fmt(value("champion_performance")),
+                _fmt(value("challenger_performance")), span)
+
+
+_TITLE = "champion / challenger (latest window)"
+
+
 def comparison_table(comparisons: list[dict[str, object]]) -> Table:
-    table = Table(title="champion / challenger (latest window)", title_justify="left")
+    """All the figures of each comparison in one row (for a wide terminal, or a pipe)."""
+    table = Table(title=_TITLE, title_justify="left")
     for column in ("model", "champion", "challenger", "pairs", "disagreement", "mean diff (sd)", "metric",
                    "champion", "challenger", "difference (95 %)"):
         table.add_column(column, justify="left" if column in ("model", "champion", "challenger", "metric") else "right")
     for c in comparisons:
-        perf = c.get("performance_difference") or {}
-        metric = perf.get("metric") if isinstance(perf, dict) else None
-        a = (c.get("champion_performance") or {}).get(metric) if metric else None  # type: ignore[union-attr]
-        b = (c.get("challenger_performance") or {}).get(metric) if metric else None  # type: ignore[union-attr]
-        diff = perf.get("challenger_minus_champion") if isinstance(perf, dict) else None
-        interval = perf.get("interval_95") if isinstance(perf, dict) else None
-        span = f"{_fmt(diff, '+.3f')} [{_fmt(interval[0], '+.3f')}, {_fmt(interval[1], '+.3f')}]" if interval else _fmt(diff, "+.3f")
-        table.add_row(str(c["model"]), str(c["champion"]), str(c["challenger"]), str(c.get("pairs", 0)),
-                      _fmt(c.get("disagreement_rate"), ".1%"), _fmt(c.get("mean_difference_sd"), "+.2f"),
-                      str(metric or "-"), _fmt(a), _fmt(b), span)
+        table.add_row(*(Text(cell) for cell in _row(c)))
     return table
+
+
+def comparison_blocks(comparisons: list[dict[str, object]]) -> Group:
+    """The same figures as :func:`comparison_table`, a short block per comparison (for a narrow terminal):
+
+    fraud: champion v1, challenger v2
+      500 pairs, disagreement 25.0%, mean difference +0.40 sd
+      accuracy: champion 0.810, challenger 0.840
+      difference +0.030 [-0.020, +0.080] (95 %)
+    """
+    parts: list[Text] = [Text(_TITLE, style="italic")]
+    for c in comparisons:
+        r = _row(c)
+        parts.append(Text.assemble((r.model, "bold"), f": champion {r.champion}, challenger {r.challenger}"))
+        parts.append(Text(f"  {r.pairs} pairs, disagreement {r.disagreement}, mean difference {r.mean_diff} sd"))
+        if r.metric != "-":
+            parts.append(Text(f"  {r.metric}: champion {r.champion_value}, challenger {r.challenger_value}"))
+            parts.append(Text(f"  difference {r.difference} (95 %)"))
+        else:
+            parts.append(Text("  performance: no comparison in this window"))
+    return Group(*parts)
+
+
+def print_comparisons(console: Console, comparisons: list[dict[str, object]]) -> None:
+    """The table when it fits the console's width, else the blocks: never a cut figure."""
+    table = comparison_table(comparisons)
+    if console.measure(table, options=console.options.update_width(10**6)).maximum <= console.width:
+        console.print(table)
+    else:
+        console.print(comparison_blocks(comparisons))
 
 
 def compare(settings: Settings, args: argparse.Namespace) -> int:
@@ -66,7 +132,7 @@ def compare(settings: Settings, args: argparse.Namespace) -> int:
     if not comparisons:
         console.print("no champion / challenger comparisons yet (two versions must score the same event_id)")
         return 0
-    console.print(comparison_table(comparisons))
+    print_comparisons(console, comparisons)
     return 0
 
 
