@@ -273,6 +273,7 @@ def test_a_table_without_the_default_prediction_column_is_warned_about(tmp_path,
     (["score,\ud800x" + "y" * 5000], "has no column"),
     (["prediction,score"], "cannot carry together with named outputs"),
     ([" , "], "name a column"),
+    (["prediction."], "names no output"),
 ])
 def test_prediction_columns_that_cannot_be_used_are_errors(tmp_path, capsys, columns, message):
     path = tmp_path / "t.parquet"
@@ -282,3 +283,12 @@ def test_prediction_columns_that_cannot_be_used_are_errors(tmp_path, capsys, col
     err = capsys.readouterr().err
     assert message in err and len(err) < 2000
     assert not (tmp_path / "p.json").exists()
+
+
+def test_prediction_columns_are_for_tables(tmp_path, capsys):
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b'{"model": "m", "features": {"x": 1.0}, "prediction": {"score": 0.5}}\n')
+    assert main(["reference", "build", str(path), "--prediction-column", "score", "-o", str(tmp_path / "p.json")]) == 0
+    assert "--prediction-column is for tables" in capsys.readouterr().err
+    p = ReferenceProfile.from_bytes((tmp_path / "p.json").read_bytes())
+    assert ("prediction", "prediction.score") in p.features

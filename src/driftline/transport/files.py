@@ -49,6 +49,9 @@ def prediction_columns(value: str | Sequence[str] | None) -> list[str]:
                 out.append(name)
     if not out:
         raise ConfigError("--prediction-column: name a column (or several, comma-separated)")
+    if f"{PREDICTION}." in out:
+        raise ConfigError(f"--prediction-column: {PREDICTION + '.'!r} names no output; a column 'prediction.C' "
+                          "is the output 'prediction.C'")
     if PREDICTION in out and len(out) > 1:
         raise ConfigError(f"--prediction-column: {PREDICTION!r} is the scalar output, which a record cannot carry "
                           f"together with named outputs ({bounded(', '.join(c for c in out if c != PREDICTION), 200)}); "
@@ -115,6 +118,8 @@ def read_records(path: str | Path, *, topic: str | None = None, partition: int =
     kind = _format(path, fmt)
     name = topic or path.name
     if kind == "jsonl":
+        if prediction_column is not None and warn is not None:
+            warn(f"{path.name}: --prediction-column is for tables; JSONL records carry their own 'prediction'")
         with path.open("rb") as handle:
             offset = 0
             for line in handle:
