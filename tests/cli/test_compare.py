@@ -43,7 +43,9 @@ def test_the_table_is_readable_at_80_columns_and_complete_at_full_width(tmp_path
     rows = [comparison(2, 0.25), comparison(1, 0.01, model="fraud-scoring-service-[red]eu\x1b[2J"),
             {**comparison(1, 0.5, model="nolabels"), "performance_difference": None}]
     path = tmp_path / "summaries.jsonl"
-    path.write_bytes(b"\n".join(orjson.dumps(r) for r in rows) + b"\n")
+    junk = [[1, 2], "x", 3, {"type": "version_comparison", "pairs": "\x1b[31m", "performance_difference": [1]}]
+    path.write_bytes(b"\n".join(orjson.dumps(r) for r in rows + junk) + b"\n")
+    rows = rows + junk
     figures = ["25.0%", "1.0%", "50.0%", "+0.40", "accuracy", "0.810", "0.840", "+0.030 [-0.020, +0.080]", "nolabels",
                "fraud-scoring-service-[red]eu\\x1b[2J", "v1", "v2", "500"]
     buffer = io.StringIO()  # a terminal of 80 columns (how the width is chosen is main's business)

@@ -22,9 +22,10 @@ def latest_comparisons(summaries: list[dict[str, object]], model: str | None = N
     """The newest ``version_comparison`` summary per (model, champion, challenger)."""
     latest: dict[tuple[str, str, str], dict[str, object]] = {}
     for s in summaries:
-        if s.get("type") != "version_comparison" or (model is not None and s.get("model") != model):
-            continue
-        latest[(str(s["model"]), str(s["champion"]), str(s["challenger"]))] = s
+        if not isinstance(s, dict) or s.get("type") != "version_comparison" or \
+                (model is not None and s.get("model") != model):
+            continue  # (a file may hold any JSON)
+        latest[(str(s.get("model")), str(s.get("champion")), str(s.get("challenger")))] = s
     return [latest[k] for k in sorted(latest)]
 
 
