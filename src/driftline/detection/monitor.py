@@ -25,7 +25,7 @@ from typing import Generator, Sequence
 import numpy as np
 
 from driftline.contract.columns import FEATURES, OUTPUTS, Column, EventBlock, LocatedEvent, Row, block_columns
-from driftline.contract.names import bounded, is_plain
+from driftline.contract.names import DIGEST_CHARS, bounded, is_plain
 from driftline.detection.findings import Finding, Kind, Severity, WindowSpan
 from driftline.detection.keys import feature_part
 from driftline.detection.settings import MonitorSettings
@@ -342,7 +342,10 @@ class ModelMonitor:
             return [], []
         self._present_in_chunk = {}
         cols, n_source = block_columns(chunk)
-        if not all(is_plain(name, self.settings.max_name_chars) for _, name in cols):
+        known = self.features
+        # (a kept name is short enough and UTF-8: it is plain unless it looks like a bounded form)
+        if not all((key in known and (len(key[1]) <= DIGEST_CHARS or key[1][-DIGEST_CHARS - 1] != "~"))
+                   or is_plain(key[1], self.settings.max_name_chars) for key in cols):
             renamed: dict[tuple[str, str], Column] = {}
             for (source, name), col in cols.items():
                 key = (source, self._name(name))
@@ -351,7 +354,7 @@ class ModelMonitor:
                     col = Column([r for r, _ in merged], [v for _, v in merged])
                 renamed[key] = col
             cols = renamed
-        unseen = sum(1 for key in cols if key not in self.features)
+        unseen = len(cols.keys() - known.keys())
         if unseen:
             self._grow_family(len(self.features) + unseen)
         last = len(chunk) - 1
@@ -367,7 +370,7 @@ class ModelMonitor:
         try:
             for (source, name), col in cols.items():
                 out.findings = found = []  # this feature's findings, in order, until its numeric detections
-                feature = self._feature(source, name, out, chunk[col.rows[0]])
+                feature = known.get((source, name)) or self._feature(source, name, out, chunk[col.rows[0]])
                 if feature is None:
                     self._overflow_features += 1
                     continue
