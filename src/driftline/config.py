@@ -116,6 +116,7 @@ class Settings(BaseSettings):
     ssl_key_password: SecretStr | None = Field(None, description="ssl.key.password, kept secret.")
     batch_size: int = Field(5000, ge=1, le=100_000, description="Records consumed per batch.")
     poll_timeout_seconds: float = Field(0.5, gt=0, le=60, description="How long one consume call waits for records.")
+    batch_wait_seconds: float = Field(0.1, ge=0, le=60, description="Once a batch's first record is in, how much longer the worker waits for the batch to fill before processing what it has (lower: alerts sooner at low rates; higher: fewer, larger transactions).")
     broker_timeout_seconds: float = Field(15.0, gt=0, le=3600, description="How long start-up waits for the broker before reporting it unreachable.")
     session_timeout_ms: int = Field(45_000, ge=1000, le=3_600_000, description="Consumer group session timeout; at most max.poll.interval.ms (librdkafka's default 300000).")
     heartbeat_interval_ms: int = Field(3_000, ge=100, le=3_600_000, description="Consumer group heartbeat interval; must be below session_timeout_ms / 3.")

@@ -112,3 +112,19 @@ def test_feature_cap_is_counted():
     mon = monitor(max_features=3)
     out = mon.process([ev(i, {f"f{j}": 1.0 for j in range(5)}) for i in range(10)])
     assert len(mon.features) == 3 and out.overflow_features == 2
+
+
+def test_a_name_spelt_like_the_bounded_form_of_another_is_a_feature_of_its_own():
+    """A producer cannot pose as a bounded feature by sending its kept name: once that feature is known,
+    the literal name is bounded again (a feature of its own), in later chunks as in the first."""
+    from driftline.contract.names import bounded
+
+    mon = monitor()
+    long_name = "x" * 400
+    kept = bounded(long_name, mon.settings.max_name_chars)
+    mon.process([ev(i, {long_name: 1.0}) for i in range(5)])
+    assert set(mon.features) == {("features", kept)}
+    out = mon.process([ev(5 + i, {kept: 2.0}) for i in range(5)])
+    assert set(mon.features) == {("features", kept), ("features", bounded(kept, mon.settings.max_name_chars))}
+    assert mon.features[("features", kept)].present == 5
+    assert any(f.detector == Check.INVALID_NAME for f in out.findings)

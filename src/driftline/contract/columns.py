@@ -2,7 +2,9 @@
 
 The monitor (live or replayed) and the reference-profile builder both read
 events a column at a time: one list of values per (source, name), with the
-row each value came from.
+row each value came from.  A live batch never becomes one object per event:
+the pipeline hands each monitor an :class:`EventBlock` (its events as
+parallel lists), and :func:`block_columns` transposes it.
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ from __future__ import annotations
 from operator import itemgetter
 from typing import NamedTuple, Sequence
 
-from driftline.contract.event import InferenceEvent
+from driftline.contract.event import PREDICTION, InferenceEvent
 
-__all__ = ["LocatedEvent", "Column", "columns", "FEATURES", "OUTPUTS"]
+__all__ = ["LocatedEvent", "Row", "EventBlock", "Column", "columns", "block_columns", "FEATURES", "OUTPUTS"]
 
 #: The two sources of monitored values in an event.
 FEATURES = "features"
@@ -30,6 +32,52 @@ class LocatedEvent(NamedTuple):
         return self.event.timestamp_ms
 
 
+class Row(NamedTuple):
+    """Where one event of a block is: what a finding about it names."""
+
+    offset: int
+    time_ms: int | None
+
+
+class EventBlock:
+    """Events of one model version in offset order, as parallel lists (one entry per event).
+
+    ``outputs`` holds each event's raw ``prediction`` (``None``, a scalar or an
+    object of named outputs) or, when ``named_outputs``, its outputs already
+    flattened (``{"prediction": …}`` / ``{"prediction.<name>": …}``, as
+    :class:`InferenceEvent` has them).  ``block[i]`` is the :class:`Row` of event ``i``.
+    """
+
+    __slots__ = ("offsets", "times", "features", "outputs", "named_outputs")
+
+    def __init__(self, offsets: list[int], times: list[int | None], features: list[dict | None],
+                 outputs: list[object], *, named_outputs: bool = False) -> None:
+        self.offsets = offsets
+        self.times = times
+        self.features = features
+        self.outputs = outputs
+        self.named_outputs = named_outputs
+
+    @classmethod
+    def of(cls, events: Sequence[LocatedEvent]) -> "EventBlock":
+        """The block of decoded events (tests, the profile builder)."""
+        return cls([e[0] for e in events], [e[1][3] for e in events], [e[1][4] for e in events],
+                   [e[1][5] for e in events], named_outputs=True)
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getitem__(self, i: int) -> Row:
+        return Row(self.offsets[i], self.times[i])
+
+    def cut(self, start: int, end: int) -> "EventBlock":
+        """Events ``start`` to ``end`` (exclusive), as a block of their own."""
+        if start == 0 and end >= len(self.offsets):
+            return self
+        return EventBlock(self.offsets[start:end], self.times[start:end], self.features[start:end],
+                          self.outputs[start:end], named_outputs=self.named_outputs)
+
+
 class Column:
     """Values of one (source, name) in a chunk of events, with their row numbers."""
 
@@ -40,103 +88,94 @@ class Column:
         self.values = values
 
 
-#: Distinct key layouts (key tuples) in a chunk that are transposed group by group; beyond it, value by value.
-MAX_LAYOUTS = 16
-
-_FEATURES_AT = InferenceEvent._fields.index("features")
-_OUTPUTS_AT = InferenceEvent._fields.index("outputs")
+_NONE = type(None)
 
 
 def columns(chunk: Sequence[LocatedEvent]) -> tuple[dict[tuple[str, str], Column], dict[str, int]]:
-    """Transpose a chunk of events into one column per (source, name).
+    """Transpose a chunk of decoded events into one column per (source, name).
 
-    Returns the columns and, per source, how many events carried it.  Events
-    are grouped by their exact key tuple (model servers nearly always send the
-    same keys in the same order), so the transposition runs in C
-    (``zip(*rows)``) instead of a Python loop per value.
+    Returns the columns and, per source, how many events carried it (see :func:`block_columns`).
     """
-    n_source = {FEATURES: 0, OUTPUTS: 0}
+    return block_columns(EventBlock.of(chunk))
+
+
+def block_columns(block: EventBlock) -> tuple[dict[tuple[str, str], Column], dict[str, int]]:
+    """Transpose a block into one column per (source, name), features first.
+
+    Returns the columns and, per source, how many events carried it.  Columns
+    come in the order their names first appear, event by event and key by key;
+    each column's rows are in event order.  The common case, every event with
+    the same names (in any order), is transposed in C (``itemgetter`` and
+    ``zip``); events that leave names out are gathered value by value in one
+    linear pass, so no key layout costs more than a visit per value.
+    """
     out: dict[tuple[str, str], Column] = {}
-    for source, position in ((FEATURES, _FEATURES_AT), (OUTPUTS, _OUTPUTS_AT)):
-        groups: dict[tuple[str, ...], tuple[list[int], list[tuple[object, ...]]]] = {}
-        last_keys: tuple[str, ...] | None = None
-        last_group = None
-        count = 0
-        for idx, located in enumerate(chunk):
-            values = located[1][position]
-            if values is None:
-                continue
-            count += 1
-            keys = tuple(values)
-            if keys != last_keys:
-                last_group = groups.get(keys)
-                if last_group is None:
-                    if len(groups) >= MAX_LAYOUTS:
-                        # keys vary from event to event (optional features left out, unsorted keys):
-                        # gather value by value instead, in one linear pass
-                        count = _gather(chunk, position, source, out)
-                        groups = {}
-                        break
-                    last_group = groups[keys] = ([], [])
-                last_keys = keys
-            last_group[0].append(idx)
-            last_group[1].append(tuple(values.values()))
-        n_source[source] = count
-        # (a name in several groups has one part per group, merged once at the end: merging group by
-        # group would cost time quadratic in the groups, which a producer varying its key order controls)
-        parts: dict[tuple[str, str], list[tuple[list[int], tuple[object, ...]]]] = {}
-        for keys, (rows, tuples) in groups.items():
-            transposed = list(zip(*tuples)) if keys else []
-            for name, col_values in zip(keys, transposed):
-                key = (source, name)
-                col = out.get(key)
-                if col is None:
-                    out[key] = Column(rows, list(col_values))
-                else:
-                    if key not in parts:
-                        parts[key] = [(col.rows, tuple(col.values))]
-                    parts[key].append((rows, col_values))
-        for key, pieces in parts.items():
-            merged = sorted((rv for rows, values in pieces for rv in zip(rows, values)), key=lambda rv: rv[0])
-            out[key] = Column([r for r, _ in merged], [v for _, v in merged])
-    return out, n_source
+    n_features = _gather(block.features, FEATURES, "", out)
+    if block.named_outputs:
+        n_outputs = _gather(block.outputs, OUTPUTS, "", out)  # type: ignore[arg-type]
+    else:
+        n_outputs = _predictions(block.outputs, out)
+    return out, {FEATURES: n_features, OUTPUTS: n_outputs}
 
 
-def _gather(chunk: Sequence[LocatedEvent], position: int, source: str, out: dict[tuple[str, str], Column]) -> int:
-    """Columns of one source, in row order, for chunks whose events have many key layouts; returns how
-    many events carried the source.
+def _predictions(raw: list[object], out: dict[tuple[str, str], Column]) -> int:
+    """Columns of the outputs of raw ``prediction`` values; returns how many events had one."""
+    if not raw:
+        return 0
+    types = set(map(type, raw))
+    if dict not in types:  # single outputs (and events without one)
+        if _NONE in types:
+            rows = [i for i, p in enumerate(raw) if p is not None]
+            if not rows:
+                return 0
+            values = [raw[i] for i in rows]
+        else:
+            rows, values = list(range(len(raw))), list(raw)
+        out[(OUTPUTS, PREDICTION)] = Column(rows, values)
+        return len(rows)
+    if types <= {dict, _NONE}:
+        return _gather(raw, OUTPUTS, PREDICTION + ".", out)  # type: ignore[arg-type]
+    # single and named outputs mixed in one block: flatten event by event
+    named: list[dict | None] = [None if p is None else
+                                ({f"{PREDICTION}.{k}": v for k, v in p.items()} if type(p) is dict else {PREDICTION: p})
+                                for p in raw]
+    return _gather(named, OUTPUTS, "", out)
 
-    When every event has the same names in its own order (unsorted keys), each event's values are taken
-    in one order (``itemgetter``) and transposed in C; otherwise (names left out) value by value, in one
-    pass.  Both visit each event's dict once (a pass per name was slower: the dicts of a chunk do not
-    stay in cache).  Columns come in the order names first appear, row by row and key by key.
-    """
-    rows: list[int] = []
-    dicts: list[dict] = []
-    for idx, located in enumerate(chunk):
-        values = located[1][position]
-        if values is not None:
-            rows.append(idx)
-            dicts.append(values)
+
+def _gather(dicts: list[dict | None], source: str, prefix: str, out: dict[tuple[str, str], Column]) -> int:
+    """Columns of one source (names prefixed with ``prefix``); returns how many events carried it."""
+    if None in dicts:
+        rows = [i for i, d in enumerate(dicts) if d is not None]
+        dicts = [dicts[i] for i in rows]  # type: ignore[misc]
+    else:
+        rows = list(range(len(dicts)))
     if not dicts:
         return 0
-    width = len(dicts[0])
-    if width > 1 and all(len(values) == width for values in dicts):
-        names: dict[str, object] = {}
-        for values in dicts:
-            names.update(values)  # (only the keys count: first appearance keeps its place)
-        if len(names) == width:
-            for name, col in zip(names, zip(*map(itemgetter(*names), dicts))):
-                out[(source, name)] = Column(rows.copy(), list(col))
+    first = dicts[0]
+    width = len(first)
+    if width and len(set(map(len, dicts))) == 1:
+        # the same number of names in every event: the same names if each has the first one's
+        names = list(first)
+        getter = itemgetter(*names)
+        try:
+            taken = list(map(getter, dicts))
+        except KeyError:
+            pass
+        else:
+            if width == 1:
+                out[(source, prefix + names[0])] = Column(rows, taken)
+            else:
+                for name, col in zip(names, zip(*taken)):
+                    out[(source, prefix + name)] = Column(rows.copy(), list(col))
             return len(dicts)
     gathered: dict[str, tuple[list[int], list[object]]] = {}
     for idx, values in zip(rows, dicts):
-        for name, value in values.items():
+        for name, value in values.items():  # type: ignore[union-attr]
             col = gathered.get(name)
             if col is None:
                 col = gathered[name] = ([], [])
             col[0].append(idx)
             col[1].append(value)
     for name, (col_rows, vals) in gathered.items():
-        out[(source, name)] = Column(col_rows, vals)
+        out[(source, prefix + name)] = Column(col_rows, vals)
     return len(dicts)

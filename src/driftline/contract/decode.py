@@ -14,14 +14,16 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from typing import NamedTuple
+from itertools import repeat
+from typing import NamedTuple, Sequence
 
 import orjson
 
 from driftline.contract.event import DEFAULT_MODEL_VERSION, MAX_EVENT_MS, PREDICTION, InferenceEvent, build
 from driftline.contract.names import is_utf8, plain
 
-__all__ = ["DecodeError", "DeadLetterReason", "decode_event", "load_object", "parse_timestamp", "record_model",
+__all__ = ["DecodeError", "DeadLetterReason", "DecodedBatch", "decode_event", "decode_batch", "decode_fields",
+           "flatten_prediction", "load_object", "parse_timestamp", "record_model",
            "record_version", "record_time", "MAX_TEXT_CHARS"]
 
 
@@ -166,6 +168,27 @@ def decode_event(value: bytes | None, *, max_bytes: int, record_timestamp_ms: in
     kept in its bounded form (:mod:`driftline.contract.names`): it is only
     ever compared with the event ids of labels, which get the same form.
     """
+    fields = decode_fields(value, max_bytes=max_bytes, record_timestamp_ms=record_timestamp_ms,
+                           max_text_chars=max_text_chars)
+    if type(fields) is DecodeError:
+        return fields
+    model, version, event_id, timestamp_ms, features, prediction = fields  # type: ignore[misc]
+    return build(InferenceEvent, (model, version, event_id, timestamp_ms, features, flatten_prediction(prediction)))
+
+
+def flatten_prediction(prediction: object) -> dict[str, object] | None:
+    """A record's ``prediction`` as outputs: ``{"prediction": x}``, ``{"prediction.<name>": x}`` or None."""
+    if prediction is None:
+        return None
+    if type(prediction) is dict:
+        return {f"{PREDICTION}.{name}": v for name, v in prediction.items()}
+    return {PREDICTION: prediction}
+
+
+def decode_fields(value: bytes | None, *, max_bytes: int, record_timestamp_ms: int | None = None,
+                  max_text_chars: int = MAX_TEXT_CHARS) -> tuple | DecodeError:
+    """What :func:`decode_event` decodes, with the ``prediction`` as the record has it (not flattened):
+    ``(model, model_version, event_id, timestamp_ms, features, prediction)``, or why it is a dead letter."""
     doc = load_object(value, max_bytes=max_bytes)
     if type(doc) is DecodeError:
         return doc
@@ -198,18 +221,157 @@ def decode_event(value: bytes | None, *, max_bytes: int, record_timestamp_ms: in
         return DecodeError(DeadLetterReason.INVALID_FEATURES, f"field 'features' is a {type(features).__name__}, not an object")
 
     prediction = doc.get("prediction")
-    outputs: dict[str, object] | None
-    if prediction is None:
-        outputs = None
+    if prediction is None or _scalar(prediction):
+        pass
     elif type(prediction) is dict:
         if not prediction:
             return DecodeError(DeadLetterReason.INVALID_PREDICTION, "field 'prediction' is an empty object")
-        outputs = {f"{PREDICTION}.{name}": v for name, v in prediction.items()}
-    elif _scalar(prediction):
-        outputs = {PREDICTION: prediction}
     else:
         return DecodeError(DeadLetterReason.INVALID_PREDICTION, f"field 'prediction' is a {type(prediction).__name__}; expected number, string or object")
 
-    if features is None and outputs is None:
+    if features is None and prediction is None:
         return DecodeError(DeadLetterReason.NO_PAYLOAD, "record has neither 'features' nor 'prediction'")
-    return build(InferenceEvent, (model, version, event_id, timestamp_ms, features, outputs))
+    return (model, version, event_id, timestamp_ms, features, prediction)
+
+
+class DecodedBatch(NamedTuple):
+    """The decoded events of a batch of record values, as parallel lists in record order.
+
+    ``index`` is each event's position in the values decoded; ``predictions``
+    are as the records have them (see :func:`flatten_prediction`).
+    """
+
+    index: list[int]
+    models: list[str]
+    versions: list[str]
+    event_ids: list[str | None]
+    times: list[int | None]
+    features: list[dict | None]
+    predictions: list[object]
+
+
+_get = dict.get
+_NONE = type(None)
+_EMPTY: dict = {}
+_SCALARS = frozenset((_NONE, int, float, str, bool, dict))
+#: a text posing as a bounded form ends in "~" and 12 hex digits (see names.is_plain); \x00 ends each id
+_BOUNDED_TAIL = re.compile(r"~[0-9a-f]{12}\x00")
+
+
+def decode_batch(values: Sequence[bytes | None], record_times: Sequence[int | None], *, max_bytes: int,
+                 max_text_chars: int = MAX_TEXT_CHARS) -> tuple[DecodedBatch, list[tuple[int, DecodeError]]]:
+    """:func:`decode_event` of every value (``record_times``: each record's Kafka timestamp), without an
+    object per event; returns the events and the dead letters (position, why), both in record order.
+
+    Each field is checked for the whole batch at once (the types it has, its
+    distinct model names, the range of its timestamps); a record that any of
+    those checks does not clear is decoded on its own by :func:`decode_fields`,
+    so every record gets exactly :func:`decode_event`'s answer.
+    """
+    n = len(values)
+    if n == 0:
+        return DecodedBatch([], [], [], [], [], [], []), []
+    odd: set[int] = set()  # records decoded on their own
+    try:
+        if max(map(len, values)) > max_bytes:  # type: ignore[arg-type]
+            raise ValueError("too large")
+        docs = list(map(_orjson_loads, values))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        docs = []
+        for i, value in enumerate(values):
+            try:
+                if value is None or len(value) > max_bytes:
+                    raise ValueError("empty or too large")
+                docs.append(_orjson_loads(value))
+            except (TypeError, ValueError):
+                docs.append(_EMPTY)
+                odd.add(i)
+    if set(map(type, docs)) != {dict}:
+        for i, doc in enumerate(docs):
+            if type(doc) is not dict:
+                docs[i] = _EMPTY
+                odd.add(i)
+
+    models = list(map(_get, docs, repeat("model")))
+    _strings(models, odd, allow_none=False)
+    bad = {m for m in set(models) if not _name_ok(m)}
+    if bad:
+        odd.update(i for i, m in enumerate(models) if m in bad)
+
+    versions = list(map(_get, docs, repeat("model_version")))
+    _strings(versions, odd, allow_none=True)
+    distinct = set(versions)
+    distinct.discard(None)
+    bad = {v for v in distinct if not _name_ok(v)}
+    if bad:
+        odd.update(i for i, v in enumerate(versions) if v in bad)
+    if None in versions:
+        versions = [DEFAULT_MODEL_VERSION if v is None else v for v in versions]
+
+    event_ids = list(map(_get, docs, repeat("event_id")))
+    _strings(event_ids, odd, allow_none=True)
+    texts = [e for e in event_ids if e is not None] if None in event_ids else event_ids
+    if texts:
+        joined = "\x00".join(texts) + "\x00"  # type: ignore[arg-type]
+        if (max(map(len, texts)) > max_text_chars or (not joined.isascii() and not is_utf8(joined))  # type: ignore[arg-type]
+                or _BOUNDED_TAIL.search(joined)):
+            event_ids = [e if e is None or type(e) is not str else plain(e, max_text_chars) for e in event_ids]
+
+    times = list(map(_get, docs, repeat("timestamp")))
+    kinds = set(map(type, times))
+    if kinds == {int} and min(times) >= 0 and max(times) <= MAX_EVENT_MS:  # type: ignore[type-var]
+        pass
+    else:
+        for i, t in enumerate(times):
+            if t is None:
+                times[i] = record_time(record_times[i])
+            elif type(t) is not int or not 0 <= t <= MAX_EVENT_MS:
+                odd.add(i)
+
+    features = list(map(_get, docs, repeat("features")))
+    kinds = set(map(type, features))
+    if not kinds <= {dict, _NONE}:
+        odd.update(i for i, f in enumerate(features) if f is not None and type(f) is not dict)
+
+    predictions = list(map(_get, docs, repeat("prediction")))
+    kinds = set(map(type, predictions))
+    if not kinds <= _SCALARS:
+        odd.update(i for i, p in enumerate(predictions) if type(p) not in _SCALARS)
+    if dict in kinds:
+        odd.update(i for i, p in enumerate(predictions) if type(p) is dict and not p)
+    if _NONE in kinds and None in features:
+        odd.update(i for i, (f, p) in enumerate(zip(features, predictions)) if f is None and p is None)
+
+    dead: list[tuple[int, DecodeError]] = []
+    if odd:
+        gone = set()
+        for i in sorted(odd):
+            fields = decode_fields(values[i], max_bytes=max_bytes, record_timestamp_ms=record_times[i],
+                                   max_text_chars=max_text_chars)
+            if type(fields) is DecodeError:
+                dead.append((i, fields))
+                gone.add(i)
+                continue
+            models[i], versions[i], event_ids[i], times[i], features[i], predictions[i] = fields  # type: ignore[misc]
+        if gone:
+            keep = [i for i in range(n) if i not in gone]
+            pick = (lambda xs: [xs[i] for i in keep])
+            return DecodedBatch(keep, pick(models), pick(versions), pick(event_ids), pick(times), pick(features),
+                                pick(predictions)), dead
+    return DecodedBatch(list(range(n)), models, versions, event_ids, times, features, predictions), dead
+
+
+def _strings(values: list, odd: set[int], *, allow_none: bool) -> None:
+    """Records whose field is not a string (nor absent, when ``allow_none``) are odd; their value
+    becomes a valid placeholder so the batch checks can go on (the record is decoded on its own)."""
+    kinds = set(map(type, values))
+    if kinds == {str} or (allow_none and kinds <= {str, _NONE}):
+        return
+    for i, v in enumerate(values):
+        if type(v) is not str and not (allow_none and v is None):
+            values[i] = "-"
+            odd.add(i)
+
+
+def _name_ok(name: object) -> bool:
+    return type(name) is str and 0 < len(name) <= _MAX_NAME and is_utf8(name)  # type: ignore[arg-type]

@@ -20,13 +20,12 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Generator, Sequence
 
 import numpy as np
 
-from driftline.contract.columns import FEATURES, OUTPUTS, Column, LocatedEvent, columns
-from driftline.contract.event import InferenceEvent
-from driftline.contract.names import bounded, is_plain
+from driftline.contract.columns import FEATURES, OUTPUTS, Column, EventBlock, LocatedEvent, Row, block_columns
+from driftline.contract.names import DIGEST_CHARS, bounded, is_plain
 from driftline.detection.findings import Finding, Kind, Severity, WindowSpan
 from driftline.detection.keys import feature_part
 from driftline.detection.settings import MonitorSettings
@@ -34,10 +33,10 @@ from driftline.reference.profile import CATEGORICAL, NUMERIC, ReferenceProfile
 from driftline.reference.shape import more_categories, window_shape
 from driftline.state.categorical import CategoricalState, CategoryDetection
 from driftline.state.detectors import CATEGORY_CUSUM, PAGE_HINKLEY, PAGE_HINKLEY_SPREAD
-from driftline.state.numeric import NumericState
+from driftline.state.numeric import NumericState, update_many
 from driftline.stats.divergence import chi_square_critical, chi_square_two_sample
 
-__all__ = ["ModelMonitor", "LocatedEvent", "MonitorOutput", "Check", "WARMUP"]
+__all__ = ["ModelMonitor", "LocatedEvent", "EventBlock", "process_blocks", "MonitorOutput", "Check", "WARMUP"]
 
 #: The ``reference`` of alerts and summaries of features compared with their warm-up.
 WARMUP = "warmup"
@@ -252,37 +251,50 @@ class ModelMonitor:
     # ------------------------------------------------------------------ intake
     def process(self, events: Sequence[LocatedEvent]) -> MonitorOutput:
         """Consume events (in offset order) and return what they caused."""
-        out = MonitorOutput([], [], {})
+        return process_blocks([(self, EventBlock.of(events))])[0]
+
+    def steps(self, block: EventBlock, out: MonitorOutput) -> Generator[list, list, None]:
+        """Consume a block of events (in offset order) into ``out``.
+
+        A generator, so the numeric state updates of many monitors run together
+        (:func:`process_blocks`): it yields the ``(NumericState, values)``
+        updates of each chunk and takes back their detections
+        (:func:`~driftline.state.numeric.update_many`).
+        """
         self._overflow_features = 0
         settings = self.settings
+        times = block.times
         start = 0
-        n = len(events)
+        n = len(block)
         while start < n:
             if self._window_records == 0:
-                first = events[start]
-                self._window_first_offset = first.offset
-                self._window_first_time = first.time_ms
+                self._window_first_offset = block.offsets[start]
+                self._window_first_time = times[start]
             room = (settings.window_events or _UNLIMITED) - self._window_records
             end = min(n, start + room)
             close = end - start == room
             if settings.window_seconds and self._window_first_time is not None:
                 limit = self._window_first_time + settings.window_seconds * 1000.0
-                for i in range(start, end):
-                    t = events[i].time_ms
-                    if t is not None and t >= limit:
-                        end, close = i, True
-                        break
+                seg = times[start:end]
+                if None in seg or max(seg) >= limit:  # type: ignore[type-var]
+                    for i in range(start, end):
+                        t = times[i]
+                        if t is not None and t >= limit:
+                            end, close = i, True
+                            break
                 if end == start:
                     # The open window timed out before this event (it came from an
                     # earlier call): close it; the event opens the next one.
                     self._close_window(out)
                     continue
-            self._process_chunk(events[start:end], out)
+            chunk = block.cut(start, end)
+            updates, parts = self._prepare_chunk(chunk, out)
+            detected = (yield updates) if updates else []
+            self._finish_chunk(chunk, parts, detected, out)
             if close:
                 self._close_window(out)
             start = end
         out.overflow_features = self._overflow_features
-        return out
 
     def _name(self, name: str) -> str:
         """The name a feature is kept under: itself, or its bounded form (:mod:`driftline.contract.names`)."""
@@ -323,12 +335,17 @@ class ModelMonitor:
             self._count(out, feature, Check.NEW_FEATURE, 1)
         return feature
 
-    def _process_chunk(self, chunk: Sequence[LocatedEvent], out: MonitorOutput) -> None:
+    def _prepare_chunk(self, chunk: EventBlock, out: MonitorOutput) -> tuple[list, list]:
+        """Everything a chunk does but the numeric state updates, which it returns (with, per feature,
+        its findings so far and the rows of its numeric values) for :meth:`_finish_chunk`."""
         if not chunk:
-            return
+            return [], []
         self._present_in_chunk = {}
-        cols, n_source = columns(chunk)
-        if not all(is_plain(name, self.settings.max_name_chars) for _, name in cols):
+        cols, n_source = block_columns(chunk)
+        known = self.features
+        # (a kept name is short enough and UTF-8: it is plain unless it looks like a bounded form)
+        if not all((key in known and (len(key[1]) <= DIGEST_CHARS or key[1][-DIGEST_CHARS - 1] != "~"))
+                   or is_plain(key[1], self.settings.max_name_chars) for key in cols):
             renamed: dict[tuple[str, str], Column] = {}
             for (source, name), col in cols.items():
                 key = (source, self._name(name))
@@ -337,22 +354,34 @@ class ModelMonitor:
                     col = Column([r for r, _ in merged], [v for _, v in merged])
                 renamed[key] = col
             cols = renamed
-        unseen = sum(1 for key in cols if key not in self.features)
+        unseen = len(cols.keys() - known.keys())
         if unseen:
             self._grow_family(len(self.features) + unseen)
-        last = chunk[-1]
+        last = len(chunk) - 1
         self._window_records += len(chunk)
         self.records += len(chunk)
-        self._window_last_offset = last.offset
-        if last.time_ms is not None:
-            self._window_last_time = last.time_ms
+        self._window_last_offset = chunk.offsets[last]
+        if chunk.times[last] is not None:
+            self._window_last_time = chunk.times[last]
 
-        for (source, name), col in cols.items():
-            feature = self._feature(source, name, out, chunk[col.rows[0]])
-            if feature is None:
-                self._overflow_features += 1
-                continue
-            self._update_feature(feature, col, chunk, out)
+        updates: list[tuple[NumericState, np.ndarray]] = []
+        parts: list[tuple[_Feature, list[Finding], list[int] | None]] = []
+        findings = out.findings
+        try:
+            for (source, name), col in cols.items():
+                out.findings = found = []  # this feature's findings, in order, until its numeric detections
+                feature = known.get((source, name)) or self._feature(source, name, out, chunk[col.rows[0]])
+                if feature is None:
+                    self._overflow_features += 1
+                    continue
+                numeric = self._update_feature(feature, col, chunk, out)
+                if numeric is not None:
+                    updates.append((feature.numeric, numeric[1]))
+                    parts.append((feature, found, numeric[0]))
+                elif found:
+                    parts.append((feature, found, None))
+        finally:
+            out.findings = findings
         # Every known feature of a source sees that source's records (absent = missing).
         for feature in self.features.values():
             n = n_source[feature.source]
@@ -368,6 +397,16 @@ class ModelMonitor:
                 feature.scored_missing += missing_here
         for source, n in n_source.items():
             self.source_records[source] += n
+        return updates, parts
+
+    def _finish_chunk(self, chunk: EventBlock, parts: list, detected: list, out: MonitorOutput) -> None:
+        """Each feature's findings of the chunk, in column order, its numeric detections after the rest."""
+        results = iter(detected)
+        for feature, found, num_rows in parts:
+            out.findings.extend(found)
+            if num_rows is not None:
+                for idx, det, (shift, spread) in next(results):
+                    out.findings.append(self._drift_finding(feature, det, shift, spread, chunk[num_rows[idx]]))
 
     @staticmethod
     def _state_differs(feature: _Feature) -> bool | None:
@@ -381,7 +420,10 @@ class ModelMonitor:
         differs = self._state_differs(feature)
         return None if differs is None else not (differs or feature.window_failed)
 
-    def _update_feature(self, feature: _Feature, col: Column, chunk: Sequence[LocatedEvent], out: MonitorOutput) -> None:
+    def _update_feature(self, feature: _Feature, col: Column, chunk: EventBlock,
+                        out: MonitorOutput) -> tuple[list[int], np.ndarray] | None:
+        """Data-quality checks and the categorical state of one column; for a numeric feature, its valid
+        values (and their rows) for the numeric state, which :meth:`_finish_chunk` updates."""
         values = col.values
         rows = col.rows
         kinds = set(map(type, values))
@@ -389,7 +431,7 @@ class ModelMonitor:
             first = next((v for v in values if v is not None), None)
             if first is None:
                 self._mark_present(feature, 0)
-                return
+                return None
             if type(first) in _NUMBER_TYPES:
                 feature.kind = "numeric"
                 feature.numeric = NumericState(self.settings.detector_for(self.family), warmup=self.settings.warmup,
@@ -442,8 +484,7 @@ class ModelMonitor:
                 num_vals = num_vals[finite]
             self._mark_present(feature, num_vals.size)
             assert feature.numeric is not None
-            for idx, det, (shift, spread) in feature.numeric.update(num_vals):
-                out.findings.append(self._drift_finding(feature, det, shift, spread, chunk[num_rows[idx]]))
+            return (num_rows, num_vals) if num_vals.size else None
         else:
             cats: list[str] = []
             mismatch_row = invalid_row = None
@@ -586,7 +627,7 @@ class ModelMonitor:
         """Run the windowed checks, emit summaries, start the next window."""
         if self._window_records == 0:
             return
-        last_row = LocatedEvent(self._window_last_offset or 0, _time_only(self._window_last_time))
+        last_row = Row(self._window_last_offset or 0, self._window_last_time)
         for feature in self.features.values():
             if feature.records == 0 and feature.present == 0:
                 continue
@@ -774,10 +815,6 @@ def _float(value: object) -> float:
         return math.nan
 
 
-def _time_only(time_ms: int | None) -> InferenceEvent:
-    return InferenceEvent("", "", None, time_ms, None, None)
-
-
 def _most_changed(reference: dict[str, int], current: dict[str, int]) -> str:
     ref_total = sum(reference.values()) or 1
     cur_total = sum(current.values()) or 1
@@ -786,3 +823,32 @@ def _most_changed(reference: dict[str, int], current: dict[str, int]) -> str:
     before = reference.get(name, 0) / ref_total
     after = current.get(name, 0) / cur_total
     return f"largest move: '{name}' {before:.0%} → {after:.0%}"
+
+
+def process_blocks(work: Sequence[tuple[ModelMonitor, EventBlock]]) -> list[MonitorOutput]:
+    """Each monitor's :meth:`ModelMonitor.steps` over its block, all together: the numeric state updates
+    of a round of chunks (of every monitor) go through one :func:`update_many` call.  Monitors are
+    independent, so each one's output is what it would be alone."""
+    outputs: list[MonitorOutput] = []
+    live: list[tuple[Generator[list, list, None], list]] = []
+    for monitor, block in work:
+        out = MonitorOutput([], [], {})
+        outputs.append(out)
+        steps = monitor.steps(block, out)
+        try:
+            live.append((steps, next(steps)))
+        except StopIteration:
+            pass
+    while live:
+        detected = update_many([update for _, updates in live for update in updates])
+        following = []
+        at = 0
+        for steps, updates in live:
+            part = detected[at:at + len(updates)]
+            at += len(updates)
+            try:
+                following.append((steps, steps.send(part)))
+            except StopIteration:
+                pass
+        live = following
+    return outputs

@@ -14,18 +14,19 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from operator import itemgetter, sub
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from driftline import collector
-from driftline.contract.decode import DecodeError, decode_event
+from driftline.contract.decode import DecodeError, decode_batch, flatten_prediction
 from driftline.contract.event import MAX_EVENT_MS, InferenceEvent, SourceRecord, build
 from driftline.contract.label import LabelEvent, decode_label
 from driftline.detection.alerts import AlertBook
 from driftline.detection.findings import Finding, Kind, Severity, Source, WindowSpan
 from driftline.detection.keys import incident_key
-from driftline.detection.monitor import Check, LocatedEvent, ModelMonitor
+from driftline.detection.monitor import Check, EventBlock, ModelMonitor, process_blocks
 from driftline.detection.outcomes import OutcomeMonitor, OutcomeOutput, OutcomeSettings
 from driftline.detection.settings import MonitorSettings
 from driftline.reference.profile import ReferenceProfile
@@ -170,74 +171,121 @@ class Pipeline:
         max_bytes = self.settings.max_record_bytes
         max_text = self.settings.monitor.max_category_chars
         skew_ms = self.settings.max_event_time_skew_seconds * 1000.0
-        # Decode, keeping per-(partition, model) order.
-        routed: dict[tuple[str, int, str, str], list[LocatedEvent]] = {}
-        last_key = None
-        bucket: list[LocatedEvent] = []
-        dead = result.dead_letters
         outcome_settings = self.settings.outcomes
         labels_topic = outcome_settings.labels_topic if outcome_settings is not None else None
-        # what the outcome monitors see, in batch order: (record, label or event)
-        outcome_items: list[tuple[SourceRecord, object]] = []
+        #: (position in the batch, dead letter): they go out in batch order
+        dead: list[tuple[int, DeadLetter]] = []
+        # what the outcome monitors see, in batch order: (position, record, label or event)
+        outcome_items: list[tuple[int, SourceRecord, object]] = []
         #: route (or label model) -> [records whose event time was too far ahead, the first of them, its event time]
         skewed: dict[object, list] = {}
         # Nothing real happens further ahead of this worker's clock than the skew: an event time (or a
         # Kafka timestamp, which producers set too) beyond it would move the model's clock for good.
         now_ms = int(self._clock() * 1000.0)
         future_ms = now_ms + skew_ms if skew_ms else MAX_EVENT_MS
-        for rec in records:
-            topic, partition, offset, ts, _, value, _ = rec
-            if ts is not None and not 0 <= ts <= min(MAX_EVENT_MS, future_ms):
-                ts = None  # a Kafka timestamp no event time can have: as if it had none
-            if topic == labels_topic:
-                label = decode_label(value, max_bytes=max_bytes, record_timestamp_ms=ts, max_text_chars=max_text)
+        latest_ok = min(MAX_EVENT_MS, future_ms)
+        stamps = [r[3] for r in records]
+        if stamps and (None in stamps or min(stamps) < 0 or max(stamps) > latest_ok):  # type: ignore[type-var]
+            # a Kafka timestamp no event time can have: as if it had none
+            stamps = [ts if ts is not None and 0 <= ts <= latest_ok else None for ts in stamps]
+
+        positions: list[int] | None = None  # of the inference records (None: all of them)
+        if labels_topic is not None and any(r[0] == labels_topic for r in records):
+            positions = []
+            for at, rec in enumerate(records):
+                if rec[0] != labels_topic:
+                    positions.append(at)
+                    continue
+                ts = stamps[at]
+                label = decode_label(rec[5], max_bytes=max_bytes, record_timestamp_ms=ts, max_text_chars=max_text)
                 if type(label) is DecodeError:
-                    dead.append(DeadLetter(rec, label.reason, label.detail))
+                    dead.append((at, DeadLetter(rec, label.reason, label.detail)))
                     continue
                 if skew_ms and label[4] is not None and (label[4] > future_ms or ts is not None and label[4] - ts > skew_ms):
                     used = ts if ts is not None else _ms(self._clocks.get(label[0]))  # the model's clock, not moved
                     _skew(skewed, label[0], rec, label[4], used)
                     label = label._replace(timestamp_ms=used)
-                outcome_items.append((rec, label))
-                continue
-            decoded = decode_event(value, max_bytes=max_bytes, record_timestamp_ms=ts, max_text_chars=max_text)
-            if type(decoded) is DecodeError:
-                dead.append(DeadLetter(rec, decoded.reason, decoded.detail))
-                continue
-            key = (topic, partition, decoded[0], decoded[1])
-            if skew_ms and decoded[3] is not None and (decoded[3] > future_ms or ts is not None and decoded[3] - ts > skew_ms):
-                # too far ahead of the record's own timestamp (or of this worker's clock): that is its event time instead
-                used = ts if ts is not None else _ms(self._clocks.get(decoded[0]))  # the model's clock, not moved
-                _skew(skewed, key, rec, decoded[3], used)
-                decoded = build(InferenceEvent, (decoded[0], decoded[1], decoded[2], used, decoded[4], decoded[5]))
-            if key != last_key:
-                bucket = routed.get(key)  # type: ignore[assignment]
-                if bucket is None:
-                    bucket = routed[key] = []
-                last_key = key
-            bucket.append(build(LocatedEvent, (offset, decoded)))
-            if outcome_settings is not None and decoded[5]:
-                outcome_items.append((rec, decoded))
+                outcome_items.append((at, rec, label))
+        events = records if positions is None else [records[at] for at in positions]
+        ev_stamps = stamps if positions is None else [stamps[at] for at in positions]
+        decoded, failed = decode_batch([r[5] for r in events], ev_stamps, max_bytes=max_bytes, max_text_chars=max_text)
+        for i, error in failed:
+            dead.append((i if positions is None else positions[i], DeadLetter(events[i], error.reason, error.detail)))
+        index, models, versions, times = decoded.index, decoded.models, decoded.versions, decoded.times
+        if failed:
+            events = [events[i] for i in index]
+            ev_stamps = [ev_stamps[i] for i in index]
+        topics = [r[0] for r in events]
+        partitions = [r[1] for r in events]
+        # Keep per-(partition, model) order.
+        if len(set(models)) == 1 and len(set(versions)) == 1 and len(set(partitions)) == 1 and len(set(topics)) == 1:
+            routes: dict[tuple[str, int, str, str], list[int] | None] = {(topics[0], partitions[0], models[0], versions[0]): None}
+        else:
+            routes = {}
+            for k, key in enumerate(zip(topics, partitions, models, versions)):
+                rows = routes.get(key)
+                if rows is None:
+                    routes[key] = [k]
+                else:
+                    rows.append(k)
+        if skew_ms and times and (None in times or None in ev_stamps or max(times) > future_ms  # type: ignore[type-var]
+                                  or max(map(sub, times, ev_stamps)) > skew_ms):  # type: ignore[arg-type]
+            single = next(iter(routes)) if len(routes) == 1 else None
+            for k, (t, ts) in enumerate(zip(times, ev_stamps)):
+                if t is not None and (t > future_ms or ts is not None and t - ts > skew_ms):
+                    # too far ahead of the record's own timestamp (or of this worker's clock): that is its event time instead
+                    used = ts if ts is not None else _ms(self._clocks.get(models[k]))  # the model's clock, not moved
+                    key = single or (topics[k], partitions[k], models[k], versions[k])
+                    _skew(skewed, key, events[k], t, used)
+                    times[k] = used
+        if outcome_settings is not None:
+            predictions = decoded.predictions
+            for k, p in enumerate(predictions):
+                if p is not None:
+                    outcome_items.append((index[k] if positions is None else positions[index[k]], events[k], build(
+                        InferenceEvent, (models[k], versions[k], decoded.event_ids[k], times[k], decoded.features[k],
+                                         flatten_prediction(p)))))
+        if dead:
+            dead.sort(key=itemgetter(0))
+            result.dead_letters.extend(d for _, d in dead)
 
+        offsets = [r[2] for r in events]
         newest = result.event_time_ms
-        for key, events in routed.items():
+        work: list[tuple[ModelMonitor, EventBlock]] = []
+        admitted: list[tuple[tuple[str, int, str, str], ModelMonitor, int, int | None]] = []
+        for key, rows in routes.items():
             topic, partition, model, version = key
-            latest = max((e[1][3] for e in events if e[1][3] is not None), default=None)
+            if rows is None:
+                block = EventBlock(offsets, times, decoded.features, decoded.predictions)
+            else:
+                pick = itemgetter(*rows)
+                block = (EventBlock([offsets[rows[0]]], [times[rows[0]]], [decoded.features[rows[0]]],
+                                    [decoded.predictions[rows[0]]]) if len(rows) == 1 else
+                         EventBlock(list(pick(offsets)), list(pick(times)), list(pick(decoded.features)),
+                                    list(pick(decoded.predictions))))
+            stamped = block.times
+            latest = (max(stamped) if None not in stamped else
+                      max((t for t in stamped if t is not None), default=None))  # type: ignore[type-var]
             if latest is not None and latest > newest.get((topic, partition), -1):
                 newest[(topic, partition)] = latest
             monitor = self._monitor(key)
             if monitor is None:
-                result.overflow[OVERFLOW_MODEL] += len(events)
+                result.overflow[OVERFLOW_MODEL] += len(block)
                 continue
+            work.append((monitor, block))
+            admitted.append((key, monitor, len(block), latest))
+
+        outputs = process_blocks(work)
+        for (key, monitor, count, latest), out in zip(admitted, outputs):
+            topic, partition, model, version = key
             if latest is not None:
                 if monitor.newest_ms is None or latest > monitor.newest_ms:
                     monitor.newest_ms = latest
                 self._advance(model, latest)
-            result.events[(model, topic)] += len(events)
+            result.events[(model, topic)] += count
             if key in skewed:
                 result.quality[(model, TIMESTAMP, Check.EVENT_TIME_SKEW)] += skewed[key][0]
                 self._alert([self._skew_finding(model, version, *skewed[key])], result)
-            out = monitor.process(events)
             if out.overflow_features:
                 result.overflow[OVERFLOW_FEATURE] += out.overflow_features
             for (feature, check), n in out.quality_counts.items():
@@ -245,7 +293,9 @@ class Pipeline:
             self._monitored(model, version, out, result)
 
         if outcome_items:
-            self._outcomes(outcome_items, result, skewed)
+            if positions is not None and outcome_settings is not None:
+                outcome_items.sort(key=itemgetter(0))
+            self._outcomes([(rec, item) for _, rec, item in outcome_items], result, skewed)
 
         if self._clocks:
             result.alerts.extend(self.alerts.tick(self._clocks))

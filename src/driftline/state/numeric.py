@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 from datasketches import kll_doubles_sketch
@@ -13,7 +14,7 @@ from driftline.stats.moments import Moments
 from driftline.stats.calibration import reference_bias_variance
 from driftline.stats.pit import QuantileGrid
 
-__all__ = ["NumericState", "SUMMARY_QUANTILES"]
+__all__ = ["NumericState", "SUMMARY_QUANTILES", "update_many"]
 
 SUMMARY_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 KLL_K = 200
@@ -233,3 +234,8 @@ class NumericState:
         self.window_scored = 0
         if self.grid is not None:
             self.window_counts = WindowCounts(self.grid.size)
+
+
+def update_many(items: Sequence[tuple[NumericState, np.ndarray]]) -> list[list[tuple[int, Detection, tuple[float, float]]]]:
+    """``[state.update(values) for state, values in items]`` (distinct states)."""
+    return [state.update(values) for state, values in items]

@@ -183,6 +183,37 @@ def record_headers(msg: Message) -> tuple[tuple[str, bytes | None], ...] | None:
 _headers = operator.methodcaller("headers")
 
 
+class RecordHeaders:
+    """The headers of a consumed record, read from it when first iterated (:func:`record_headers`;
+    nothing when the client cannot read them): most records are never asked for theirs."""
+
+    __slots__ = ("_msg", "_items")
+
+    def __init__(self, msg: Message) -> None:
+        self._msg = msg
+        self._items: tuple[tuple[str, bytes | None], ...] | None = None
+
+    def _read(self) -> tuple[tuple[str, bytes | None], ...]:
+        if self._items is None:
+            self._items = record_headers(self._msg) or ()
+            self._msg = None
+        return self._items
+
+    def __iter__(self):
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+    def __eq__(self, other: object) -> bool:
+        return tuple(self._read()) == (tuple(other) if isinstance(other, (tuple, list, RecordHeaders)) else other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self._read())
+
+
 def json_objects(messages: Iterable[Message]) -> Iterator[tuple[Message, dict]]:
     """The messages whose value is a JSON object, with it decoded; others (tombstones, not JSON) are skipped."""
     for msg in messages:

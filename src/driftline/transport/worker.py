@@ -46,7 +46,7 @@ import zlib
 from collections import Counter
 from contextlib import ExitStack
 from operator import itemgetter
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import ConfigResource
@@ -677,15 +677,21 @@ class Worker:
                                                                  "features": len(p.features)}})
 
     def _consume(self) -> list[Message]:
-        """One batch: up to ``batch_size`` records within ``poll_timeout_seconds``, waiting at most 1 s at a
-        time so a stop request is seen."""
+        """One batch: up to ``batch_size`` records.  It waits up to ``poll_timeout_seconds`` (at most 1 s at
+        a time, so a stop request is seen) for a first record, then up to ``batch_wait_seconds`` more for
+        the rest: a backlog gives full batches at once, a slow stream gets its records processed (and its
+        alerts published) within about ``batch_wait_seconds`` instead of waiting for a batch to fill."""
         s = self.settings
+        consume = self._consumer.consume
         deadline = time.monotonic() + s.poll_timeout_seconds
         while True:
             left = deadline - time.monotonic()
-            messages = self._consumer.consume(s.batch_size, max(0.0, min(left, 1.0)))
-            if messages or left <= 1.0 or self._stop.is_set():
-                return messages
+            first = consume(1, max(0.0, min(left, 1.0)))
+            if first or left <= 1.0 or self._stop.is_set():
+                break
+        if not first or s.batch_size == 1:
+            return first
+        return first + consume(s.batch_size - 1, s.batch_wait_seconds)
 
     def poll_once(self) -> BatchResult | None:
         """Consume a batch and see it through: process, publish, commit (in units, while isolating)."""
@@ -707,20 +713,25 @@ class Worker:
         messages = self._consume()
         records: list[SourceRecord] = []
         positions: dict[tuple[str, int], int] = {}
+        append = records.append
+        run_topic, run_partition, offset = None, -1, -1
         for msg in messages:
-            err = msg.error()
-            if err is not None:
-                self._consumer_error(err, msg)
+            if msg.error() is not None:
+                self._consumer_error(msg.error(), msg)
                 continue
             ts_type, ts = msg.timestamp()
             topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-            # header names the client cannot decode (not UTF-8) are dropped; see kafka.record_headers
-            headers = kafka.record_headers(msg) or ()
-            records.append(build(SourceRecord, (topic, partition, offset, ts if ts_type != 0 and ts >= 0 else None,
-                                                msg.key(), msg.value(), headers)))
-            if (topic, partition) not in positions:
-                self._origin.setdefault((topic, partition), offset)
-            positions[(topic, partition)] = offset
+            if partition != run_partition or topic != run_topic:
+                if run_topic is not None:
+                    positions[(run_topic, run_partition)] = records[-1][2]
+                run_topic, run_partition = topic, partition
+                if (topic, partition) not in positions:
+                    self._origin.setdefault((topic, partition), offset)
+            # headers are read only if the record becomes a dead letter (kafka.RecordHeaders)
+            append(build(SourceRecord, (topic, partition, offset, ts if ts_type and ts >= 0 else None,
+                                        msg.key(), msg.value(), kafka.RecordHeaders(msg))))
+        if run_topic is not None:
+            positions[(run_topic, run_partition)] = records[-1][2]
         self._note_lag()
         if not records:
             if self._due():
@@ -756,9 +767,7 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - a record must never stop the loop
                 self._isolate(unit, exc)
                 return total
-            last: dict[tuple[str, int], int] = {}
-            for r in unit.records:
-                last[(r.topic, r.partition)] = r.offset
+            last = _last_offsets(unit.records)
             for tp, offset in last.items():
                 self._positions[tp] = offset + 1
             self._records_since_checkpoint += len(unit.records)
@@ -1245,6 +1254,16 @@ def listen_error(host: str, port: int, exc: BaseException) -> str:
         return (f"invalid setting {port_setting}: no permission to listen on port {port} ({reason}); ports below "
                 "1024 need privileges, set one above")
     return f"invalid setting {port_setting}: cannot listen on {host!r} port {port} ({reason})"
+
+
+def _last_offsets(records: Sequence[SourceRecord]) -> dict[tuple[str, int], int]:
+    """The last offset of each (topic, partition) in ``records`` (a partition's records are in offset order)."""
+    if records and records[0][:2] == records[-1][:2] and len(records) == records[-1][2] - records[0][2] + 1:
+        return {(records[0][0], records[0][1]): records[-1][2]}  # one partition, no gaps: nothing else fits
+    last: dict[tuple[str, int], int] = {}
+    for r in records:
+        last[(r[0], r[1])] = r[2]
+    return last
 
 
 def _merge(into: BatchResult, part: BatchResult) -> BatchResult:
