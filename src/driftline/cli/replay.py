@@ -29,7 +29,7 @@ def dead_letter_line(dl: DeadLetter) -> bytes:
     >>> from driftline.contract.event import SourceRecord
     >>> dead_letter_line(DeadLetter(SourceRecord("f.jsonl", 0, 3, None, None, b"{oops", ()), "invalid_json", "bad"))
     b'{"reason":"invalid_json","detail":"bad","topic":"f.jsonl","partition":0,"offset":3,"key":null,"value":"{oops"}'
-    >>> dead_letter_line(DeadLetter(SourceRecord("f", 0, 0, None, b"k", bytes([255]), ()), "invalid_json", "bad"))[-42:]
+    >>> dead_letter_line(DeadLetter(SourceRecord("f", 0, 0, None, b"k", bytes([255]), ()), "invalid_json", "bad"))[-43:]
     b'"offset":0,"key":"k","value_base64":"/w=="}'
     """
     rec = dl.record
