@@ -346,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--timeout", type=_TIMEOUT, default=30.0, help="seconds to query the group and read the topics to their end")
     st.add_argument("--since", type=_number(float, 0, 1e12), default=86_400.0,
                     help="seconds of window summaries to read (0 = the whole metrics topic); alerts are always read whole")
+    st.add_argument("--model", default=None, help="only this model, with its performance per window (accuracy or MAE, "
+                                                  "label coverage) and its concept-drift alerts")
     _add_setting_flags(st)
     st.set_defaults(func=_cmd_status)
 
