@@ -134,6 +134,8 @@ def _read_topics(settings: Settings, model: str, timeout: float
     models: set[str] = set()
 
     def summary(key: bytes | None, record: Record) -> bool:
+        if record.get("type") == "performance_summary":  # model quality: accuracy or MAE, label coverage
+            return (key or b"").startswith(prefix) and record.get("model") == model
         if record.get("type") != "window_summary":
             return False
         models.add(str(record.get("model")))
