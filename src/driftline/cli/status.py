@@ -368,7 +368,7 @@ def _windows_table(quality: dict[str, Any]) -> RenderableType:
                             ("value", "right"), ("labeled", "right"), ("inferences", "right"), ("coverage", "right")):
         table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for w in shown_rows:
-        table.add_row(w["last_event_time"] or "-", w["model_version"], w["partition"], _metric_name(w["metric"]),
+        table.add_row(w["last_event_time"] or "-", w["model_version"], str(w["partition"]), _metric_name(w["metric"]),
                       _metric_value(w["metric"], w["value"]), f"{w['labeled']:,}", f"{w['inferences']:,}",
                       _fmt(w["label_coverage"], ".1%"))
     return table

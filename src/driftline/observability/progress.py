@@ -95,8 +95,8 @@ class Progress:
             self._quiet += 1
             return
         self._logged.add(reason)
-        self.say(logging.WARNING, "dead letter: the record does not follow the input contract" if reason != "processing_error"
-                 else "dead letter: processing the record raised", {
+        self.say(logging.WARNING, f"dead letter ({reason}): " + ("the record does not follow the input contract"
+                                                                if reason != "processing_error" else "processing the record raised"), {
                      "reason": reason, "error": detail[:DETAIL_CHARS], "topic": topic, "partition": partition,
                      "offset": offset,
                      "limit": f"first {reason} in {self._limit_interval:g} s; the next ones are counted in the progress line"})

@@ -348,7 +348,8 @@ def performance_windows(summaries: Iterable[Mapping[str, Any]], model: str,
                         model_version: str | None = None) -> list[dict[str, Any]]:
     """The ``performance_summary`` records of ``model`` (one per window, partition and version), in time order.
 
-    Each row: ``model_version``, ``partition`` (``topic[p]``), ``first_event_time`` and ``last_event_time``
+    Each row: ``model_version``, ``partition`` (the number: a window ends at an inference or at a label,
+    on either topic), ``first_event_time`` and ``last_event_time``
     of the window, ``task``, ``metric`` (``accuracy`` or ``mae``) and its ``value`` in the window, the
     window's ``inferences`` and ``labeled`` (labels joined in it), ``label_coverage`` (labeled /
     inferences of the window: labels that arrive a window late count in the next one, so it can pass 1
@@ -372,7 +373,7 @@ def performance_windows(summaries: Iterable[Mapping[str, Any]], model: str,
         inferences = _count(s.get("inferences"))
         labeled = _count(perf.get("labeled"))
         rows.append({"model_version": str(s.get("model_version")),
-                     "partition": f"{window.get('topic', '')}[{_count(window.get('partition'), -1)}]",
+                     "partition": _count(window.get("partition"), -1),
                      "first_event_time": _text(window.get("first_event_time")),
                      "last_event_time": _text(window.get("last_event_time")),
                      "task": str(s.get("task") or "unknown"), "metric": metric, "value": _number(perf.get(metric)),
@@ -384,7 +385,7 @@ def performance_windows(summaries: Iterable[Mapping[str, Any]], model: str,
 
 
 def model_performance(summaries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (model, model_version) with labels: the newest window of each partition, combined.
+    """One row per (model, model_version) with labels: the newest window of each partition (number), combined.
 
     ``metric`` and ``value``: the newest windows' accuracy or MAE, weighted by their labeled records;
     ``cumulative``: the same since the workers started; ``label_coverage``: labeled / inferences of the
@@ -398,12 +399,12 @@ def model_performance(summaries: Iterable[Mapping[str, Any]]) -> list[dict[str, 
     >>> rows[0]["metric"], rows[0]["value"], rows[0]["label_coverage"]
     ('accuracy', 0.7, 1.0)
     """
-    newest: dict[tuple[str, str], dict[tuple[str, int], Mapping[str, Any]]] = {}
+    newest: dict[tuple[str, str], dict[int, Mapping[str, Any]]] = {}
     for s in summaries:
         if s.get("type") != "performance_summary":
             continue
-        window = _window_of(s)
-        where = (str(window.get("topic", "")), _count(window.get("partition"), -1))
+        # by partition number: one outcome monitor per partition, whose windows end on either topic
+        where = _count(_window_of(s).get("partition"), -1)
         newest.setdefault((str(s.get("model")), str(s.get("model_version"))), {})[where] = s
     rows = []
     for (model, version), by_partition in sorted(newest.items()):
@@ -431,7 +432,7 @@ def model_performance(summaries: Iterable[Mapping[str, Any]]) -> list[dict[str, 
                      "label_coverage": labeled / inferences if inferences else None,
                      "label_coverage_total": (sum(c * n for c, n in coverages) / weight if weight
                                               else (coverages[0][0] if len(coverages) == 1 else None)),
-                     "partitions": [f"{t}[{p}]" for t, p in sorted(by_partition)],
+                     "partitions": sorted(by_partition),
                      "last_event_time": max(times) if times else None})
     return rows
 

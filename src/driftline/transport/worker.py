@@ -1225,7 +1225,7 @@ class Worker:
                 pass
             if member and wait.what == "the group join":
                 wait.done(now=now, result=f"member {member}")
-                self._wait = Wait("the partition assignment", "partitions assigned", now=now, say=_say,
+                self._wait = Wait("the partition assignment", "start-up done: partitions assigned", now=now, say=_say,
                                   detail=f"group {self.settings.group_id}; a member gets none while the group has more "
                                          "members than the input topics have partitions")
             else:
