@@ -392,7 +392,8 @@ def _dead_letters(dead: dict[str, Any], since: object) -> RenderableType:
     span = f"last {since:g} s" if isinstance(since, (int, float)) and since else "whole topic"
     if not dead["total"]:
         return Text(f"no dead letters on {dead['topic']} ({span})", style="green")
-    table = Table(title=f"dead letters on {dead['topic']} ({span}): {dead['total']:,}", title_justify="left")
+    title = f"dead letters on {dead['topic']} ({span}): {dead['total']:,}"
+    table = Table(title=title, title_justify="left", min_width=min(len(title), 120))
     table.add_column("reason", overflow="fold")
     table.add_column("records", justify="right")
     for reason, count in dead["by_reason"].items():
@@ -410,7 +411,7 @@ def render(report: dict[str, Any]) -> list[RenderableType]:
     if group.get("known", True):
         head.append(group["state"], style=_STATE_STYLE.get(group["state"], ""))
     else:
-        head.append("unknown group (no members, no committed offsets; see the note below)", style="bold red")
+        head.append("unknown group (see the note below)", style="bold red")
     head.append(f", {len(group['members'])} member(s)")
     if group.get("coordinator"):
         head.append(f", coordinator {group['coordinator']}", style="dim")
