@@ -114,3 +114,12 @@ def test_status_views_of_quality_dead_letters_and_an_unknown_group():
     unknown = _text(_report(total_lag=None, group={"group_id": "typo", "state": "empty", "known": False, "members": [],
                                                    "coordinator": None}))
     assert "unknown group" in unknown and "lag (unknown" in unknown
+
+
+def test_compare_of_a_model_with_no_comparison_names_the_ones_there(tmp_path, capsys):
+    summaries = tmp_path / "s.jsonl"
+    summaries.write_bytes(orjson.dumps({"type": "version_comparison", "model": "fraud", "champion": "v1",
+                                        "challenger": "v2", "pairs": 10}) + b"\n")
+    assert main(["compare", "--file", str(summaries), "--model", "frod"]) == 2
+    assert "unknown --model 'frod': did you mean 'fraud'?" in capsys.readouterr().err
+    assert main(["compare", "--file", str(summaries), "--model", "fraud"]) == 0

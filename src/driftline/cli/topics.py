@@ -15,7 +15,6 @@ and an existing topic lacks is said on stderr, and the exit code is 1:
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from rich.console import Console
