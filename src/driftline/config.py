@@ -158,6 +158,7 @@ class Settings(BaseSettings):
     metrics_port: int = Field(9188, ge=0, le=65535, description="Port of that endpoint; 0 disables it.")
     metrics_series: Literal["feature", "model"] = Field("feature", description="Prometheus series per feature ('feature': drift statistics, missing ratio, data-quality findings and alerts of each feature: about 440,000 series, 60 MB per scrape at the caps) or per model version only ('model': the largest / smallest statistic over the features, counts per model; no feature label, a few thousand series).")
     progress_timeout_seconds: float = Field(300.0, ge=0, description="/healthz answers 503 when no input offset was committed for this long while the consumer lag did not shrink (a stuck worker); 0 turns this check off.")
+    progress_interval_seconds: float = Field(60.0, ge=0, le=86_400, description="Seconds between the worker's one-line progress log (records, events/s, lag, dead letters by reason, open incidents); also the interval within which only the first dead letter of each reason is logged at WARNING (the others are counted in the next progress line); 0 turns the progress line off (dead letters are then limited per 60 s).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_format: Literal["text", "json"] = Field("text", description="'json' for one JSON object per log line.")
 

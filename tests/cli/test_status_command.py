@@ -163,7 +163,9 @@ def test_status_renders_tables_and_names_missing_topics(kenv, capsys):
                "--input-topics", kenv.input, "--alerts-topic", kenv.alerts, "--metrics-topic", kenv.metrics_topic])
     out = capsys.readouterr().out
     assert rc == 0
-    assert f"group {kenv.group}" in out and "lag (total 0)" in out and "no active alerts" in out
+    # a group that never ran: unknown, and no lag claimed for it
+    assert f"group {kenv.group}" in out and "unknown group" in out and "lag (unknown" in out and "no active alerts" in out
+    assert f"unknown group '{kenv.group}': no members and no committed offsets" in " ".join(out.split())
     assert f"topic '{kenv.alerts}' does not exist yet (setting alerts_topic)" in out
 
 

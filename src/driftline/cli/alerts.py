@@ -10,10 +10,17 @@ import orjson
 from rich.console import Console
 from rich.text import Text
 
+from driftline.cli.unknown import unknown_value
 from driftline.config import Settings
+from driftline.detection.findings import Kind
 from driftline.errors import ConfigError
 
-__all__ = ["tail", "matches", "format_alert"]
+__all__ = ["tail", "matches", "format_alert", "KINDS", "check_filters", "starting_line"]
+
+#: Values of an alert's ``kind`` (what ``--kind`` may be).
+KINDS = (Kind.DATA_DRIFT, Kind.PREDICTION_DRIFT, Kind.DATA_QUALITY, Kind.CONCEPT_DRIFT, Kind.OUTPUT_QUALITY,
+         Kind.VERSION_DIVERGENCE)
+STATUSES = ("firing", "resolved")
 
 _COLOURS = {"firing": "bold red", "resolved": "green"}
 
@@ -50,12 +57,45 @@ def format_alert(alert: dict[str, object]) -> Text:
     return line
 
 
+def check_filters(*, kind: str | None, status: str | None) -> None:
+    """Raise :class:`ConfigError` for a ``--kind`` or ``--status`` no alert can have (it would match nothing).
+
+    >>> check_filters(kind="concpt_drift", status=None)
+    Traceback (most recent call last):
+    ...
+    driftline.errors.ConfigError: invalid --kind 'concpt_drift': did you mean 'concept_drift'? (allowed: 'data_drift', 'prediction_drift', 'data_quality', 'concept_drift', 'output_quality', 'version_divergence')
+    """
+    if kind is not None and kind not in KINDS:
+        raise ConfigError(unknown_value("--kind", kind, KINDS, allowed=True))
+    if status is not None and status not in STATUSES:
+        raise ConfigError(unknown_value("--status", status, STATUSES, allowed=True))
+
+
+def starting_line(topic: str, partitions: int, *, from_beginning: bool, filters: dict[str, str | None],
+                  timeout: float = 0.0, most: int = 0) -> str:
+    """What ``alerts tail`` follows, from where, with which filters, until when (printed on stderr).
+
+    >>> starting_line("ml.alerts", 3, from_beginning=False, filters={"kind": "concept_drift", "model": None})
+    "following 'ml.alerts' (3 partitions) from its end: new alerts only; kind=concept_drift; until Ctrl-C"
+    """
+    from driftline.cli.unknown import shown
+
+    where = "from the oldest alert kept" if from_beginning else "from its end: new alerts only"
+    chosen = [f"{k}={v}" for k, v in filters.items() if v is not None]
+    until = [f"{most} alert(s)" if most else "", f"{timeout:g} s" if timeout else ""]
+    text = f"following {shown(topic)} ({partitions} partition{'s' if partitions != 1 else ''}) {where}; "
+    text += ("; ".join(chosen) if chosen else "no filter") + "; until " + (" or ".join(u for u in until if u) or "Ctrl-C")
+    return text
+
+
 def tail(settings: Settings, args: argparse.Namespace) -> int:
     """Print alerts as they arrive (or from the beginning), until interrupted, ``--max`` or ``--timeout``."""
     from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicPartition
 
+    from driftline.redact import escape
     from driftline.transport import kafka
 
+    check_filters(kind=args.kind, status=args.status)
     admin = kafka.make_admin(settings)
     if settings.alerts_topic not in kafka.check_broker(admin, settings):
         raise ConfigError(f"alerts topic {settings.alerts_topic!r} does not exist (setting alerts_topic)")
@@ -67,8 +107,10 @@ def tail(settings: Settings, args: argparse.Namespace) -> int:
     try:
         metadata = reader.list_topics(settings.alerts_topic, timeout=settings.broker_timeout_seconds)
         start = OFFSET_BEGINNING if args.from_beginning else OFFSET_END
-        reader.assign([TopicPartition(settings.alerts_topic, p, start)
-                       for p in sorted(metadata.topics[settings.alerts_topic].partitions)])
+        partitions = sorted(metadata.topics[settings.alerts_topic].partitions)
+        reader.assign([TopicPartition(settings.alerts_topic, p, start) for p in partitions])
+        print(escape(starting_line(settings.alerts_topic, len(partitions), from_beginning=args.from_beginning,
+                                   filters=filters, timeout=args.timeout, most=args.max)), file=sys.stderr, flush=True)
         deadline = time.monotonic() + args.timeout if args.timeout else None
         while deadline is None or time.monotonic() < deadline:
             for msg in reader.consume(100, 0.5):

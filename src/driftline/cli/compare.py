@@ -131,6 +131,11 @@ def compare(settings: Settings, args: argparse.Namespace) -> int:
             console.out(orjson.dumps(c).decode(), highlight=False)
         return 0
     if not comparisons:
+        others = sorted({str(s.get("model")) for s in summaries if s.get("type") == "version_comparison"})
+        if args.model is not None and others:  # a mistyped --model, not "no comparison yet"
+            from driftline.cli.unknown import unknown_value
+
+            raise ConfigError(unknown_value("--model", args.model, others) + ": no comparison of it")
         console.print("no champion / challenger comparisons yet (two versions must score the same event_id)")
         return 0
     print_comparisons(console, comparisons)

@@ -20,11 +20,17 @@ from driftline.config import load_settings
 from driftline.demo.broker import EmbeddedBroker, free_port
 from driftline.demo.traffic import DRIFTING_FEATURES, TrafficSpec
 from driftline.demo.traffic import events as traffic
+from driftline.errors import ConfigError
 from driftline.observability.logging import configure_logging
 from driftline.observability.metrics import WorkerMetrics
 from driftline.transport.worker import Worker
 
-__all__ = ["run_demo"]
+__all__ = ["run_demo", "check_arguments", "checks"]
+
+#: Events of the demo that form the warm-up reference (the worker's default ``warmup``).
+DEMO_WARMUP = 2000
+#: Drifted events the detectors need to find the drift for certain.
+DRIFTED_EVENTS = 1000
 
 _kafka_log = logging.getLogger("driftline.kafka")
 
@@ -42,6 +48,47 @@ def _port(preferred: int) -> int:
             return free_port()
 
 
+def check_arguments(events: int, drift_at: int, *, warmup: int = DEMO_WARMUP) -> None:
+    """Raise :class:`ConfigError` (one line per problem) for arguments with which the demo cannot pass.
+
+    >>> check_arguments(1000, 5000)
+    Traceback (most recent call last):
+    ...
+    driftline.errors.ConfigError: invalid --drift-at 5000 with --events 1000: the drift starts after the last event, so none is sent; set --drift-at below --events (e.g. --events 12000 --drift-at 7000)
+    """
+    problems = []
+    if drift_at >= events:
+        problems.append(f"invalid --drift-at {drift_at} with --events {events}: the drift starts after the last event, "
+                        "so none is sent; set --drift-at below --events (e.g. --events 12000 --drift-at 7000)")
+    else:
+        if drift_at < warmup:
+            problems.append(f"invalid --drift-at {drift_at}: the first {warmup} events form the warm-up reference, "
+                            f"a drift within them becomes part of it; set --drift-at {warmup} or more")
+        if events - drift_at < DRIFTED_EVENTS:
+            problems.append(f"invalid --events {events} with --drift-at {drift_at}: {events - drift_at} drifted "
+                            f"event(s), the detectors need about {DRIFTED_EVENTS}; set --events {drift_at + DRIFTED_EVENTS} "
+                            "or more, or an earlier --drift-at")
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def checks(*, processed: float, total: int, by_feature: Counter[str], expected: set[str],
+           unexpected: list[str]) -> list[tuple[bool, str]]:
+    """The demo's checks: (passed, what was checked and what was seen).
+
+    >>> [ok for ok, _ in checks(processed=10, total=10, by_feature=Counter(income=2), expected={"income", "channel"},
+    ...                         unexpected=[])]
+    [True, False, True]
+    """
+    found = sorted(f for f in expected if f in by_feature)
+    return [
+        (processed >= total, f"every record processed: {processed:,.0f} of {total:,}"),
+        (expected <= set(by_feature), f"the drift found in {', '.join(sorted(expected))}: "
+                                      f"alerts on {', '.join(found) or 'none of them'}"),
+        (not unexpected, "no alert on stationary features: " + (", ".join(sorted(unexpected)) or "none")),
+    ]
+
+
 def run_demo(*, events: int = 12_000, drift_at: int = 7_000, rate: float = 4_000.0, metrics_port: int = 9188,
              console: Console | None = None, live: bool | None = None) -> int:
     """Run the demo; 0 when the drift is found and nothing stationary alerts.
@@ -54,6 +101,7 @@ def run_demo(*, events: int = 12_000, drift_at: int = 7_000, rate: float = 4_000
     alerts as they fire, a progress line every quarter of the events, and
     the features table once at the end, so logs stay readable.
     """
+    check_arguments(events, drift_at)
     console = console if console is not None else Console()
     live = console.is_terminal if live is None else live
     configure_logging("WARNING")
@@ -145,9 +193,14 @@ def run_demo(*, events: int = 12_000, drift_at: int = 7_000, rate: float = 4_000
     table.add_row("alerts on stationary features", str(len(unexpected)))
     table.add_row("wall time", f"{elapsed:.1f} s")
     console.print(table)
-    ok = processed >= total and expected <= set(by_feature) and not unexpected
-    console.print("[green]demo passed: the drift was found and nothing else alerted[/]" if ok
-                  else "[red]demo did not behave as expected[/]")
+    results = checks(processed=processed, total=total, by_feature=by_feature, expected=expected, unexpected=unexpected)
+    ok = all(passed for passed, _ in results)
+    if ok:
+        console.print("[green]demo passed: the drift was found and nothing else alerted[/]")
+    else:
+        console.print("[red]demo did not behave as expected:[/]")
+        for passed, what in results:
+            console.print(f"  {'[green]passed[/]' if passed else '[red]FAILED[/]'}  {what}", highlight=False)
     return 0 if ok else 1
 
 

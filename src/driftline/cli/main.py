@@ -254,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--prediction-column", default="prediction", help="the output column of a table")
     rep.add_argument("--alerts-out", default=None, help="write the alerts here (JSONL)")
     rep.add_argument("--summaries-out", default=None, help="write the window summaries here (JSONL)")
+    rep.add_argument("--dead-letters-out", default=None, metavar="PATH",
+                     help="write the dead letters here (JSONL: reason, detail, where, and the record's key and value, "
+                          "as text or base64), to fix and replay them")
     rep.add_argument("--json", action="store_true", help="print alerts as JSON lines on stdout")
     _add_setting_flags(rep)
     rep.set_defaults(func=_cmd_replay)
@@ -346,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--timeout", type=_TIMEOUT, default=30.0, help="seconds to query the group and read the topics to their end")
     st.add_argument("--since", type=_number(float, 0, 1e12), default=86_400.0,
                     help="seconds of window summaries to read (0 = the whole metrics topic); alerts are always read whole")
+    st.add_argument("--model", default=None, help="only this model, with its performance per window (accuracy or MAE, "
+                                                  "label coverage) and its concept-drift alerts")
     _add_setting_flags(st)
     st.set_defaults(func=_cmd_status)
 

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from driftline.config import Settings
 from driftline.contract.decode import DecodeError, decode_event
-from driftline.errors import ConfigError, ProfileError
+from driftline.errors import ConfigError, DriftlineError, ProfileError
 from driftline.redact import bounded, escape
 from driftline.reference.builder import ProfileBuilder
 from driftline.reference.profile import NUMERIC, ReferenceProfile
@@ -70,8 +70,22 @@ def show(settings: Settings, args: argparse.Namespace) -> int:
 
 def withdraw(settings: Settings, args: argparse.Namespace) -> int:
     """Tombstone a model version's profile on the references topic."""
-    from driftline.transport.references import withdraw_profile
+    from driftline.cli.unknown import shown, unknown_value
+    from driftline.transport.references import profiles_in_force, withdraw_profile
 
+    key = f"{args.model}/{args.model_version}"
+    found, complete = profiles_in_force(settings, timeout=max(30.0, settings.broker_timeout_seconds))
+    if not complete:
+        raise DriftlineError(f"cannot tell whether {shown(key)} has a profile: {settings.references_topic!r} was not "
+                             "read to its end in time; nothing withdrawn")
+    if key not in found:
+        in_force = sorted(k for k, p in found.items() if p is not None)
+        raise ConfigError(unknown_value("profile", key, in_force) + f" on {settings.references_topic!r}: nothing "
+                          "withdrawn (a profile is keyed MODEL/MODEL_VERSION, as --model and --model-version give it)")
+    if found[key] is None:
+        Console(stderr=True).print(f"the profile of {key} on {settings.references_topic!r} was withdrawn already; "
+                                   "nothing to do", soft_wrap=True, markup=False, highlight=False)
+        return 0
     withdraw_profile(settings, args.model, args.model_version)
     Console(stderr=True).print(f"withdrew the profile of {args.model}/{args.model_version} from "
                                f"{settings.references_topic!r}; workers fall back to warm-up references", soft_wrap=True)

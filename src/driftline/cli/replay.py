@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import sys
 from collections import Counter
 from pathlib import Path
@@ -12,12 +13,37 @@ import orjson
 from rich.console import Console
 
 from driftline.config import Settings
-from driftline.detection.pipeline import BatchResult, Pipeline
+from driftline.detection.pipeline import BatchResult, DeadLetter, Pipeline
 from driftline.transport.files import read_records
 from driftline.transport.references import load_profile_files
 from driftline.transport.worker import pipeline_settings
 
-__all__ = ["replay", "FileReplay"]
+__all__ = ["replay", "FileReplay", "dead_letter_line"]
+
+
+def dead_letter_line(dl: DeadLetter) -> bytes:
+    """A dead letter as one JSON line, to fix and replay: reason, detail, where it was, and the record's
+    key and value (``value`` as text when it is UTF-8, else ``value_base64``; ``null`` for none; the same for
+    the key).
+
+    >>> from driftline.contract.event import SourceRecord
+    >>> dead_letter_line(DeadLetter(SourceRecord("f.jsonl", 0, 3, None, None, b"{oops", ()), "invalid_json", "bad"))
+    b'{"reason":"invalid_json","detail":"bad","topic":"f.jsonl","partition":0,"offset":3,"key":null,"value":"{oops"}'
+    >>> dead_letter_line(DeadLetter(SourceRecord("f", 0, 0, None, b"k", bytes([255]), ()), "invalid_json", "bad"))[-43:]
+    b'"offset":0,"key":"k","value_base64":"/w=="}'
+    """
+    rec = dl.record
+    doc: dict[str, object] = {"reason": dl.reason, "detail": dl.detail, "topic": rec.topic, "partition": rec.partition,
+                              "offset": rec.offset}
+    for name, data in (("key", rec.key), ("value", rec.value)):
+        if data is None:
+            doc[name] = None
+            continue
+        try:
+            doc[name] = data.decode("utf-8")
+        except UnicodeDecodeError:
+            doc[f"{name}_base64"] = base64.b64encode(data).decode("ascii")
+    return orjson.dumps(doc)
 
 
 class FileReplay:
@@ -65,18 +91,27 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     alerts_out = _open(args.alerts_out)
     summaries_out = _open(args.summaries_out)
+    dead_out = _open(getattr(args, "dead_letters_out", None))
     counts: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
     try:
         for result in run.results():
             _emit(result, args.json, console, alerts_out, summaries_out, counts)
+            for dl in result.dead_letters:
+                reasons[dl.reason] += 1
+                if dead_out is not None:
+                    dead_out.write(dead_letter_line(dl) + b"\n")
     finally:
-        for handle in (alerts_out, summaries_out):
+        for handle in (alerts_out, summaries_out, dead_out):
             if handle is not None:
                 handle.close()
     for warning in run.unused_references():
         console.print(f"[yellow]{warning}[/]", soft_wrap=True)
     console.print(f"replayed {counts['records']:,} records: {counts['firing']} firing and {counts['resolved']} resolved "
-                  f"alert(s), {counts['summaries']:,} window summaries, {counts['dead']} dead letter(s)")
+                  f"alert(s), {counts['summaries']:,} window summaries, {counts['dead']} dead letter(s)"
+                  + (f" ({', '.join(f'{r} {n:,}' for r, n in reasons.most_common())})" if reasons else "")
+                  + (f", written to {args.dead_letters_out}" if reasons and getattr(args, "dead_letters_out", None) else ""),
+                  highlight=False, soft_wrap=True)
     return 0
 
 

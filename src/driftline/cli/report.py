@@ -107,7 +107,11 @@ def report(settings: Settings, args: argparse.Namespace) -> int:
         which = args.model + (f" version {args.model_version}" if args.model_version else "")
         seen = ", ".join(sorted(models)) or "none"
         also = f" (its versions there: {', '.join(data.other_versions)})" if data.other_versions else ""
-        raise DriftlineError(f"no window summaries of model {which} in {source}{also}; models there: {seen}")
+        from driftline.cli.unknown import did_you_mean
+
+        guess = did_you_mean(args.model, models) if not data.other_versions else None
+        hint = f"; did you mean {guess!r}?" if guess and guess != args.model else ""
+        raise DriftlineError(f"no window summaries of model {which} in {source}{also}{hint}; models there: {seen}")
     output.write_text(render(data), encoding="utf-8")
     features = sum(len(v.features) for v in data.versions)
     moved = sum(len(v.moved) for v in data.versions)
@@ -134,6 +138,8 @@ def _read_topics(settings: Settings, model: str, timeout: float
     models: set[str] = set()
 
     def summary(key: bytes | None, record: Record) -> bool:
+        if record.get("type") == "performance_summary":  # model quality: accuracy or MAE, label coverage
+            return (key or b"").startswith(prefix) and record.get("model") == model
         if record.get("type") != "window_summary":
             return False
         models.add(str(record.get("model")))

@@ -13,7 +13,17 @@ reach the brokers, whatever runs the workers:
 * the active alerts: the alerts topic read to its end and folded to the keys
   whose last record is ``firing``;
 * the open incidents: the active alerts grouped by model incident
-  (``incident_id``), with their features, kinds and detectors.
+  (``incident_id``), with their features, kinds and detectors;
+* dead letters by reason: the ``driftline.reason`` header of the dead-letter
+  topic's records of the same ``--since`` seconds;
+* per model version with labels: label coverage and the newest window's
+  accuracy (or MAE), from the ``performance_summary`` records; with
+  ``--model M``, M's windows one by one and its concept-drift alerts.
+
+A group id that has neither members nor committed offsets is reported as
+unknown (its lag would otherwise be every record kept), with the groups the
+broker knows; an unknown ``--model`` is a configuration error naming the
+models seen.
 
 The folding is pure (:mod:`driftline.observability.status`); this module
 only reads Kafka and prints, as rich tables or, with ``--json``, one JSON
@@ -35,8 +45,10 @@ from rich.text import Text
 
 from driftline.config import Settings
 from driftline.errors import ConfigError
-from driftline.observability.status import (active_alerts, monitored_features, monitored_models, open_incidents,
-                                            partition_lag)
+from driftline.cli.unknown import did_you_mean, shown, unknown_value
+from driftline.observability.status import (active_alerts, concept_drift_alerts, dead_letter_counts, model_performance,
+                                            monitored_features, monitored_models, open_incidents, partition_lag,
+                                            performance_windows)
 
 __all__ = ["status", "collect", "group_description", "render"]
 
@@ -83,8 +95,44 @@ def _read_to_end(settings: Settings, topic: str, partitions: list[int], *, deadl
         reader.close()
 
 
-def collect(settings: Settings, *, timeout: float = 30.0, since_seconds: float = 86_400.0) -> dict[str, Any]:
-    """Everything ``driftline status`` shows, as plain data (the ``--json`` document)."""
+def _read_reasons(settings: Settings, topic: str, partitions: list[int], *, deadline: float,
+                  since_ms: int | None) -> tuple[dict[str, int], int, bool]:
+    """Dead letters of a topic by reason (from ``since_ms``), how many, and whether the end was reached."""
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
+
+    from driftline.transport import kafka
+
+    reader = kafka.make_reader(settings, group_id=f"{settings.group_id}.status", client_id="driftline-status")
+    try:
+        if since_ms is None:
+            starts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions]
+        else:
+            found = reader.offsets_for_times([TopicPartition(topic, p, since_ms) for p in partitions],
+                                             timeout=max(1.0, deadline - time.monotonic()))
+            starts = [TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END) for tp in found]
+        records = kafka.ReadToEnd(reader, starts, max(0.0, deadline - time.monotonic()), poll_seconds=0.2)
+        reasons = []
+        for msg in records:
+            reasons.append(next((v for k, v in (msg.headers() or ()) if k == "driftline.reason"), None))
+        return dead_letter_counts(reasons), len(reasons), not records.pending
+    finally:
+        reader.close()
+
+
+def _known_groups(admin: Any, timeout: float) -> list[str]:
+    """Consumer groups the broker lists, without the readers of driftline's own commands (best effort)."""
+    try:
+        answer = admin.list_consumer_groups(request_timeout=timeout).result(timeout=timeout)
+    except Exception:  # noqa: BLE001 - only a hint in a note
+        return []
+    helpers = (".status", ".tail", ".report", ".compare", ".accept", ".warm")
+    return sorted(g.group_id for g in answer.valid or () if g.group_id and not g.group_id.endswith(helpers))
+
+
+def collect(settings: Settings, *, timeout: float = 30.0, since_seconds: float = 86_400.0,
+            model: str | None = None) -> dict[str, Any]:
+    """Everything ``driftline status`` shows, as plain data (the ``--json`` document); with ``model``, the
+    tables are of that model only and ``model_quality`` holds its windows and concept-drift alerts."""
     from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaException, TopicPartition
     from confluent_kafka.admin import OffsetSpec
 
@@ -140,6 +188,17 @@ def collect(settings: Settings, *, timeout: float = 30.0, since_seconds: float =
                 notes.append(f"cannot list offsets of {tp.topic}[{tp.partition}]: {exc.args[0] if exc.args else exc}")
     lag = partition_lag(partitions, committed=committed, log_end=log_end, log_start=log_start, owners=owners,
                         reset_to_earliest=settings.auto_offset_reset == "earliest")
+    # a group with neither members nor committed offsets is not a group the workers run (a typo, or not
+    # started yet): its "lag" would be every record kept, so none is claimed
+    group["known"] = bool(group["members"] or committed) or group["state"] not in ("empty", "dead", "unknown")
+    if not group["known"]:
+        for row in lag:
+            row["lag"] = None
+        known = [g for g in _known_groups(admin, remaining()) if g != settings.group_id]
+        guess = did_you_mean(settings.group_id, known)
+        notes.append(f"unknown group {shown(settings.group_id)}: no members and no committed offsets (a mistyped "
+                     "--group-id, or workers that never committed)" + (f"; did you mean {shown(guess)}?" if guess else "")
+                     + (f"; groups on the broker: {', '.join(shown(g) for g in known[:20])}" if known else ""))
 
     # what is monitored, from the window summaries; what is firing, from the alerts
     reads: dict[str, dict[str, Any]] = {}
@@ -157,16 +216,47 @@ def collect(settings: Settings, *, timeout: float = 30.0, since_seconds: float =
         return records
 
     since_ms = int((time.time() - since_seconds) * 1000) if since_seconds > 0 else None
-    features = monitored_features(read(settings.metrics_topic, since_ms, "metrics_topic"))
-    alerts = active_alerts(read(settings.alerts_topic, None, "alerts_topic"))
+    summaries = read(settings.metrics_topic, since_ms, "metrics_topic")
+    alert_records = read(settings.alerts_topic, None, "alerts_topic")
+    features = monitored_features(summaries)
+    alerts = active_alerts(alert_records)
+    performance = model_performance(summaries)
+    quality = None
+    if model is not None:
+        seen = {str(r.get("model")) for r in summaries + alert_records if r.get("model") is not None}
+        if model not in seen:
+            raise ConfigError(unknown_value("--model", model, sorted(seen)) + f": no window summary in the last "
+                              f"--since {since_seconds:g} s and no alert names it")
+        features = [f for f in features if f["model"] == model]
+        alerts = [a for a in alerts if str(a.get("model")) == model]
+        performance = [p for p in performance if p["model"] == model]
+        quality = {"model": model, "windows": performance_windows(summaries, model),
+                   "concept_drift_alerts": concept_drift_alerts(alert_records, model)}
     firing = firing_detectors(alerts)
     for row in features:
         row["firing"] = sorted(firing.get((row["model"], row["model_version"], row["feature"]), []))
-    return {"bootstrap_servers": settings.bootstrap_servers, "group": group, "partitions": lag,
-            "total_lag": sum(r["lag"] for r in lag if r["lag"] is not None),
-            "models": monitored_models(features), "features": features,
-            "open_incidents": open_incidents(alerts, features), "active_alerts": alerts,
-            "read": reads, "summaries_since_seconds": since_seconds or None, "notes": notes}
+
+    dead: dict[str, Any] = {"topic": settings.deadletter_topic, "total": 0, "by_reason": {}, "complete": False}
+    if settings.deadletter_topic in existing:
+        by_reason, count, complete = _read_reasons(settings, settings.deadletter_topic,
+                                                   sorted(metadata[settings.deadletter_topic].partitions),
+                                                   deadline=deadline, since_ms=since_ms)
+        dead.update(total=count, by_reason=by_reason, complete=complete)
+        if not complete:
+            notes.append(f"topic {settings.deadletter_topic!r} was not read to its end within --timeout {timeout:g} s; "
+                         "the dead-letter counts may be incomplete")
+    else:
+        notes.append(f"topic {settings.deadletter_topic!r} does not exist yet (setting deadletter_topic)")
+    reads["deadletter_topic"] = {"topic": settings.deadletter_topic, "records": dead["total"], "complete": dead["complete"]}
+    report = {"bootstrap_servers": settings.bootstrap_servers, "group": group, "partitions": lag,
+              "total_lag": sum(r["lag"] for r in lag if r["lag"] is not None) if group["known"] else None,
+              "models": monitored_models(features), "features": features,
+              "open_incidents": open_incidents(alerts, features), "active_alerts": alerts,
+              "performance": performance, "dead_letters": dead,
+              "read": reads, "summaries_since_seconds": since_seconds or None, "notes": notes}
+    if quality is not None:
+        report["model_quality"] = quality
+    return report
 
 
 def firing_detectors(alerts: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[str]]:
@@ -240,6 +330,77 @@ def _incidents_table(incidents: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _metric_name(metric: str) -> str:
+    return {"accuracy": "accuracy", "mae": "MAE"}.get(metric, metric)
+
+
+def _metric_value(metric: str, value: object) -> str:
+    return _fmt(value, ".1%") if metric == "accuracy" else _fmt(value, ".4g")
+
+
+def _performance_table(rows: list[dict[str, Any]]) -> Table:
+    """Per model version with labels: label coverage and the newest windows' accuracy or MAE."""
+    table = Table(title="model quality (labels joined; newest window of each partition)", title_justify="left")
+    for column, justify in (("model", "left"), ("version", "left"), ("task", "left"), ("metric", "left"),
+                            ("newest window", "right"), ("since start", "right"), ("labeled", "right"),
+                            ("label coverage", "right"), ("window end", "left")):
+        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for r in rows:
+        table.add_row(r["model"], r["model_version"], r["task"], _metric_name(r["metric"]),
+                      _metric_value(r["metric"], r["value"]), _metric_value(r["metric"], r["cumulative"]),
+                      f"{r['labeled']:,} of {r['inferences']:,}", _fmt(r["label_coverage_total"], ".1%"),
+                      r["last_event_time"] or "-")
+    return table
+
+
+#: Windows of ``status --model`` shown in the table (the JSON document has them all).
+_WINDOWS_SHOWN = 30
+
+
+def _windows_table(quality: dict[str, Any]) -> RenderableType:
+    windows = quality["windows"]
+    if not windows:
+        return Text(f"{quality['model']}: no performance summaries (no labels joined, or labels_topic unset)", style="dim")
+    shown_rows = windows[-_WINDOWS_SHOWN:]
+    table = Table(title=f"{quality['model']}: performance per window" + (
+        f" (newest {len(shown_rows)} of {len(windows)})" if len(windows) > len(shown_rows) else ""), title_justify="left")
+    for column, justify in (("window end", "left"), ("version", "left"), ("partition", "left"), ("metric", "left"),
+                            ("value", "right"), ("labeled", "right"), ("inferences", "right"), ("coverage", "right")):
+        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for w in shown_rows:
+        table.add_row(w["last_event_time"] or "-", w["model_version"], str(w["partition"]), _metric_name(w["metric"]),
+                      _metric_value(w["metric"], w["value"]), f"{w['labeled']:,}", f"{w['inferences']:,}",
+                      _fmt(w["label_coverage"], ".1%"))
+    return table
+
+
+def _concept_table(quality: dict[str, Any]) -> RenderableType:
+    found = quality["concept_drift_alerts"]
+    if not found:
+        return Text(f"{quality['model']}: no concept-drift alerts", style="green")
+    table = Table(title=f"{quality['model']}: concept-drift alerts ({len(found)})", title_justify="left")
+    for column in ("event time", "version", "status", "severity", "detector", "summary"):
+        table.add_column(column, overflow="fold")
+    for a in found:
+        table.add_row(a["event_time"] or "-", a["model_version"],
+                      Text(a["status"].upper(), style="bold red" if a["status"] == "firing" else "green"),
+                      a["severity"], a["detector"], a["summary"])
+    return table
+
+
+def _dead_letters(dead: dict[str, Any], since: object) -> RenderableType:
+    span = f"last {since:g} s" if isinstance(since, (int, float)) and since else "whole topic"
+    if not dead["total"]:
+        return Text(f"no dead letters on {dead['topic']} ({span})", style="green")
+    title = f"dead letters on {dead['topic']} ({span}): {dead['total']:,}"
+    table = Table(title=title, title_justify="left", min_width=min(len(title), 120))
+    table.add_column("reason", overflow="fold")
+    table.add_column("records", justify="right")
+    for reason, count in dead["by_reason"].items():
+        table.add_row(reason, f"{count:,}")
+    return table
+
+
 def render(report: dict[str, Any]) -> list[RenderableType]:
     """The report as rich renderables: group, lag, models, features, active alerts."""
     group = report["group"]
@@ -247,7 +408,10 @@ def render(report: dict[str, Any]) -> list[RenderableType]:
     head = Text()
     head.append(f"group {group['group_id']}", style="bold")
     head.append(f" on {report['bootstrap_servers']}: ")
-    head.append(group["state"], style=_STATE_STYLE.get(group["state"], ""))
+    if group.get("known", True):
+        head.append(group["state"], style=_STATE_STYLE.get(group["state"], ""))
+    else:
+        head.append("unknown group (see the note below)", style="bold red")
     head.append(f", {len(group['members'])} member(s)")
     if group.get("coordinator"):
         head.append(f", coordinator {group['coordinator']}", style="dim")
@@ -262,7 +426,9 @@ def render(report: dict[str, Any]) -> list[RenderableType]:
     if group["members"]:
         out.append(members)
 
-    lag = Table(title=f"lag (total {report['total_lag']:,})", title_justify="left")
+    total = report["total_lag"]
+    lag = Table(title=f"lag (total {total:,})" if total is not None else "lag (unknown: the group has no committed offsets)",
+                title_justify="left")
     for column, justify in (("topic", "left"), ("partition", "right"), ("member", "left"), ("committed", "right"),
                             ("log end", "right"), ("lag", "right")):
         lag.add_column(column, justify=justify)  # type: ignore[arg-type]
@@ -285,6 +451,14 @@ def render(report: dict[str, Any]) -> list[RenderableType]:
         out.append(_features_table(m, [f for f in report["features"]
                                        if (f["model"], f["model_version"]) == (m["model"], m["model_version"])]))
 
+    performance = report.get("performance") or []
+    if performance:
+        out.append(_performance_table(performance))
+    quality = report.get("model_quality")
+    if quality is not None:
+        out.append(_windows_table(quality))
+        out.append(_concept_table(quality))
+
     incidents = report.get("open_incidents", [])
     out.append(_incidents_table(incidents) if incidents else Text("no open incidents", style="green"))
 
@@ -302,6 +476,9 @@ def render(report: dict[str, Any]) -> list[RenderableType]:
         alerts.add_row(Text(str(a.get("severity", "-")).upper(),
                             style="bold red" if a.get("severity") == "critical" else "yellow"), what)
     out.append(alerts if report["active_alerts"] else Text("no active alerts", style="green"))
+    dead = report.get("dead_letters")
+    if dead is not None:
+        out.append(_dead_letters(dead, report.get("summaries_since_seconds")))
     for note in report["notes"]:
         out.append(Text(f"note: {note}", style="yellow"))
     return out
@@ -326,7 +503,7 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
         raise ConfigError(f"invalid --timeout {args.timeout:g}: seconds to read the group and the topics, more than 0")
     if not args.since >= 0:
         raise ConfigError(f"invalid --since {args.since:g}: seconds of window summaries to read, 0 for all of them")
-    report = collect(settings, timeout=args.timeout, since_seconds=args.since)
+    report = collect(settings, timeout=args.timeout, since_seconds=args.since, model=getattr(args, "model", None))
     if args.json:
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0

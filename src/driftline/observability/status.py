@@ -18,7 +18,14 @@ directly and the command itself only reads topics and prints:
 * :func:`monitored_models`: those rows grouped by model version, with the
   reference each is compared with;
 * :func:`partition_lag`: committed offsets against the log end, per partition,
-  with the group member that owns each partition.
+  with the group member that owns each partition;
+* :func:`model_performance`: the ``performance_summary`` records folded to
+  one row per model version: label coverage and the newest window's
+  accuracy (classifiers) or MAE (regressors), combined over the partitions;
+* :func:`performance_windows` and :func:`concept_drift_alerts`: one model's
+  windows with their performance and label coverage, and its concept-drift
+  alerts (``status --model`` and ``report``);
+* :func:`dead_letter_counts`: dead letters by reason, from the reason header.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from typing import Any
 from driftline.detection import published
 
 __all__ = ["active_alerts", "open_incidents", "monitored_features", "monitored_models", "partition_lag", "alert_key",
+           "model_performance", "performance_windows", "concept_drift_alerts", "dead_letter_counts", "performance_metric",
            "HIGHER_IS_WORSE", "LOWER_IS_WORSE"]
 
 #: Drift statistics of a window summary where a larger value means more drift:
@@ -317,3 +325,157 @@ def partition_lag(partitions: Iterable[tuple[str, int]], *, committed: Mapping[t
         rows.append({"topic": tp[0], "partition": tp[1], "member": (owners or {}).get(tp),
                      "committed": done, "log_end": end, "lag": lag})
     return rows
+
+
+def performance_metric(task: object) -> str:
+    """The headline metric of a task: ``accuracy`` for classification, ``mae`` for regression.
+
+    >>> performance_metric("regression"), performance_metric("classification")
+    ('mae', 'accuracy')
+    """
+    return "mae" if task == "regression" else "accuracy"
+
+
+def _window_of(s: Mapping[str, Any]) -> Mapping[str, Any]:
+    return s["window"] if isinstance(s.get("window"), Mapping) else {}
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def performance_windows(summaries: Iterable[Mapping[str, Any]], model: str,
+                        model_version: str | None = None) -> list[dict[str, Any]]:
+    """The ``performance_summary`` records of ``model`` (one per window, partition and version), in time order.
+
+    Each row: ``model_version``, ``partition`` (the number: a window ends at an inference or at a label,
+    on either topic), ``first_event_time`` and ``last_event_time``
+    of the window, ``task``, ``metric`` (``accuracy`` or ``mae``) and its ``value`` in the window, the
+    window's ``inferences`` and ``labeled`` (labels joined in it), ``label_coverage`` (labeled /
+    inferences of the window: labels that arrive a window late count in the next one, so it can pass 1
+    for a window) and ``label_coverage_total`` (since the worker started, as published).
+
+    >>> s = {"type": "performance_summary", "model": "m", "model_version": "v1", "task": "classification",
+    ...      "inferences": 200, "label_coverage": 0.5, "window": {"topic": "in", "partition": 0,
+    ...      "last_event_time": "2026-01-01T00:00:01.000Z"}, "window_performance": {"labeled": 100, "accuracy": 0.9}}
+    >>> [(r["metric"], r["value"], r["label_coverage"]) for r in performance_windows([s], "m")]
+    [('accuracy', 0.9, 0.5)]
+    """
+    rows = []
+    for s in summaries:
+        if s.get("type") != "performance_summary" or str(s.get("model")) != model:
+            continue
+        if model_version is not None and str(s.get("model_version")) != model_version:
+            continue
+        window = _window_of(s)
+        perf = _mapping(s.get("window_performance"))
+        metric = performance_metric(s.get("task"))
+        inferences = _count(s.get("inferences"))
+        labeled = _count(perf.get("labeled"))
+        rows.append({"model_version": str(s.get("model_version")),
+                     "partition": _count(window.get("partition"), -1),
+                     "first_event_time": _text(window.get("first_event_time")),
+                     "last_event_time": _text(window.get("last_event_time")),
+                     "task": str(s.get("task") or "unknown"), "metric": metric, "value": _number(perf.get(metric)),
+                     "inferences": inferences, "labeled": labeled,
+                     "label_coverage": labeled / inferences if inferences else None,
+                     "label_coverage_total": _number(s.get("label_coverage"))})
+    # RFC 3339 UTC strings sort in time order; a window without a time keeps its place at the start
+    return sorted(rows, key=lambda r: (r["last_event_time"] or "", r["model_version"], r["partition"]))
+
+
+def model_performance(summaries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (model, model_version) with labels: the newest window of each partition (number), combined.
+
+    ``metric`` and ``value``: the newest windows' accuracy or MAE, weighted by their labeled records;
+    ``cumulative``: the same since the workers started; ``label_coverage``: labeled / inferences of the
+    newest windows; ``label_coverage_total``: the published coverage since the workers started, weighted
+    by the windows' inferences; ``labeled`` and ``inferences`` of the newest windows; ``last_event_time``.
+
+    >>> s = {"type": "performance_summary", "model": "m", "model_version": "v1", "task": "classification"}
+    >>> rows = model_performance([
+    ...     dict(s, window={"topic": "in", "partition": 0}, inferences=100, window_performance={"labeled": 50, "accuracy": 1.0}),
+    ...     dict(s, window={"topic": "in", "partition": 1}, inferences=100, window_performance={"labeled": 150, "accuracy": 0.6})])
+    >>> rows[0]["metric"], rows[0]["value"], rows[0]["label_coverage"]
+    ('accuracy', 0.7, 1.0)
+    """
+    newest: dict[tuple[str, str], dict[int, Mapping[str, Any]]] = {}
+    for s in summaries:
+        if s.get("type") != "performance_summary":
+            continue
+        # by partition number: one outcome monitor per partition, whose windows end on either topic
+        where = _count(_window_of(s).get("partition"), -1)
+        newest.setdefault((str(s.get("model")), str(s.get("model_version"))), {})[where] = s
+    rows = []
+    for (model, version), by_partition in sorted(newest.items()):
+        windows = [by_partition[p] for p in sorted(by_partition)]
+        tasks = {str(w.get("task")) for w in windows if w.get("task")}
+        task = tasks.pop() if len(tasks) == 1 else ("mixed" if tasks else "unknown")
+        metric = performance_metric(task)
+
+        def weighted(field: str) -> float | None:
+            pairs = [(_number(_mapping(w.get(field)).get(metric)), _count(_mapping(w.get(field)).get("labeled")))
+                     for w in windows]
+            pairs = [(v, n) for v, n in pairs if v is not None and n > 0]
+            total = sum(n for _, n in pairs)
+            return sum(v * n for v, n in pairs) / total if total else None
+
+        inferences = sum(_count(w.get("inferences")) for w in windows)
+        labeled = sum(_count(_mapping(w.get("window_performance")).get("labeled")) for w in windows)
+        coverages = [(_number(w.get("label_coverage")), _count(w.get("inferences"))) for w in windows]
+        coverages = [(c, n) for c, n in coverages if c is not None]
+        weight = sum(n for _, n in coverages)
+        times = [str(_window_of(w)["last_event_time"]) for w in windows if _window_of(w).get("last_event_time")]
+        rows.append({"model": model, "model_version": version, "task": task, "metric": metric,
+                     "value": weighted("window_performance"), "cumulative": weighted("cumulative_performance"),
+                     "labeled": labeled, "inferences": inferences,
+                     "label_coverage": labeled / inferences if inferences else None,
+                     "label_coverage_total": (sum(c * n for c, n in coverages) / weight if weight
+                                              else (coverages[0][0] if len(coverages) == 1 else None)),
+                     "partitions": sorted(by_partition),
+                     "last_event_time": max(times) if times else None})
+    return rows
+
+
+def concept_drift_alerts(alerts: Iterable[Mapping[str, Any]], model: str,
+                         model_version: str | None = None) -> list[dict[str, Any]]:
+    """The ``concept_drift`` alert records of ``model`` (firing and resolved), in topic order, without the
+    duplicates of at-least-once delivery (same ``alert_id``): ``model_version``, ``status``, ``severity``,
+    ``detector``, ``event_time``, ``statistic``, ``summary``, ``alert_id``.
+
+    >>> a = {"model": "m", "model_version": "v1", "kind": "concept_drift", "status": "firing", "alert_id": "x"}
+    >>> [r["status"] for r in concept_drift_alerts([a, a, dict(a, alert_id="y", status="resolved")], "m")]
+    ['firing', 'resolved']
+    """
+    seen: set[str] = set()
+    out = []
+    for a in alerts:
+        if a.get("kind") != "concept_drift" or str(a.get("model")) != model:
+            continue
+        if model_version is not None and str(a.get("model_version")) != model_version:
+            continue
+        ident = a.get("alert_id")
+        if isinstance(ident, str):
+            if ident in seen:
+                continue
+            seen.add(ident)
+        out.append({"model_version": str(a.get("model_version")), "status": str(a.get("status")),
+                    "severity": str(a.get("severity", "-")), "detector": str(a.get("detector", "-")),
+                    "event_time": _text(a.get("event_time")) or _text(a.get("detected_at")),
+                    "statistic": _number(a.get("statistic")), "summary": str(a.get("summary", "")),
+                    "alert_id": ident if isinstance(ident, str) else None})
+    return out
+
+
+def dead_letter_counts(reasons: Iterable[object]) -> dict[str, int]:
+    """Dead letters by reason (the ``driftline.reason`` header; a record without one counts as ``unknown``),
+    most frequent first.
+
+    >>> dead_letter_counts([b"invalid_json", b"missing_model", b"invalid_json", None])
+    {'invalid_json': 2, 'missing_model': 1, 'unknown': 1}
+    """
+    counts: dict[str, int] = {}
+    for r in reasons:
+        name = r.decode("utf-8", "replace")[:100] if isinstance(r, bytes) and r else (r if isinstance(r, str) and r else "unknown")
+        counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

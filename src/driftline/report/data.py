@@ -19,6 +19,10 @@ Per model version and feature it collects:
   partition);
 * when the feature *moved*: its first firing alert or its first window over
   the threshold, whichever came first.  Features are ordered by it.
+
+Per model version with labels (``performance_summary`` records), its
+:class:`QualityData`: accuracy (classifiers) or MAE (regressors) per window,
+label coverage per window, and the concept-drift alerts.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from typing import Iterable, Mapping, Sequence
 from driftline.reference.profile import CATEGORICAL, NUMERIC, ReferenceProfile
 from driftline.stats.divergence import chi_square_critical
 
-__all__ = ["WindowTests", "Point", "Distribution", "FeatureData", "VersionData", "ReportData", "assemble",
+__all__ = ["WindowTests", "Point", "Distribution", "FeatureData", "QualityData", "VersionData", "ReportData", "assemble",
            "QUANTILE_KEYS", "parse_time", "record_x"]
 
 QUANTILE_KEYS = ("p01", "p05", "p25", "p50", "p75", "p95", "p99")
@@ -122,6 +126,30 @@ class FeatureData:
 
 
 @dataclass(slots=True)
+class QualityData:
+    """Model quality of one version, from its ``performance_summary`` records (one per window and partition)."""
+
+    task: str
+    #: ``accuracy`` (classification) or ``mae`` (regression)
+    metric: str
+    #: the metric per window (series: ``topic/partition``)
+    points: list[Point] = field(default_factory=list)
+    #: labels joined in the window / inferences of the window (a label a window late counts in the next one)
+    coverage_points: list[Point] = field(default_factory=list)
+    labeled: int = 0
+    inferences: int = 0
+    concept_alerts: list[dict[str, object]] = field(default_factory=list)
+
+    @property
+    def coverage(self) -> float | None:
+        return self.labeled / self.inferences if self.inferences else None
+
+    @property
+    def latest(self) -> float | None:
+        return self.points[-1].value if self.points else None
+
+
+@dataclass(slots=True)
 class VersionData:
     """One model version: its features in report order, counts, references and alerts."""
 
@@ -139,6 +167,8 @@ class VersionData:
     alerts: list[dict[str, object]]
     #: alerts about features that have no window summary (e.g. labels and outputs: concept drift)
     other_alerts: list[dict[str, object]]
+    #: accuracy or MAE and label coverage per window, and the concept-drift alerts (None: no labels)
+    quality: QualityData | None = None
 
     @property
     def moved(self) -> list[FeatureData]:
@@ -373,8 +403,11 @@ def assemble(summaries: Iterable[Mapping[str, object]], alerts: Iterable[Mapping
 
     Records of other models, other record types and malformed records are ignored.
     """
+    summaries = list(summaries)
     ours = [s for s in summaries if isinstance(s, dict) and s.get("type") == "window_summary"
             and s.get("model") == model and isinstance(s.get("feature"), str)]
+    performance = [s for s in summaries if isinstance(s, dict) and s.get("type") == "performance_summary"
+                   and s.get("model") == model and (model_version is None or s.get("model_version") == model_version)]
     all_versions = sorted({str(s.get("model_version")) for s in ours})
     if model_version is not None:
         ours = [s for s in ours if s.get("model_version") == model_version]
@@ -394,12 +427,46 @@ def assemble(summaries: Iterable[Mapping[str, object]], alerts: Iterable[Mapping
         if x is not None:
             alerts_by_version[str(a.get("model_version"))].append((x, dict(a)))
     profile_of = {(p.model, p.model_version): p for p in profiles}
+    perf_by_version: dict[str, list[tuple[float, Mapping[str, object]]]] = defaultdict(list)
+    for s in performance:
+        x = record_x(s, time_axis)
+        if x is not None:
+            perf_by_version[str(s.get("model_version"))].append((x, s))
     for version in sorted(set(by_version) | set(alerts_by_version)):
         rows = sorted(by_version.get(version, []), key=lambda r: r[0])
         version_alerts = sorted(alerts_by_version.get(version, []), key=lambda r: r[0])
-        report.versions.append(_version(model, version, rows, version_alerts, profile_of.get((model, version)), tests,
-                                        time_axis))
+        data = _version(model, version, rows, version_alerts, profile_of.get((model, version)), tests, time_axis)
+        perf = sorted(perf_by_version.get(version, []), key=lambda r: r[0])
+        if perf:
+            data.quality = _quality(perf, [a for _, a in version_alerts])
+            xs = [x for x, _ in perf]
+            data.x_range = (min(data.x_range[0], *xs) if rows or version_alerts else min(xs),
+                            max(data.x_range[1], *xs) if rows or version_alerts else max(xs))
+        report.versions.append(data)
     return report
+
+
+def _quality(rows: list[tuple[float, Mapping[str, object]]], alerts: list[dict[str, object]]) -> QualityData:
+    """A version's performance per window and partition, its label coverage and its concept-drift alerts."""
+    tasks = {str(s.get("task")) for _, s in rows if s.get("task")}
+    task = tasks.pop() if len(tasks) == 1 else ("mixed" if tasks else "unknown")
+    metric = "mae" if task == "regression" else "accuracy"
+    quality = QualityData(task, metric, concept_alerts=[a for a in alerts if a.get("kind") == "concept_drift"])
+    for x, s in rows:
+        # by partition number only: a window ends at an inference or at a label, on either topic
+        partition = _window(s).get("partition")
+        series = f"partition {partition}"
+        perf = s.get("window_performance") if isinstance(s.get("window_performance"), dict) else {}
+        labeled = perf.get("labeled") if type(perf.get("labeled")) is int else 0
+        inferences = s.get("inferences") if type(s.get("inferences")) is int else 0
+        quality.labeled += labeled
+        quality.inferences += inferences
+        value = _number(perf.get(metric))
+        if value is not None and labeled > 0:
+            quality.points.append(Point(x, series, value))
+        if inferences > 0:
+            quality.coverage_points.append(Point(x, series, labeled / inferences))
+    return quality
 
 
 def _version(model: str, version: str, rows: list[tuple[float, Mapping[str, object]]],

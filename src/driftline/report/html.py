@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 from html import escape
 
 from driftline.reference.profile import CATEGORICAL, NUMERIC
-from driftline.report.data import (MISSING_DETECTORS, STAT_NAMES, FeatureData, Point, ReportData, VersionData, WindowTests,
-                                   record_x)
+from driftline.report.data import (MISSING_DETECTORS, STAT_NAMES, FeatureData, Point, QualityData, ReportData, VersionData,
+                                   WindowTests, record_x)
 from driftline.report.svg import BarGroup, BoxRow, Dot, Line, Marker, category_bars, line_chart, quantile_rows
 
 __all__ = ["render", "MAX_ALERT_ROWS", "MAX_CATEGORIES", "MAX_MOVED_ROWS"]
@@ -418,6 +418,52 @@ def _references(v: VersionData) -> str:
     return "<br>".join(out)
 
 
+#: Colour of the model-quality line (accuracy or MAE) and of label coverage.
+QUALITY_COLOUR = "#4c78a8"
+COVERAGE_COLOUR = "#54a24b"
+
+
+def _quality_section(v: VersionData, q: QualityData, clock: _Clock) -> str:
+    """Accuracy (or MAE) and label coverage per window, with the concept-drift alerts marked and listed."""
+    name = "accuracy" if q.metric == "accuracy" else "MAE"
+    markers = []
+    for a in q.concept_alerts:
+        x = _alert_x(a, clock)
+        if x is not None:
+            markers.append(Marker(x, _alert_colour(a), _alert_title(a, clock, x), a.get("status") == "resolved"))
+    lines = [Line([(p.x, p.value) for p in pts], SERIES_COLOURS[i % len(SERIES_COLOURS)], f"{name} ({series})")
+             for i, (series, pts) in enumerate(_by_series(q.points).items())]
+    metric_chart = line_chart(lines, x_range=v.x_range, time_axis=clock.time_axis, markers=markers,
+                              y_label=f"{v.model} {v.model_version}: {name}", y_percent=q.metric == "accuracy",
+                              y_ceiling=1.0 if q.metric == "accuracy" else None,
+                              empty_message="no labeled window yet")
+    coverage = [Line([(p.x, p.value) for p in pts], COVERAGE_COLOUR if i == 0 else SERIES_COLOURS[i % len(SERIES_COLOURS)],
+                     f"label coverage ({series})") for i, (series, pts) in enumerate(_by_series(q.coverage_points).items())]
+    coverage_chart = line_chart(coverage, x_range=v.x_range, time_axis=clock.time_axis, y_ceiling=1.0, y_percent=True,
+                                y_label=f"{v.model} {v.model_version}: label coverage", empty_message="no inferences")
+    firing = sum(1 for a in q.concept_alerts if a.get("status") == "firing")
+    meta = [f"task: {_e(q.task)}", f"{name}: latest {_pct(q.latest) if q.metric == 'accuracy' else _num(q.latest)}",
+            f"labeled: {q.labeled:,} of {q.inferences:,} inferences ({_pct(q.coverage)})",
+            f"concept-drift alerts: {firing} firing, {len(q.concept_alerts) - firing} resolved"]
+    legend = _legend(_sw(QUALITY_COLOUR, name),
+                     f'<i class="tri" style="border-top-color:{ALERT_COLOURS["warning"]}"></i>concept-drift alert',
+                     f'<i class="tri" style="border-top-color:{ALERT_COLOURS["critical"]}"></i>critical',
+                     f'<i class="dot" style="border:2px solid {RESOLVED_COLOUR}"></i>resolved')
+    table = (_alerts_table(q.concept_alerts, clock) if q.concept_alerts
+             else '<p class="empty">No concept-drift alerts.</p>')
+    return f"""
+<h3>Model quality</h3>
+<section class="feature quality">
+<p class="meta">{" · ".join(meta)}</p>
+<div class="grid">
+<figure><figcaption>{_e(name)} per window (labels joined in the window)</figcaption>{metric_chart}{legend}</figure>
+<figure><figcaption>Label coverage per window</figcaption>{coverage_chart}<p class="note">labels joined in the window / inferences of the window; a label that arrives a window late counts in the next one</p></figure>
+</div>
+<h4>Concept-drift alerts</h4>
+{table}
+</section>"""
+
+
 def _version_section(v: VersionData, index: int, report: ReportData) -> str:
     clock = _clock(report)
     anchors = {id(f): f"v{index}-f{i}" for i, f in enumerate(v.features)}
@@ -440,6 +486,7 @@ def _version_section(v: VersionData, index: int, report: ReportData) -> str:
     return f"""
 <h2>{_e(v.model)} · version {_e(v.model_version)}</h2>
 {f'<div class="facts">{facts}</div>' if facts else ""}
+{_quality_section(v, v.quality, clock) if v.quality is not None else ""}
 <h3>Features that moved first</h3>
 <p class="sub">Ordered by the first firing alert or the first window whose statistic was over its threshold and significant, whichever came first.</p>
 {_moved_table(v, anchors, clock)}

@@ -263,10 +263,25 @@ class ReadToEnd:
                     self.on_error(err)
 
 
-def check_broker(admin: AdminClient, settings: Settings) -> set[str]:
-    """List topics, or raise :class:`BrokerUnreachableError` with what to check."""
+def check_broker(admin: AdminClient, settings: Settings, *, waiting: Callable[[float], None] | None = None) -> set[str]:
+    """List topics, or raise :class:`BrokerUnreachableError` with what to check.
+
+    With ``waiting``, the wait is cut into attempts of at most 5 s, and ``waiting(seconds so far)`` is
+    called after each unanswered one (a worker says that it still waits)."""
+    deadline = time.monotonic() + settings.broker_timeout_seconds
     try:
-        metadata = admin.list_topics(timeout=settings.broker_timeout_seconds)
+        while True:
+            left = deadline - time.monotonic()
+            step = left if waiting is None else max(0.1, min(5.0, left))
+            tried = time.monotonic()
+            try:
+                metadata = admin.list_topics(timeout=step)
+                break
+            except KafkaException:
+                # an answer other than a timeout (it came early) is final, as is the end of the wait
+                if waiting is None or time.monotonic() + 0.05 >= deadline or time.monotonic() - tried < step - 0.5:
+                    raise
+                waiting(settings.broker_timeout_seconds - (deadline - time.monotonic()))
     except KafkaException as exc:
         err = exc.args[0] if exc.args else exc
         detail = err.str() if isinstance(err, KafkaError) else str(err)

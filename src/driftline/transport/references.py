@@ -127,6 +127,34 @@ def profile_in_force(settings: Settings, model: str, model_version: str, *, time
         reader.close()
 
 
+def profiles_in_force(settings: Settings, *, timeout: float) -> tuple[dict[str, ReferenceProfile | None], bool]:
+    """Every key of the references topic with its profile in force (None: withdrawn by a tombstone, or only
+    rejected records), read to its end; and whether the end was reached within ``timeout``."""
+    admin = kafka.make_admin(settings)
+    topic = settings.references_topic
+    if topic not in kafka.check_broker(admin, settings):
+        return {}, True
+    reader = kafka.make_reader(settings, group_id=f"{settings.group_id}.references.read", client_id="driftline-reference")
+    try:
+        metadata = reader.list_topics(topic, timeout=settings.broker_timeout_seconds)
+        starts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(metadata.topics[topic].partitions)]
+        records = kafka.ReadToEnd(reader, starts, timeout)
+        found: dict[str, ReferenceProfile | None] = {}
+        for msg in records:
+            key = msg.key()
+            if key is None:
+                continue
+            name = key.decode("utf-8", "replace")
+            update = _update(key, msg.value())
+            if update.error is None:
+                found[name] = update.profile
+            else:
+                found.setdefault(name, None)
+        return found, not records.pending
+    finally:
+        reader.close()
+
+
 class ReferenceFeed:
     """Follows the references topic from its beginning (no consumer group, nothing committed)."""
 

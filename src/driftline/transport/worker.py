@@ -62,6 +62,7 @@ from driftline.detection.outcomes import ModelRules, OutcomeSettings
 from driftline.detection.settings import STATISTICAL_CHECKS, MonitorSettings
 from driftline.errors import ConfigError, DeliveryError, KafkaFailure, ProducerFencedError
 from driftline.observability.metrics import WorkerMetrics
+from driftline.observability.progress import Progress, Wait
 from driftline.observability.server import MetricsServer
 from driftline.redact import bounded
 from driftline.transport import kafka
@@ -228,6 +229,10 @@ class Worker:
         self._progress_at = time.monotonic()
         self._lag_at_progress = 0
         self._next_lag_check = 0.0
+        #: the progress line and the dead-letter limit (observability/progress.py)
+        self._progress = Progress(settings.progress_interval_seconds, now=time.monotonic(), say=_say)
+        #: the start-up wait under way: the group join, then the partition assignment
+        self._wait: Wait | None = None
 
     # ------------------------------------------------------------ lifecycle
     def stop(self, *_: object) -> None:
@@ -297,7 +302,10 @@ class Worker:
         stack.callback(self._close_consumer)
 
         admin = kafka.make_admin(s)
-        existing = kafka.check_broker(admin, s)
+        broker = Wait("the broker", "broker answered", now=time.monotonic(), say=_say,
+                      detail=f"{s.bootstrap_servers}, up to {s.broker_timeout_seconds:g} s (broker_timeout_seconds)")
+        existing = kafka.check_broker(admin, s, waiting=lambda _: broker.remind(now=time.monotonic()))
+        broker.done(now=time.monotonic(), result=f"{len(existing)} topic(s)")
         self._last_broker_ok = time.monotonic()
         if s.create_topics:
             created = kafka.ensure_topics(admin, s, existing)
@@ -327,9 +335,13 @@ class Worker:
         log.info("worker started", extra={"ctx": {"group": s.group_id, "topics": ",".join(topics),
                                                    "bootstrap": s.bootstrap_servers, "metrics_port": self.metrics_port,
                                                    "worker_id": self.worker_id}})
+        self._wait = Wait("the group join", "joined the group", now=time.monotonic(), say=_say,
+                          detail=f"group {s.group_id}: the coordinator answers within about the session timeout, "
+                                 f"{s.session_timeout_ms / 1000:g} s")
         self.started.set()
         while not self._stop.is_set():
             self.poll_once()
+            self._tell_progress()
         log.info("worker stopping")
         self._checkpoint(sorted(self._assigned), "shutdown")
 
@@ -505,6 +517,9 @@ class Worker:
         self._progress_at = time.monotonic()
         log.info("partitions assigned", extra={"ctx": {"partitions": _names(partitions),
                                                         "restore_seconds": round(time.perf_counter() - started, 3)}})
+        if self._wait is not None:  # the start-up wait ends (a group join that went unnoticed ends with it)
+            self._wait.done(now=time.monotonic(), result=f"{len(self._assigned)} partition(s)")
+            self._wait = None
 
     def _on_revoke(self, consumer, partitions: list[TopicPartition]) -> None:
         # Offsets are committed after every batch; the state is checkpointed here so the next owner continues it.
@@ -1207,6 +1222,26 @@ class Worker:
             log.debug("dead letter", extra={"ctx": {"reason": dl.reason, "topic": rec.topic,
                                                      "partition": rec.partition, "offset": rec.offset}})
 
+    def _tell_progress(self) -> None:
+        """Between batches: the start-up wait still under way, and the progress line when it is due."""
+        now = time.monotonic()
+        wait = self._wait
+        if wait is not None:
+            member = None
+            try:
+                member = self._consumer.memberid()
+            except Exception:  # noqa: BLE001 - a client without it: the assignment ends the wait
+                pass
+            if member and wait.what == "the group join":
+                wait.done(now=now, result=f"member {member}")
+                self._wait = Wait("the partition assignment", "start-up done: partitions assigned", now=now, say=_say,
+                                  detail=f"group {self.settings.group_id}; a member gets none while the group has more "
+                                         "members than the input topics have partitions")
+            else:
+                wait.remind(now=now)
+        if self._assigned:
+            self._progress.tick(now=now, lag=self._current_lag, incidents=lambda: len(self.pipeline.alerts.incidents()))
+
     def _flush(self) -> None:
         """at_least_once: wait until Kafka has every output, or raise (offsets stay uncommitted)."""
         remaining = self._producer.flush(self._remaining(max(30.0, self.settings.broker_timeout_seconds)))
@@ -1218,6 +1253,13 @@ class Worker:
 
     def _observe(self, result: BatchResult, records: list[SourceRecord], positions: dict[tuple[str, int], int], elapsed: float) -> None:
         m = self.metrics
+        progress = self._progress
+        progress.records(len(records))
+        if result.dead_letters:
+            now = time.monotonic()
+            for dl in result.dead_letters:
+                progress.dead_letter(dl.reason, _short(dl.detail), dl.record.topic, dl.record.partition,
+                                     dl.record.offset, now=now)
         m.batch_latency.observe(elapsed)
         m.batch_size.observe(len(records))
         for rec_topic, count in Counter(map(itemgetter(0), records)).items():
@@ -1291,6 +1333,10 @@ def _describe(exc: BaseException) -> str:
     except Exception:  # noqa: BLE001
         text = "<unprintable message>"
     return f"{type(exc).__name__}: {text}"
+
+
+def _say(level: int, message: str, ctx: dict[str, object]) -> None:
+    log.log(level, message, extra={"ctx": ctx})
 
 
 def _short(value: object, chars: int = LOG_CHARS) -> str:
