@@ -161,15 +161,15 @@ def main() -> None:
     rows.append(("feature", "nothing changed", seconds, text))
     http = {"feature": over_http(per_feature.exposition_parts, args.repeat)}
     before = rss_mb()
-    plain = baseline(per_feature)
+    registry = baseline(per_feature)
     memory["prometheus_client"] = rss_mb() - before
-    seconds, reference = timed(lambda: generate_latest(plain), max(1, min(args.repeat, 3)))
+    seconds, reference = timed(lambda: generate_latest(registry), max(1, min(args.repeat, 3)))
     rows.append(("prometheus_client", "generate_latest", seconds, reference))
-    http["prometheus_client"] = over_http(plain, max(1, min(args.repeat, 3)))
+    http["prometheus_client"] = over_http(registry, max(1, min(args.repeat, 3)))
     ours, theirs = samples(text), samples(reference)
     assert ours == theirs, f"the texts differ in {len(set(ours.items()) ^ set(theirs.items()))} samples"
 
-    del plain
+    del registry
     seconds, model_text = timed(aggregate.exposition_parts, args.repeat)
     rows.append(("model", "per-model aggregates", seconds, model_text))
     http["model"] = over_http(aggregate.exposition_parts, args.repeat)
