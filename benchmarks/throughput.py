@@ -38,8 +38,8 @@
    Reported: count, p50, p99, max (target p99 <= 1 s) over segments 2-6 (the
    first monitor of a process calibrates its detector thresholds, once; that
    segment's max is shown apart), and per batch of the worker the time it
-   waited for records (a batch is ``batch_size`` records or
-   ``poll_timeout_seconds``), processed them, and published its outputs and
+   waited for records (a batch is ``batch_size`` records, or those that came
+   within ``batch_wait_seconds`` of its first one), processed them, and published its outputs and
    committed its transaction (``read_committed`` readers see an alert only
    after that commit), and the checkpoints written meanwhile.
 
@@ -496,8 +496,8 @@ def throughput(args, console: Console) -> None:
                           "by 1 sd at its own moment; the paced producer runs in its own process on the broker's core; "
                           "the first version's alerts are left out of p50 / p99 (the process's first monitor "
                           "calibrates its detector thresholds: once, then cached), its max shown apart. "
-                          f"Target p99 <= 1 s. An alert waits for its batch to fill (batch_size {s.batch_size}) or "
-                          f"poll_timeout_seconds ({s.poll_timeout_seconds:g} s), for the batch's processing, and for "
+                          f"Target p99 <= 1 s. An alert waits for its batch (batch_size {s.batch_size} records, or what "
+                          f"came within batch_wait_seconds = {s.batch_wait_seconds:g} s of its first record), for the batch's processing, and for "
                           "its outputs, the checkpoints due (every "
                           f"{s.checkpoint_interval_seconds:g} s) and its transaction's commit (read_committed readers "
                           "see it only then).")
