@@ -169,6 +169,6 @@ def test_status_renders_tables_and_names_missing_topics(kenv, capsys):
 
 def test_bad_flags_are_named(capsys):
     assert main(["status", "--timeout", "0"]) == 2
-    assert "argument --timeout: must be above 0 and at most 3600 (got 0)" in capsys.readouterr().err
+    assert "argument --read-timeout/--timeout: must be above 0 and at most 3600 (got 0)" in capsys.readouterr().err
     assert main(["status", "--since", "-5"]) == 2
     assert "argument --since: must be at least 0" in capsys.readouterr().err

@@ -51,7 +51,7 @@ def format_alert(alert: dict[str, object]) -> Text:
 
 
 def tail(settings: Settings, args: argparse.Namespace) -> int:
-    """Print alerts as they arrive (or from the beginning), until interrupted, ``--max`` or ``--timeout``."""
+    """Print alerts as they arrive (or from the beginning), until interrupted, ``--max`` or ``--duration``."""
     from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicPartition
 
     from driftline.transport import kafka
@@ -69,7 +69,7 @@ def tail(settings: Settings, args: argparse.Namespace) -> int:
         start = OFFSET_BEGINNING if args.from_beginning else OFFSET_END
         reader.assign([TopicPartition(settings.alerts_topic, p, start)
                        for p in sorted(metadata.topics[settings.alerts_topic].partitions)])
-        deadline = time.monotonic() + args.timeout if args.timeout else None
+        deadline = time.monotonic() + args.duration if args.duration else None
         while deadline is None or time.monotonic() < deadline:
             for msg in reader.consume(100, 0.5):
                 if msg.error() is not None:

@@ -100,7 +100,7 @@ def accept(settings: Settings, args: argparse.Namespace) -> int:
             raise ConfigError(f"invalid --since {bounded(repr(args.since), 80)}: an RFC 3339 date-time such as "
                               "2026-12-01T10:00:00Z, the event time from which the data is the new normal")
     if not args.timeout > 0:
-        raise ConfigError(f"invalid --timeout {args.timeout:g}: seconds to read the topics, more than 0")
+        raise ConfigError(f"invalid --read-timeout {args.timeout:g}: seconds to read the topics, more than 0")
     deadline = time.monotonic() + args.timeout
     console = Console(stderr=True, highlight=False)
     notes: list[str] = []
@@ -114,7 +114,7 @@ def accept(settings: Settings, args: argparse.Namespace) -> int:
     prefix = f"{key_part(model)}/{key_part(version)}/".encode()
     current, complete = profile_in_force(settings, model, version, timeout=remaining())
     if not complete:
-        notes.append(f"the references topic {settings.references_topic!r} was not read to its end within --timeout")
+        notes.append(f"the references topic {settings.references_topic!r} was not read to its end within --read-timeout")
     incidents = []
     if args.since is None:
         alerts = _read_json_topic(settings, settings.alerts_topic, remaining(), "alerts_topic", notes, prefix)
@@ -225,7 +225,7 @@ def _read_json_topic(settings: Settings, topic: str, timeout: float, setting: st
         mine = (m for m in records if key_prefix is None or m.key() is None or m.key().startswith(key_prefix))
         out = [doc for _, doc in kafka.json_objects(mine)]
         if records.pending:
-            notes.append(f"topic {topic!r} was not read to its end within --timeout")
+            notes.append(f"topic {topic!r} was not read to its end within --read-timeout")
         return out
     finally:
         reader.close()

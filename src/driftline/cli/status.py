@@ -152,7 +152,7 @@ def collect(settings: Settings, *, timeout: float = 30.0, since_seconds: float =
         records, complete = _read_to_end(settings, topic, sorted(metadata[topic].partitions),
                                          deadline=deadline, since_ms=since_ms)
         if not complete:
-            notes.append(f"topic {topic!r} was not read to its end within --timeout {timeout:g} s; the tables may be incomplete")
+            notes.append(f"topic {topic!r} was not read to its end within --read-timeout {timeout:g} s; the tables may be incomplete")
         reads[setting] = {"topic": topic, "records": len(records), "complete": complete}
         return records
 
@@ -323,7 +323,7 @@ def _escaped(value: Any) -> Any:
 def status(settings: Settings, args: argparse.Namespace) -> int:
     """Print the status of the worker group (rich tables, or ``--json``)."""
     if not args.timeout > 0:
-        raise ConfigError(f"invalid --timeout {args.timeout:g}: seconds to read the group and the topics, more than 0")
+        raise ConfigError(f"invalid --read-timeout {args.timeout:g}: seconds to read the group and the topics, more than 0")
     if not args.since >= 0:
         raise ConfigError(f"invalid --since {args.since:g}: seconds of window summaries to read, 0 for all of them")
     report = collect(settings, timeout=args.timeout, since_seconds=args.since)
