@@ -161,10 +161,10 @@ def test_status_renders_tables_and_names_missing_topics(kenv, capsys):
     s = kenv.settings()
     rc = main(["status", "--timeout", "20", "--bootstrap-servers", s.bootstrap_servers, "--group-id", s.group_id,
                "--input-topics", kenv.input, "--alerts-topic", kenv.alerts, "--metrics-topic", kenv.metrics_topic])
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert rc == 0
     assert f"group {kenv.group}" in out and "lag (total 0)" in out and "no active alerts" in out
-    assert f"topic '{kenv.alerts}' does not exist yet (setting alerts_topic)" in out
+    assert f"topic '{kenv.alerts}' does not exist yet (setting alerts_topic)" in err  # a note: stderr
 
 
 def test_bad_flags_are_named(capsys):

@@ -7,9 +7,9 @@ import sys
 import time
 
 import orjson
-from rich.console import Console
 from rich.text import Text
 
+from driftline.cli.output import diagnostics, results
 from driftline.config import Settings
 from driftline.errors import ConfigError
 
@@ -61,7 +61,7 @@ def tail(settings: Settings, args: argparse.Namespace) -> int:
         raise ConfigError(f"alerts topic {settings.alerts_topic!r} does not exist (setting alerts_topic)")
     reader = kafka.make_reader(settings, group_id=f"{settings.group_id}.tail", client_id="driftline-alerts-tail",
                                follow=True)
-    console = Console(highlight=False)
+    console = results(highlight=False)
     shown = 0
     filters = {"model": args.model, "feature": args.feature, "status": args.status, "kind": args.kind}
     try:
@@ -74,7 +74,8 @@ def tail(settings: Settings, args: argparse.Namespace) -> int:
             for msg in reader.consume(100, 0.5):
                 if msg.error() is not None:
                     if msg.error().code() != KafkaError._PARTITION_EOF:
-                        console.print(f"[yellow]consumer error: {msg.error().str()}[/]")
+                        diagnostics(highlight=False, markup=False).print(Text(f"consumer error: {msg.error().str()}",
+                                                                              style="yellow"))
                     continue
                 try:
                     alert = orjson.loads(msg.value() or b"")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import orjson
-from rich.console import Console
 from rich.table import Table
 
+from driftline.cli.output import diagnostics, results
 from driftline.config import Settings
 from driftline.errors import ConfigError
 
@@ -58,15 +59,15 @@ def compare(settings: Settings, args: argparse.Namespace) -> int:
     else:
         summaries = _read_topic(settings, args.timeout)
     comparisons = latest_comparisons(summaries, args.model)
-    console = Console()
     if args.json:
         for c in comparisons:
-            console.out(orjson.dumps(c).decode(), highlight=False)
+            sys.stdout.write(orjson.dumps(c).decode() + "\n")
+        sys.stdout.flush()
         return 0
     if not comparisons:
-        console.print("no champion / challenger comparisons yet (two versions must score the same event_id)")
+        diagnostics().print("no champion / challenger comparisons yet (two versions must score the same event_id)")
         return 0
-    console.print(comparison_table(comparisons))
+    results(highlight=False, markup=False).print(comparison_table(comparisons))
     return 0
 
 

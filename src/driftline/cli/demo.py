@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from driftline.cli.output import results
 from driftline.cli.demo_view import DemoView, format_alert
 from driftline.config import load_settings
 from driftline.demo.broker import EmbeddedBroker, free_port
@@ -54,7 +55,7 @@ def run_demo(*, events: int = 12_000, drift_at: int = 7_000, rate: float = 4_000
     alerts as they fire, a progress line every quarter of the events, and
     the features table once at the end, so logs stay readable.
     """
-    console = console if console is not None else Console()
+    console = console if console is not None else results()  # full width when piped
     live = console.is_terminal if live is None else live
     configure_logging("WARNING")
 

@@ -207,10 +207,6 @@ def _unrecognized(parser: argparse.ArgumentParser, extras: list[str]) -> str:
 #: the flags of the read timeout of the commands that read topics to their end (--timeout: the old spelling)
 _READ_TIMEOUT = ("--read-timeout", "--timeout")
 
-#: group_id on the commands that read topics by assignment: only the prefix of their reader's group id, which never
-#: joins; accepted as before, not listed
-_READER_GROUP = ("group_id",)
-
 
 def _read_timeout(p: argparse.ArgumentParser, default: float, what: str) -> None:
     p.add_argument(*_READ_TIMEOUT, dest="timeout", type=_TIMEOUT, default=default, metavar="SECONDS",
@@ -307,7 +303,7 @@ def _reference(sub: Any) -> None:
     acc.add_argument("--output", "-o", default=None, help="also write the profile to this file")
     acc.add_argument("--json", action="store_true", help="one JSON document on stdout, for scripts")
     _read_timeout(acc, 30.0, "read the topics to their end")
-    add_settings(acc, publishing + ("alerts_topic", "metrics_topic", "warmup"), hidden=_READER_GROUP,
+    add_settings(acc, publishing + ("alerts_topic", "metrics_topic", "warmup"),
                  notes={"warmup": "accept: features with fewer values since then get a note"})
     for p in (build, merge, show, withdraw, acc):
         p.set_defaults(func=_cmd_reference)
@@ -321,7 +317,7 @@ def _compare(sub: Any) -> None:
     p.add_argument("--file", default=None, help="a JSONL of window summaries (e.g. replay --summaries-out) instead of the metrics topic")
     p.add_argument("--json", action="store_true", help="one JSON comparison per line")
     _read_timeout(p, 30.0, "read the metrics topic to its end")
-    add_settings(p, CONNECTION + ("metrics_topic",), hidden=_READER_GROUP)
+    add_settings(p, CONNECTION + ("metrics_topic",))
     p.set_defaults(func=_cmd_compare)
 
 
@@ -340,7 +336,7 @@ def _alerts(sub: Any) -> None:
     p.add_argument("--duration", type=number(float, 0, 1e9), default=0.0, metavar="SECONDS",
                    help="stop after this many seconds (0 = follow)")
     p.add_argument("--timeout", dest="duration", type=number(float, 0, 1e9), help=argparse.SUPPRESS)  # former name
-    add_settings(p, CONNECTION + ("alerts_topic",), hidden=_READER_GROUP)
+    add_settings(p, CONNECTION + ("alerts_topic",))
     p.set_defaults(func=_cmd_alerts)
 
 
@@ -387,10 +383,11 @@ def _notify(sub: Any) -> None:
                                    "receivers de-duplicate on alert_id). See docs/notify.md.")
     add_notify_flags(p)
     # group_id and cooldown_seconds are the workers' settings, accepted as before but not listed: notify's own are
-    # --group and --cooldown (the workers' cooldown_seconds only lengthens notify's look back on assignment)
+    # --group and --cooldown (the workers' cooldown_seconds only lengthens notify's look back on assignment; like
+    # every unused topic or group name, group_id is accepted by add_settings unlisted)
     add_settings(p, CONNECTION + ("alerts_topic", "auto_offset_reset", "session_timeout_ms", "heartbeat_interval_ms",
                                   "poll_timeout_seconds", "metrics_host", "metrics_port", "log_level", "log_format"),
-                 hidden=("group_id", "cooldown_seconds"),
+                 hidden=("cooldown_seconds",),
                  defaults={"auto_offset_reset": f"{DEFAULT_START} (notify's own: a new notify group posts new alerts "
                                                 "only, unless this is given)"})
     p.set_defaults(func=_cmd_notify)
@@ -414,7 +411,7 @@ def _report(sub: Any) -> None:
     p.add_argument("--prediction-column", default="prediction", help="FILE: the output column of a table")
     _read_timeout(p, 60.0, "read each topic to its end")
     # the detection settings: a FILE is replayed as a worker would run it, and the page names the windowed tests
-    add_settings(p, CONNECTION + ("metrics_topic", "alerts_topic", "references_topic") + DETECTION, hidden=_READER_GROUP)
+    add_settings(p, CONNECTION + ("metrics_topic", "alerts_topic", "references_topic") + DETECTION)
     p.set_defaults(func=_cmd_report)
 
 

@@ -175,9 +175,12 @@ def add_settings(parser: argparse.ArgumentParser, names: Iterable[str], *, kafka
     """Add the flags of the settings ``names`` (with ``-X`` when ``kafka``, and ``--config``), grouped by section.
 
     ``defaults`` replaces the default shown for a setting (a command that uses another one),
-    ``notes`` adds a sentence to its help; ``hidden`` settings are accepted but not listed."""
-    names = [n for n in ALL if n in set(names) | set(hidden)]
-    defaults, notes, hidden = dict(defaults or {}), dict(notes or {}), set(hidden)
+    ``notes`` adds a sentence to its help; ``hidden`` settings are accepted but not listed.  A command that
+    talks to Kafka (``kafka``) also accepts, unlisted, the topic and group names it does not use, so one set
+    of connection flags serves every such command."""
+    hidden = set(hidden) | ({n for n in TOPICS if n not in set(names)} if kafka else set())
+    names = [n for n in ALL if n in set(names) | hidden]
+    defaults, notes = dict(defaults or {}), dict(notes or {})
     groups: dict[str, argparse._ArgumentGroup] = {}
 
     def group(title: str) -> argparse._ArgumentGroup:

@@ -29,10 +29,11 @@ from typing import Any
 
 import orjson
 from rich import box
-from rich.console import Console, Group, RenderableType
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from driftline.cli.output import diagnostics, results
 from driftline.config import Settings
 from driftline.errors import ConfigError
 from driftline.observability.status import (active_alerts, monitored_features, monitored_models, open_incidents,
@@ -331,6 +332,11 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
     # markup off: topic, model and feature names are data, and "[...]" in them must print as it is;
-    # their control characters are escaped (a name must not move the cursor or start a line)
-    Console(highlight=False, markup=False).print(Group(*render(_escaped(report))))
+    # their control characters are escaped (a name must not move the cursor or start a line).
+    # The notes (what could not be read) are diagnostics: on stderr.
+    shown = _escaped(report)
+    results(highlight=False, markup=False).print(Group(*render({**shown, "notes": []})))
+    notes = diagnostics(highlight=False, markup=False)
+    for note in shown["notes"]:
+        notes.print(Text(f"note: {note}", style="yellow"))
     return 0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
 from rich.table import Table
 
+from driftline.cli.output import print_json, results
 from driftline.config import Settings
 
 __all__ = ["create"]
@@ -40,11 +40,17 @@ def create(settings: Settings, args: argparse.Namespace) -> int:
                   settings.deadletter_topic: "dead letters", settings.references_topic: "reference profiles"})
     if settings.state_topic:
         roles[settings.state_topic] = "worker state checkpoints"
+    rows = [{"topic": topic, "role": role, "partitions": counts.get(topic), "created": topic in created,
+             "configs": dict(configs.get(topic, {}))} for topic, role in roles.items()]
+    if getattr(args, "json", False):
+        print_json({"bootstrap_servers": settings.bootstrap_servers, "topics": rows})
+        return 0
     table = Table(title=f"driftline topics on {settings.bootstrap_servers}", title_justify="left")
     for column in ("topic", "role", "partitions", "created now", "configs set at creation"):
         table.add_column(column)
-    for topic, role in roles.items():
-        config = ", ".join(f"{k}={v}" for k, v in configs.get(topic, {}).items()) or "-"
-        table.add_row(topic, role, str(counts.get(topic, "?")), "yes" if topic in created else "no", config)
-    Console().print(table)
+    for row in rows:
+        config = ", ".join(f"{k}={v}" for k, v in row["configs"].items()) or "-"
+        table.add_row(row["topic"], row["role"], str(row["partitions"] if row["partitions"] is not None else "?"),
+                      "yes" if row["created"] else "no", config)
+    results(highlight=False, markup=False).print(table)
     return 0
