@@ -121,3 +121,12 @@ def test_the_installed_command_prints_the_subcommand_help():
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.startswith("usage: driftline topics create [options]")
     assert "--topic-partitions N" in out.stdout and "--warmup" not in out.stdout
+
+
+def test_a_misspelt_command_gets_the_nearest_one(capsys):
+    assert main(["stauts"]) == 2
+    assert "unknown command 'stauts' (did you mean status?)" in capsys.readouterr().err
+    assert main(["reference", "shwo", "p.json"]) == 2
+    assert "(did you mean show?)" in capsys.readouterr().err
+    assert main(["replay", "x.jsonl", "--format", "jsnl"]) == 2  # a bad value of a flag is not a command
+    assert "argument --format: invalid choice: 'jsnl'" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import re
 import sys
 from contextvars import ContextVar
 from typing import Any, NoReturn, Sequence
@@ -152,6 +153,11 @@ class _Parser(argparse.ArgumentParser):
                        and t.split("=", 1)[0] not in known]
             if unknown:
                 message = f"{_unrecognized(self, unknown)}; {message}"
+        choice = re.match(r"argument (?:COMMAND|\{[^}]*\}): invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if choice:  # a misspelt command
+            guess = difflib.get_close_matches(choice[1], re.findall(r"'([^']*)'", choice[2]), n=1, cutoff=0.6)
+            message = f"unknown command {choice[1]!r}" + (f" (did you mean {guess[0]}?)" if guess else "") + \
+                f"; commands: {choice[2]}"
         usage = " ".join(self.format_usage().split())
         usage = usage[len("usage: "):] if usage.startswith("usage: ") else usage
         self.exit(EXIT_CONFIG, f"{self.prog}: error: {escape(bounded(message, 300))} "
@@ -238,7 +244,7 @@ def _replay(sub: Any) -> None:
     p.add_argument("file", help="JSONL of input-contract records, or a CSV / Parquet table of feature columns")
     p.add_argument("--format", choices=("jsonl", "csv", "parquet"), default=None, help="the file's format (default: from its name)")
     p.add_argument("--topic", default=None, help="topic name recorded in alert windows (default: the file name)")
-    p.add_argument("--partition", type=number(int, 0, _INT32), default=0, help="partition recorded in alert windows")
+    p.add_argument("--partition", type=number(int, 0, _INT32), default=0, metavar="N", help="partition recorded in alert windows")
     p.add_argument("--model", default=None, help="model name for tables without a 'model' column")
     p.add_argument("--model-version", default=None, help="model version for tables without a 'model_version' column")
     p.add_argument("--prediction-column", default="prediction", help="the output column of a table")
@@ -407,7 +413,7 @@ def _report(sub: Any) -> None:
     p.add_argument("--alerts", default=None, metavar="FILE", help="with --summaries: JSONL of alerts (replay --alerts-out)")
     p.add_argument("--format", choices=("jsonl", "csv", "parquet"), default=None, help="FILE's format (default: from its name)")
     p.add_argument("--topic", default=None, help="FILE: topic name recorded in windows (default: the file name)")
-    p.add_argument("--partition", type=number(int, 0, _INT32), default=0, help="FILE: partition recorded in windows")
+    p.add_argument("--partition", type=number(int, 0, _INT32), default=0, metavar="N", help="FILE: partition recorded in windows")
     p.add_argument("--prediction-column", default="prediction", help="FILE: the output column of a table")
     _read_timeout(p, 60.0, "read each topic to its end")
     # the detection settings: a FILE is replayed as a worker would run it, and the page names the windowed tests

@@ -156,8 +156,8 @@ class HelpFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        if (action.option_strings and default not in (None, False, argparse.SUPPRESS, [], ())
-                and not _HELP_DEFAULT.search(text) and action.nargs != 0):
+        quiet = default is None or default is False or default is argparse.SUPPRESS or default in ([], ())
+        if action.option_strings and not quiet and not _HELP_DEFAULT.search(text) and action.nargs != 0:
             text += f" [default: {shown(default)}]"
         return text.replace("%", "%%") if "%(" not in text else text
 
