@@ -129,3 +129,16 @@ def test_every_tabular_command_has_json(argv):
         parser = next(a for a in parser._actions if a.dest in ("command", "reference_command", "topics_command",
                                                                   "alerts_command")).choices[word]
     assert "--json" in {o for a in parser._actions for o in a.option_strings}
+
+
+def test_compare_escapes_names_and_names_a_bad_line(tmp_path, capsys):
+    path = tmp_path / "s.jsonl"
+    row = {"type": "version_comparison", "model": "fr\x1b[2Jaud\nFORGED", "champion": "[bold]v1", "challenger": "v2",
+           "pairs": 3}
+    path.write_bytes(orjson.dumps(row) + b"\n[1, 2]\n")
+    assert main(["compare", "--file", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\nFORGED" not in out and "[bold]v1" in out
+    path.write_bytes(orjson.dumps(row) + b"\nnot json\n")
+    assert main(["compare", "--file", str(path)]) == 2
+    assert "line 2 of" in capsys.readouterr().err

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 from rich.table import Table
 
-from driftline.cli.output import diagnostics, results
+from driftline.cli.output import diagnostics, escaped, results
 from driftline.config import Settings
 from driftline.errors import ConfigError
 
@@ -55,7 +55,14 @@ def compare(settings: Settings, args: argparse.Namespace) -> int:
         path = Path(args.file)
         if not path.is_file():
             raise ConfigError(f"summaries file {args.file!r} does not exist")
-        summaries = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+        summaries = []
+        for number, line in enumerate(path.read_bytes().splitlines(), 1):
+            try:
+                record = orjson.loads(line) if line.strip() else None
+            except orjson.JSONDecodeError as exc:
+                raise ConfigError(f"--file: line {number} of {args.file!r} is not JSON ({exc})") from None
+            if isinstance(record, dict):
+                summaries.append(record)
     else:
         summaries = _read_topic(settings, args.timeout)
     comparisons = latest_comparisons(summaries, args.model)
@@ -67,7 +74,8 @@ def compare(settings: Settings, args: argparse.Namespace) -> int:
     if not comparisons:
         diagnostics().print("no champion / challenger comparisons yet (two versions must score the same event_id)")
         return 0
-    results(highlight=False, markup=False).print(comparison_table(comparisons))
+    # names are data: control characters escaped, no markup
+    results(highlight=False, markup=False).print(comparison_table([escaped(c) for c in comparisons]))
     return 0
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from rich.console import Console
 
-__all__ = ["results", "diagnostics", "print_json", "UNLIMITED"]
+__all__ = ["results", "diagnostics", "print_json", "escaped", "UNLIMITED"]
 
 #: The width of a console that is not a terminal: wider than any line a command prints.
 UNLIMITED = 1_000_000
@@ -43,3 +43,21 @@ def print_json(document: Any, *, indent: bool = True) -> None:
     option = orjson.OPT_INDENT_2 if indent else 0
     sys.stdout.write(orjson.dumps(document, option=option | orjson.OPT_NON_STR_KEYS).decode() + "\n")
     sys.stdout.flush()
+
+
+def escaped(value: Any) -> Any:
+    r"""``value`` with every string's control characters escaped (:func:`driftline.redact.escape`), at any depth:
+    names and summaries from records must not move the cursor or start a line of a table.
+
+    >>> escaped({"model": "a\x1b[2Jb", "n": [1, "x\ny"]})
+    {'model': 'a\\x1b[2Jb', 'n': [1, 'x\\ny']}
+    """
+    from driftline.redact import escape
+
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, dict):
+        return {k: escaped(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(escaped(v) for v in value)
+    return value
