@@ -81,7 +81,7 @@ def shown(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(shown(v) for v in value) if value else "none"
     if isinstance(value, float):
-        return format(value, "g") if math.isfinite(value) else str(value)
+        return format(value, ".15g") if math.isfinite(value) else str(value)
     if isinstance(value, str):
         return value if value else '""'
     return str(value)
@@ -141,7 +141,30 @@ def setting_help(name: str, *, default: str | None = None, note: str | None = No
     field = Settings.model_fields[name]
     text = with_note(field.description or "", note)
     value = default if default is not None else shown(field.get_default(call_default_factory=True))
-    return f"{text} [default: {value}; env {ENV_PREFIX}{name.upper()}; TOML {name}]"
+    bounds = _bounds(field.metadata)
+    return f"{text} [default: {value}{'; ' + bounds if bounds else ''}; env {ENV_PREFIX}{name.upper()}; TOML {name}]"
+
+
+def _bounds(metadata: list[Any]) -> str:
+    """The numeric range of a field, from its ``ge`` / ``gt`` / ``le`` / ``lt`` constraints (e.g. ``at least 50``).
+
+    >>> import annotated_types as at
+    >>> _bounds([at.Ge(0), at.Le(65535)]), _bounds([at.Gt(0)]), _bounds([])
+    ('0 to 65535', 'above 0', '')
+    """
+    low = high = None
+    for m in metadata:
+        for attr, kind in (("ge", "low"), ("gt", "low_open"), ("le", "high"), ("lt", "high_open")):
+            if getattr(m, attr, None) is not None:
+                if kind.startswith("low"):
+                    low = (shown(getattr(m, attr)), kind == "low_open")
+                else:
+                    high = (shown(getattr(m, attr)), kind == "high_open")
+    if low and high and not low[1] and not high[1]:
+        return f"{low[0]} to {high[0]}"
+    parts = ([f"above {low[0]}" if low[1] else f"at least {low[0]}"] if low else []) + \
+            ([f"below {high[0]}" if high[1] else f"at most {high[0]}"] if high else [])
+    return ", ".join(parts)
 
 
 class HelpFormatter(argparse.HelpFormatter):
