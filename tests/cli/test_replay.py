@@ -72,6 +72,7 @@ def test_replay_gives_the_same_alerts_as_the_live_stream(kenv, tmp_path, capsys)
     train.write_bytes(b"\n".join(lines(2000, 10**9, seed=12)) + b"\n")
     profile = tmp_path / "profile.json"
     assert main(["reference", "build", str(train), "-o", str(profile)]) == 0
+    capsys.readouterr()  # the profile's table (stdout)
     kenv.input = topic
     worker = kenv.start_worker(input_topics=topic, reference_files=str(profile))
     kenv.produce([(b"m", v) for v in data], topic=topic)

@@ -79,7 +79,8 @@ def test_no_validator_and_no_failing_command_prints_a_secret(tmp_path, toml):
         "cross-field (flags)": (["run", *s, "--heartbeat-interval-ms", "100000"], env, 2, 1),
         "cross-field (topics)": (["status", *s, "--input-topics", "driftline.alerts"], env, 2, 1),
         "field errors + unknown + models": (["run", *s, "--config", str(typo_toml), "--batch-size", "0"], env, 2, 4),
-        "TOML syntax at the secret": (["replay", str(events), *s, "--config", str(bad_toml)], env, 2, 1),
+        # replay reads no Kafka: it takes no connection flags (the secrets reach it from the environment)
+        "TOML syntax at the secret": (["replay", str(events), "--config", str(bad_toml)], env, 2, 1),
         "kafka of the wrong type": (["topics", "create", *s[:2], "--config", str(table_toml)],  # alone: no other kafka source
                                     {k: v for k, v in env.items() if not k.startswith("DRIFTLINE_KAFKA__")}, 2, 1),
         "managed kafka property": (["topics", "create", *s, "-X", f"group.id={CANARY}"], env, 2, 1),
@@ -94,7 +95,8 @@ def test_no_validator_and_no_failing_command_prints_a_secret(tmp_path, toml):
         "run, dead broker": (["run", *s, "--bootstrap-servers", DEAD, *FAST, "--log-level", "DEBUG", "-X", "debug=conf"], env, 3, None),
         "status, dead broker": (["status", *s, "--bootstrap-servers", DEAD, *FAST], env, 3, 1),
         "topics, dead broker": (["topics", "create", *s, "--bootstrap-servers", DEAD, *FAST], env, 3, 1),
-        "replay": (["replay", str(events), *s, "--warmup", "50", "--window-events", "50"], env, 0, None),
+        "replay": (["replay", str(events), "--warmup", "50", "--window-events", "50"], env, 0, None),
+        "a connection flag given to replay": (["replay", str(events), *s], env, 2, 1),
     }
     procs = {name: _start(argv, e) for name, (argv, e, _, _) in cases.items()}
     errs = {}

@@ -2,6 +2,7 @@
 
 import uuid
 
+import orjson
 import pytest
 from confluent_kafka.admin import ConfigResource
 
@@ -11,8 +12,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_creates_every_topic_once_with_its_configs(broker, capsys, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "200")
-    tag = uuid.uuid4().hex[:6]
+    monkeypatch.delenv("COLUMNS", raising=False)  # without a terminal the table is printed whole anyway
+    tag = uuid.uuid4().hex[:6] + "-" + "t" * 100
     names = {"input_topics": f"in-{tag}", "labels_topic": f"lab-{tag}", "alerts_topic": f"al-{tag}",
              "metrics_topic": f"me-{tag}", "deadletter_topic": f"dl-{tag}", "references_topic": f"rf-{tag}"}
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in names.items()]
@@ -31,9 +32,15 @@ def test_creates_every_topic_once_with_its_configs(broker, capsys, monkeypatch):
     described = admin.describe_configs([ConfigResource("topic", names["references_topic"])])
     config = next(iter(described.values())).result(10)
     assert config["cleanup.policy"].value == "compact"
-    # a second run creates nothing and says so
+    # a second run creates nothing and says so, also to scripts
     assert main(common) == 0
     assert "yes" not in capsys.readouterr().out.split("created now")[1]
+    assert main([*common, "--json"]) == 0
+    doc = orjson.loads(capsys.readouterr().out)
+    rows = {row["topic"]: row for row in doc["topics"]}
+    assert set(names.values()) <= set(rows) and not any(row["created"] for row in rows.values())
+    assert rows[names["references_topic"]]["configs"]["cleanup.policy"] == "compact"
+    assert rows[names["input_topics"]]["partitions"] == 3 and rows[names["input_topics"]]["role"] == "input"
 
 
 def test_existing_topics_are_shown_as_they_are_and_mismatches_named(broker, capsys, monkeypatch):

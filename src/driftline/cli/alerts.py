@@ -7,9 +7,9 @@ import sys
 import time
 
 import orjson
-from rich.console import Console
 from rich.text import Text
 
+from driftline.cli.output import diagnostics, results
 from driftline.cli.unknown import unknown_value
 from driftline.config import Settings
 from driftline.detection.findings import Kind
@@ -89,7 +89,7 @@ def starting_line(topic: str, partitions: int, *, from_beginning: bool, filters:
 
 
 def tail(settings: Settings, args: argparse.Namespace) -> int:
-    """Print alerts as they arrive (or from the beginning), until interrupted, ``--max`` or ``--timeout``."""
+    """Print alerts as they arrive (or from the beginning), until interrupted, ``--max`` or ``--duration``."""
     from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicPartition
 
     from driftline.redact import escape
@@ -101,7 +101,7 @@ def tail(settings: Settings, args: argparse.Namespace) -> int:
         raise ConfigError(f"alerts topic {settings.alerts_topic!r} does not exist (setting alerts_topic)")
     reader = kafka.make_reader(settings, group_id=f"{settings.group_id}.tail", client_id="driftline-alerts-tail",
                                follow=True)
-    console = Console(highlight=False)
+    console = results(highlight=False)
     shown = 0
     filters = {"model": args.model, "feature": args.feature, "status": args.status, "kind": args.kind}
     try:
@@ -110,13 +110,14 @@ def tail(settings: Settings, args: argparse.Namespace) -> int:
         partitions = sorted(metadata.topics[settings.alerts_topic].partitions)
         reader.assign([TopicPartition(settings.alerts_topic, p, start) for p in partitions])
         print(escape(starting_line(settings.alerts_topic, len(partitions), from_beginning=args.from_beginning,
-                                   filters=filters, timeout=args.timeout, most=args.max)), file=sys.stderr, flush=True)
-        deadline = time.monotonic() + args.timeout if args.timeout else None
+                                   filters=filters, timeout=args.duration, most=args.max)), file=sys.stderr, flush=True)
+        deadline = time.monotonic() + args.duration if args.duration else None
         while deadline is None or time.monotonic() < deadline:
             for msg in reader.consume(100, 0.5):
                 if msg.error() is not None:
                     if msg.error().code() != KafkaError._PARTITION_EOF:
-                        console.print(f"[yellow]consumer error: {msg.error().str()}[/]")
+                        diagnostics(highlight=False, markup=False).print(Text(f"consumer error: {msg.error().str()}",
+                                                                              style="yellow"))
                     continue
                 try:
                     alert = orjson.loads(msg.value() or b"")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -11,6 +12,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from driftline.cli.output import diagnostics, escaped, results
 from driftline.config import Settings
 from driftline.errors import ConfigError
 from driftline.redact import escape
@@ -121,14 +123,21 @@ def compare(settings: Settings, args: argparse.Namespace) -> int:
         path = Path(args.file)
         if not path.is_file():
             raise ConfigError(f"summaries file {args.file!r} does not exist")
-        summaries = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+        summaries = []
+        for number, line in enumerate(path.read_bytes().splitlines(), 1):
+            try:
+                record = orjson.loads(line) if line.strip() else None
+            except orjson.JSONDecodeError as exc:
+                raise ConfigError(f"--file: line {number} of {args.file!r} is not JSON ({exc})") from None
+            if isinstance(record, dict):
+                summaries.append(record)
     else:
         summaries = _read_topic(settings, args.timeout)
     comparisons = latest_comparisons(summaries, args.model)
-    console = Console()
     if args.json:
         for c in comparisons:
-            console.out(orjson.dumps(c).decode(), highlight=False)
+            sys.stdout.write(orjson.dumps(c).decode() + "\n")
+        sys.stdout.flush()
         return 0
     if not comparisons:
         others = sorted({str(s.get("model")) for s in summaries if s.get("type") == "version_comparison"})
@@ -136,9 +145,10 @@ def compare(settings: Settings, args: argparse.Namespace) -> int:
             from driftline.cli.unknown import unknown_value
 
             raise ConfigError(unknown_value("--model", args.model, others) + ": no comparison of it")
-        console.print("no champion / challenger comparisons yet (two versions must score the same event_id)")
+        diagnostics().print("no champion / challenger comparisons yet (two versions must score the same event_id)")
         return 0
-    print_comparisons(console, comparisons)
+    # names are data: control characters escaped, no markup; the table when it fits, else blocks
+    print_comparisons(results(highlight=False, markup=False), [escaped(c) for c in comparisons])
     return 0
 
 

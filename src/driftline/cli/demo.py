@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from driftline.cli.output import results
 from driftline.cli.demo_view import DemoView, format_alert
 from driftline.config import load_settings
 from driftline.demo.broker import EmbeddedBroker, free_port
@@ -102,7 +103,7 @@ def run_demo(*, events: int = 12_000, drift_at: int = 7_000, rate: float = 4_000
     the features table once at the end, so logs stay readable.
     """
     check_arguments(events, drift_at)
-    console = console if console is not None else Console()
+    console = console if console is not None else results()  # full width when piped
     live = console.is_terminal if live is None else live
     configure_logging("WARNING")
 
@@ -193,13 +194,13 @@ def run_demo(*, events: int = 12_000, drift_at: int = 7_000, rate: float = 4_000
     table.add_row("alerts on stationary features", str(len(unexpected)))
     table.add_row("wall time", f"{elapsed:.1f} s")
     console.print(table)
-    results = checks(processed=processed, total=total, by_feature=by_feature, expected=expected, unexpected=unexpected)
-    ok = all(passed for passed, _ in results)
+    outcomes = checks(processed=processed, total=total, by_feature=by_feature, expected=expected, unexpected=unexpected)
+    ok = all(passed for passed, _ in outcomes)
     if ok:
         console.print("[green]demo passed: the drift was found and nothing else alerted[/]")
     else:
         console.print("[red]demo did not behave as expected:[/]")
-        for passed, what in results:
+        for passed, what in outcomes:
             console.print(f"  {'[green]passed[/]' if passed else '[red]FAILED[/]'}  {what}", highlight=False)
     return 0 if ok else 1
 

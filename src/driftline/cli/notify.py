@@ -10,35 +10,45 @@ from driftline.notify.settings import FLAGS, load_notify_settings
 __all__ = ["add_notify_flags", "notify", "notify_settings_from"]
 
 
+#: Other spellings of notify's flags: the former name of --http-timeout.
+ALIASES = {"timeout_seconds": ("--timeout",)}
+
+#: metavar and help of each flag (the description, default and environment variable come from NotifySettings)
+_FLAG_HELP = {
+    "webhooks": ("URL", "repeatable"),
+    "slack_webhooks": ("URL", "repeatable"),
+    "cooldown_seconds": ("SECONDS", "the workers' alert cooldown is their setting cooldown_seconds"),
+    "group_wait_seconds": ("SECONDS", None),
+    "lookback_seconds": ("SECONDS", None),
+    "max_retries": ("N", None),
+    "timeout_seconds": ("SECONDS", "--timeout: the same, its former name"),
+    "backoff_seconds": ("SECONDS", None),
+    "max_backoff_seconds": ("SECONDS", None),
+    "group": ("GROUP", "not the workers' group_id"),
+    "model": ("MODEL", None),
+    "feature": ("FEATURE", None),
+    "kind": ("KIND", None),
+    "status": (None, None),
+}
+
+
 def add_notify_flags(parser: argparse.ArgumentParser) -> None:
     """The flags of :class:`NotifySettings` (each also ``DRIFTLINE_NOTIFY_<SETTING>`` in the environment)."""
-    g = parser.add_argument_group("notify (each also DRIFTLINE_NOTIFY_<SETTING> in the environment)")
-    g.add_argument(FLAGS["webhooks"], dest="notify_webhooks", action="append", default=None, metavar="URL",
-                   help="generic JSON webhook: each alert record is POSTed as is (repeatable) [env DRIFTLINE_NOTIFY_WEBHOOKS]")
-    g.add_argument(FLAGS["slack_webhooks"], dest="notify_slack_webhooks", action="append", default=None, metavar="URL",
-                   help="Slack-compatible incoming webhook (repeatable) [env DRIFTLINE_NOTIFY_SLACK_WEBHOOKS]")
-    g.add_argument(FLAGS["cooldown_seconds"], dest="notify_cooldown_seconds", type=float, default=None, metavar="SECONDS",
-                   help="at most one firing message per alert key per this span (the worker's own cooldown is --cooldown-seconds) [default: 300]")
-    g.add_argument(FLAGS["group_wait_seconds"], dest="notify_group_wait_seconds", type=float, default=None, metavar="SECONDS",
-                   help="wall-clock wait after an incident's first firing (or first joining feature) before posting, so "
-                        "the features of one break are one message [default: 5]")
-    g.add_argument(FLAGS["lookback_seconds"], dest="notify_lookback_seconds", type=float, default=None, metavar="SECONDS",
-                   help="history re-read on assignment to rebuild open incidents, without posting [default: 604800, a week]")
-    g.add_argument(FLAGS["max_retries"], dest="notify_max_retries", type=int, default=None, metavar="N",
-                   help="retries of one message after its first attempt, then it is given up and counted [default: 5]")
-    g.add_argument(FLAGS["timeout_seconds"], dest="notify_timeout_seconds", type=float, default=None, metavar="SECONDS",
-                   help="timeout of one HTTP request [default: 10]")
-    g.add_argument(FLAGS["backoff_seconds"], dest="notify_backoff_seconds", type=float, default=None, metavar="SECONDS",
-                   help="longest wait before the first retry, doubled per retry, jittered [default: 1]")
-    g.add_argument(FLAGS["max_backoff_seconds"], dest="notify_max_backoff_seconds", type=float, default=None,
-                   metavar="SECONDS", help="cap of one wait, also of a server's Retry-After [default: 30]")
-    g.add_argument(FLAGS["group"], dest="notify_group", default=None, metavar="GROUP_ID",
-                   help="consumer group shared by notify instances (not the workers' --group-id) [default: driftline-notify]")
-    g.add_argument(FLAGS["model"], dest="notify_model", default=None, metavar="MODEL", help="only alerts of this model")
-    g.add_argument(FLAGS["feature"], dest="notify_feature", default=None, metavar="FEATURE", help="only alerts of this feature (or output)")
-    g.add_argument(FLAGS["kind"], dest="notify_kind", default=None, metavar="KIND", help="only this kind (data_drift, concept_drift, ...)")
-    g.add_argument(FLAGS["status"], dest="notify_status", choices=("firing", "resolved"), default=None,
-                   help="only firing or only resolved alerts")
+    from driftline.cli.options import choices_of, shown, with_note
+    from driftline.notify.settings import NOTIFY_ENV_PREFIX, NotifySettings
+
+    g = parser.add_argument_group("notify (each also DRIFTLINE_NOTIFY_<SETTING> in the environment; no TOML key)")
+    for name, flag in FLAGS.items():
+        field = NotifySettings.model_fields[name]
+        metavar, extra = _FLAG_HELP[name]
+        default = field.get_default(call_default_factory=True)
+        text = with_note(field.description or "", extra)
+        text += f" [default: {shown(default)}; env {NOTIFY_ENV_PREFIX}{name.upper()}]"
+        kind = {int: int, float: float}.get(field.annotation)  # type: ignore[call-overload]
+        many = name in ("webhooks", "slack_webhooks")
+        g.add_argument(flag, *ALIASES.get(name, ()), dest=f"notify_{name}", default=None, metavar=metavar,
+                       help=text.replace("%", "%%"), action="append" if many else "store", type=kind,
+                       choices=choices_of(field.annotation))
 
 
 def notify_settings_from(args: argparse.Namespace):

@@ -10,7 +10,9 @@ from typing import Callable
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from driftline.cli.output import diagnostics, print_json, results
 from driftline.config import Settings
 from driftline.contract.decode import DecodeError, decode_event
 from driftline.errors import ConfigError, DriftlineError, ProfileError
@@ -19,14 +21,14 @@ from driftline.reference.builder import ProfileBuilder
 from driftline.reference.profile import NUMERIC, ReferenceProfile
 from driftline.transport.files import read_records, read_table_batches
 
-__all__ = ["build", "merge", "show", "withdraw", "accept", "profile_table"]
+__all__ = ["build", "merge", "show", "withdraw", "accept", "profile_table", "profile_summary"]
 
 _BATCH = 10_000
 
 
 def build(settings: Settings, args: argparse.Namespace) -> int:
     """Profile each file, merge the per-file profiles, write and/or publish them."""
-    console = Console(stderr=True)
+    console = diagnostics()
     merged: dict[tuple[str, str], ReferenceProfile] = {}
     def warn(text: str) -> None:
         console.print(f"warning: {escape(text)}", style="yellow", markup=False, soft_wrap=True)
@@ -53,7 +55,7 @@ def build(settings: Settings, args: argparse.Namespace) -> int:
 
 def merge(settings: Settings, args: argparse.Namespace) -> int:
     """Merge profile files of one model version (e.g. built from shards in parallel)."""
-    console = Console(stderr=True)
+    console = diagnostics()
     profiles = [_read_profile(name) for name in args.files]
     out = profiles[0]
     for other in profiles[1:]:
@@ -61,11 +63,19 @@ def merge(settings: Settings, args: argparse.Namespace) -> int:
     return _write(settings, args, [out], console)
 
 
-def show(settings: Settings, args: argparse.Namespace) -> int:
-    console = Console()
-    for name in args.files:
-        console.print(profile_table(_read_profile(name)))
+def show(settings: Settings | None, args: argparse.Namespace) -> int:
+    """Print profile files: a table each, or with ``--json`` one document of their summaries."""
+    _print_profiles([_read_profile(name) for name in args.files], args)
     return 0
+
+
+def _print_profiles(profiles: list[ReferenceProfile], args: argparse.Namespace) -> None:
+    if getattr(args, "json", False):
+        print_json({"profiles": [profile_summary(p) for p in profiles]})
+        return
+    console = results(highlight=False)
+    for profile in profiles:
+        console.print(profile_table(profile))
 
 
 def withdraw(settings: Settings, args: argparse.Namespace) -> int:
@@ -87,7 +97,7 @@ def withdraw(settings: Settings, args: argparse.Namespace) -> int:
                                    "nothing to do", soft_wrap=True, markup=False, highlight=False)
         return 0
     withdraw_profile(settings, args.model, args.model_version)
-    Console(stderr=True).print(f"withdrew the profile of {args.model}/{args.model_version} from "
+    diagnostics().print(f"withdrew the profile of {args.model}/{args.model_version} from "
                                f"{settings.references_topic!r}; workers fall back to warm-up references", soft_wrap=True)
     return 0
 
@@ -118,9 +128,9 @@ def accept(settings: Settings, args: argparse.Namespace) -> int:
             raise ConfigError(f"invalid --since {bounded(repr(args.since), 80)}: an RFC 3339 date-time such as "
                               "2026-12-01T10:00:00Z, the event time from which the data is the new normal")
     if not args.timeout > 0:
-        raise ConfigError(f"invalid --timeout {args.timeout:g}: seconds to read the topics, more than 0")
+        raise ConfigError(f"invalid --read-timeout {args.timeout:g}: seconds to read the topics, more than 0")
     deadline = time.monotonic() + args.timeout
-    console = Console(stderr=True, highlight=False)
+    console = diagnostics(highlight=False)
     notes: list[str] = []
     model, version = args.model, args.model_version
 
@@ -132,7 +142,7 @@ def accept(settings: Settings, args: argparse.Namespace) -> int:
     prefix = f"{key_part(model)}/{key_part(version)}/".encode()
     current, complete = profile_in_force(settings, model, version, timeout=remaining())
     if not complete:
-        notes.append(f"the references topic {settings.references_topic!r} was not read to its end within --timeout")
+        notes.append(f"the references topic {settings.references_topic!r} was not read to its end within --read-timeout")
     incidents = []
     if args.since is None:
         alerts = _read_json_topic(settings, settings.alerts_topic, remaining(), "alerts_topic", notes, prefix)
@@ -193,7 +203,7 @@ def accept(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
-        _print_acceptance(Console(highlight=False, markup=False), report, profile)
+        _print_acceptance(results(highlight=False, markup=False), report, profile)
     for note in notes:
         console.print(f"note: {escape(note)}", markup=False, soft_wrap=True)
     return 0
@@ -243,7 +253,7 @@ def _read_json_topic(settings: Settings, topic: str, timeout: float, setting: st
         mine = (m for m in records if key_prefix is None or m.key() is None or m.key().startswith(key_prefix))
         out = [doc for _, doc in kafka.json_objects(mine)]
         if records.pending:
-            notes.append(f"topic {topic!r} was not read to its end within --timeout")
+            notes.append(f"topic {topic!r} was not read to its end within --read-timeout")
         return out
     finally:
         reader.close()
@@ -307,8 +317,7 @@ def _write(settings: Settings, args: argparse.Namespace, profiles: list[Referenc
         publish_profiles(settings, profiles)
         for profile in profiles:
             console.print(f"published {profile.name} for {profile.key} to {settings.references_topic!r}")
-    for profile in profiles:
-        console.print(profile_table(profile))
+    _print_profiles(profiles, args)
     return 0
 
 
@@ -316,23 +325,47 @@ def _file_name(profile: ReferenceProfile) -> str:
     return re.sub(r"[^A-Za-z0-9@._-]+", "_", f"{profile.model}@{profile.model_version}") + ".profile.json"
 
 
+def profile_summary(profile: ReferenceProfile) -> dict:
+    """What :func:`profile_table` shows, as plain data (``--json``): one entry per feature.
+
+    Numeric features carry mean, sd and the 5 / 50 / 95 % quantiles; categorical ones their top
+    category, its share and the number of categories."""
+    features = []
+    for (source, name), f in sorted(profile.features.items()):
+        row: dict = {"source": source, "feature": name, "type": f.kind, "count": f.count,
+                     "missing_ratio": f.missing_ratio}
+        if f.kind == NUMERIC and f.sketch is not None and not f.sketch.is_empty():
+            p05, p50, p95 = f.sketch.get_quantiles([0.05, 0.5, 0.95], True)
+            row.update(mean=f.moments.mean, sd=f.moments.sd, p05=p05, p50=p50, p95=p95)
+        elif f.kind != NUMERIC:
+            cats = f.categories or {}
+            top = max(cats, key=lambda k: cats[k]) if cats else None
+            row.update(top_category=top, top_share=cats[top] / f.count if top is not None and f.count else None,
+                       categories=len(cats))
+        features.append(row)
+    return {"key": profile.key, "name": profile.name, "id": profile.id, "model": profile.model,
+            "model_version": profile.model_version, "records": profile.records, "features": features}
+
+
 def profile_table(profile: ReferenceProfile) -> Table:
-    """A terminal table of a profile: one row per feature."""
-    table = Table(title=f"{profile.key} — {profile.name} — {profile.records:,} records", title_justify="left")
+    """A terminal table of a profile: one row per feature (names escaped: they are data)."""
+    summary = profile_summary(profile)
+    table = Table(title=Text(escape(f"{profile.key} — {profile.name} — {profile.records:,} records")), title_justify="left")
     for column in ("source", "feature", "type", "count", "missing", "mean / top category", "sd / categories",
                    "p05", "p50", "p95"):
         text = column in ("source", "feature", "type")
         table.add_column(column, justify="left" if text else "right", no_wrap=column == "feature",
                          min_width=7 if text else None)
-    for (source, name), f in sorted(profile.features.items()):
-        missing = f"{f.missing_ratio:.1%}" if f.missing_ratio is not None else "-"
-        if f.kind == NUMERIC and f.sketch is not None and not f.sketch.is_empty():
-            p05, p50, p95 = f.sketch.get_quantiles([0.05, 0.5, 0.95], True)
-            table.add_row(source, name, f.kind, f"{f.count:,}", missing, f"{f.moments.mean:.4g}", f"{f.moments.sd:.4g}",
-                          f"{p05:.4g}", f"{p50:.4g}", f"{p95:.4g}")
+    for f in summary["features"]:
+        missing = f"{f['missing_ratio']:.1%}" if f["missing_ratio"] is not None else "-"
+        cells = [Text(escape(f["source"])), Text(escape(f["feature"])), f["type"], f"{f['count']:,}", missing]
+        if "mean" in f:
+            cells += [f"{f['mean']:.4g}", f"{f['sd']:.4g}", f"{f['p05']:.4g}", f"{f['p50']:.4g}", f"{f['p95']:.4g}"]
+        elif "categories" in f:
+            top = f["top_category"]
+            share = f" ({f['top_share']:.0%})" if f["top_share"] is not None else ""
+            cells += [Text(escape(f"{top}{share}" if top is not None else "-")), f"{f['categories']}", "", "", ""]
         else:
-            cats = f.categories or {}
-            top = max(cats, key=lambda k: cats[k]) if cats else "-"
-            share = f" ({cats[top] / f.count:.0%})" if cats and f.count else ""
-            table.add_row(source, name, f.kind, f"{f.count:,}", missing, f"{top}{share}", f"{len(cats)}", "", "", "")
+            cells += ["-", "-", "", "", ""]
+        table.add_row(*cells)
     return table

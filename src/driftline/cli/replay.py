@@ -11,14 +11,16 @@ from typing import IO, Iterator
 
 import orjson
 from rich.console import Console
+from rich.text import Text
 
+from driftline.cli.output import diagnostics, results
 from driftline.config import Settings
 from driftline.detection.pipeline import BatchResult, DeadLetter, Pipeline
 from driftline.transport.files import read_records
 from driftline.transport.references import load_profile_files
 from driftline.transport.worker import pipeline_settings
 
-__all__ = ["replay", "FileReplay", "dead_letter_line"]
+__all__ = ["replay", "FileReplay", "alert_line", "dead_letter_line"]
 
 
 def dead_letter_line(dl: DeadLetter) -> bytes:
@@ -88,7 +90,8 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
     """Run every record of the file through the pipeline; print and write what it finds."""
     run = FileReplay(settings, args.file, fmt=args.format, topic=args.topic, partition=args.partition,
                      model=args.model, model_version=args.model_version, prediction_column=args.prediction_column)
-    console = Console(stderr=True)
+    console = diagnostics(highlight=False)
+    out = results(highlight=False, markup=False)
     alerts_out = _open(args.alerts_out)
     summaries_out = _open(args.summaries_out)
     dead_out = _open(getattr(args, "dead_letters_out", None))
@@ -96,7 +99,7 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
     reasons: Counter[str] = Counter()
     try:
         for result in run.results():
-            _emit(result, args.json, console, alerts_out, summaries_out, counts)
+            _emit(result, args.json, out, alerts_out, summaries_out, counts)
             for dl in result.dead_letters:
                 reasons[dl.reason] += 1
                 if dead_out is not None:
@@ -106,13 +109,32 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
             if handle is not None:
                 handle.close()
     for warning in run.unused_references():
-        console.print(f"[yellow]{warning}[/]", soft_wrap=True)
+        console.print(Text(warning, style="yellow"))
     console.print(f"replayed {counts['records']:,} records: {counts['firing']} firing and {counts['resolved']} resolved "
                   f"alert(s), {counts['summaries']:,} window summaries, {counts['dead']} dead letter(s)"
                   + (f" ({', '.join(f'{r} {n:,}' for r, n in reasons.most_common())})" if reasons else "")
                   + (f", written to {args.dead_letters_out}" if reasons and getattr(args, "dead_letters_out", None) else ""),
                   highlight=False, soft_wrap=True)
     return 0
+
+
+def alert_line(alert: dict[str, object]) -> Text:
+    """One line per alert: status, kind, feature / detector, offset and the summary, which starts with
+    ``[model version]`` (every value escaped and printed without markup: names and summaries are data).
+
+    >>> alert_line({"status": "firing", "kind": "data_drift", "feature": "x", "detector": "psi",
+    ...             "window": {"last_offset": 7}, "summary": "[m v1] x moved"}).plain
+    'FIRING   data_drift x / psi at offset 7: [m v1] x moved'
+    """
+    from driftline.redact import escape
+
+    window = alert.get("window") if isinstance(alert.get("window"), dict) else {}
+    status = str(alert.get("status", "?"))
+    line = Text()
+    line.append(f"{escape(status.upper()):8} ", style="red" if status == "firing" else "green")
+    line.append(escape(f"{alert.get('kind')} {alert.get('feature')} / {alert.get('detector')} at offset "
+                       f"{window.get('last_offset')}: {alert.get('summary', '')}"))  # type: ignore[union-attr]
+    return line
 
 
 def _open(path: str | None) -> IO[bytes] | None:
@@ -129,10 +151,7 @@ def _emit(result: BatchResult, as_json: bool, console: Console, alerts_out, summ
         if as_json:
             sys.stdout.buffer.write(line + b"\n")
         else:
-            colour = "red" if alert["status"] == "firing" else "green"
-            console.print(f"[{colour}]{str(alert['status']).upper():8}[/] {alert['kind']} {alert['feature']} / "
-                          f"{alert['detector']} at offset {alert['window']['last_offset']}: {alert['summary']}",  # type: ignore[index]
-                          highlight=False)
+            console.print(alert_line(alert))
         if alerts_out is not None:
             alerts_out.write(line + b"\n")
     if summaries_out is not None:

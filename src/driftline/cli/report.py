@@ -179,7 +179,7 @@ def _read_to_end(settings: Settings, topic: str, keep: Callable[[bytes | None, R
                                   poll_seconds=0.1)
         out = [record for msg, record in kafka.json_objects(records) if keep(msg.key(), record)]
         if records.pending:
-            raise DriftlineError(f"{topic!r} was not read to its end within --timeout {timeout:g} s "
+            raise DriftlineError(f"{topic!r} was not read to its end within --read-timeout {timeout:g} s "
                                  f"(partitions {sorted(records.pending)} still behind)")
         return out
     finally:

@@ -39,10 +39,11 @@ from typing import Any
 
 import orjson
 from rich import box
-from rich.console import Console, Group, RenderableType
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from driftline.cli.output import diagnostics, results
 from driftline.config import Settings
 from driftline.errors import ConfigError
 from driftline.cli.unknown import did_you_mean, shown, unknown_value
@@ -211,7 +212,7 @@ def collect(settings: Settings, *, timeout: float = 30.0, since_seconds: float =
         records, complete = _read_to_end(settings, topic, sorted(metadata[topic].partitions),
                                          deadline=deadline, since_ms=since_ms)
         if not complete:
-            notes.append(f"topic {topic!r} was not read to its end within --timeout {timeout:g} s; the tables may be incomplete")
+            notes.append(f"topic {topic!r} was not read to its end within --read-timeout {timeout:g} s; the tables may be incomplete")
         reads[setting] = {"topic": topic, "records": len(records), "complete": complete}
         return records
 
@@ -500,7 +501,7 @@ def _escaped(value: Any) -> Any:
 def status(settings: Settings, args: argparse.Namespace) -> int:
     """Print the status of the worker group (rich tables, or ``--json``)."""
     if not args.timeout > 0:
-        raise ConfigError(f"invalid --timeout {args.timeout:g}: seconds to read the group and the topics, more than 0")
+        raise ConfigError(f"invalid --read-timeout {args.timeout:g}: seconds to read the group and the topics, more than 0")
     if not args.since >= 0:
         raise ConfigError(f"invalid --since {args.since:g}: seconds of window summaries to read, 0 for all of them")
     report = collect(settings, timeout=args.timeout, since_seconds=args.since, model=getattr(args, "model", None))
@@ -508,6 +509,11 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
     # markup off: topic, model and feature names are data, and "[...]" in them must print as it is;
-    # their control characters are escaped (a name must not move the cursor or start a line)
-    Console(highlight=False, markup=False).print(Group(*render(_escaped(report))))
+    # their control characters are escaped (a name must not move the cursor or start a line).
+    # The notes (what could not be read) are diagnostics: on stderr.
+    shown = _escaped(report)
+    results(highlight=False, markup=False).print(Group(*render({**shown, "notes": []})))
+    notes = diagnostics(highlight=False, markup=False)
+    for note in shown["notes"]:
+        notes.print(Text(f"note: {note}", style="yellow"))
     return 0

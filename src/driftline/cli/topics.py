@@ -17,10 +17,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from driftline.cli.output import diagnostics, print_json, results
 from driftline.config import Settings
 from driftline.errors import ConfigError
 from driftline.redact import escape
@@ -107,21 +107,29 @@ def create(settings: Settings, args: argparse.Namespace) -> int:
               settings.references_topic: "references"}
     if settings.state_topic:
         wanted[settings.state_topic] = "state"
-    table = Table(title=f"driftline topics on {settings.bootstrap_servers}", title_justify="left")
-    for column in ("topic", "role", "partitions", "created now", "configs (read back from the broker)"):
-        table.add_column(column, overflow="fold")
+    rows = []
     for topic, role in roles.items():
         have = configs.get(topic, {})
         # the configs driftline sets on such a topic, and cleanup.policy, as the broker has them
         names = ["cleanup.policy"] + [k for k in kafka.OUTPUT_TOPIC_CONFIGS.get(wanted.get(topic, ""), {}) if k != "cleanup.policy"]
-        shown = [f"{k}={have[k]}" for k in names if k in have]
+        shown = {k: have[k] for k in names if k in have}
         if "cleanup.policy" not in have and topic in counts:
-            shown.insert(0, f"cleanup.policy={DEFAULT_CLEANUP_POLICY} (default)")
-        table.add_row(topic, role, str(counts.get(topic, "?")), "yes" if topic in created else "no",
-                      ", ".join(shown) or "-")
-    Console().print(table)
+            shown = {"cleanup.policy": f"{DEFAULT_CLEANUP_POLICY} (default)", **shown}
+        rows.append({"topic": topic, "role": role, "partitions": counts.get(topic), "created": topic in created,
+                     "configs": shown})
     problems = mismatches(settings, counts, configs)
-    err = Console(stderr=True, highlight=False)
+    if getattr(args, "json", False):
+        print_json({"bootstrap_servers": settings.bootstrap_servers, "topics": rows, "mismatches": problems})
+    else:
+        table = Table(title=f"driftline topics on {settings.bootstrap_servers}", title_justify="left")
+        for column in ("topic", "role", "partitions", "created now", "configs (read back from the broker)"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            config = ", ".join(f"{k}={v}" for k, v in row["configs"].items()) or "-"
+            table.add_row(row["topic"], row["role"], str(row["partitions"] if row["partitions"] is not None else "?"),
+                          "yes" if row["created"] else "no", config)
+        results(highlight=False, markup=False).print(table)
+    err = diagnostics(highlight=False)
     for line in problems:  # topic names are data: no markup, control characters escaped
         err.print(Text(f"mismatch: {escape(line)}", style="yellow"), soft_wrap=True)
     return 1 if problems else 0

@@ -39,7 +39,7 @@ FLAGS = {
     "group_wait_seconds": "--group-wait",
     "lookback_seconds": "--lookback",
     "max_retries": "--max-retries",
-    "timeout_seconds": "--timeout",
+    "timeout_seconds": "--http-timeout",  # formerly --timeout, still accepted
     "backoff_seconds": "--backoff",
     "max_backoff_seconds": "--max-backoff",
     "group": "--group",

@@ -97,7 +97,7 @@ def max_poll_interval_ms(worst_case_seconds: float) -> int:
 #: Properties of notify's consumer that come from notify's own settings.
 _NOTIFY_SOURCES = {
     "group.id": "the notify setting group (flag --group or env DRIFTLINE_NOTIFY_GROUP)",
-    "max.poll.interval.ms": "driftline notify: the longest delivery (--timeout, --max-retries, --max-backoff) plus a minute",
+    "max.poll.interval.ms": "driftline notify: the longest delivery (--http-timeout, --max-retries, --max-backoff) plus a minute",
 }
 
 
