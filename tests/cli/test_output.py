@@ -69,7 +69,7 @@ def test_profiles_and_comparisons_are_whole_without_a_terminal(tmp_path, capsys,
         "performance_difference": {"metric": "accuracy", "challenger_minus_champion": 0.03, "interval_95": [-0.02, 0.08]},
     }) + b"\n")
     assert main(["compare", "--file", str(summaries)]) == 0
-    _whole(capsys.readouterr().out, MODEL, "c" * 60, "d" * 60, str(BIG))
+    _whole(capsys.readouterr().out, MODEL, "c" * 60, "d" * 60, f"{BIG:,}")  # (the table groups digits)
     assert main(["compare", "--file", str(summaries), "--json"]) == 0
     assert orjson.loads(capsys.readouterr().out)["pairs"] == BIG
 
