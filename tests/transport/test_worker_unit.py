@@ -195,3 +195,16 @@ def test_a_tombstone_withdraws_the_profile_of_its_key_even_when_the_model_name_h
     worker.pipeline.references.update(profiles)
     worker._apply_references([ReferenceUpdate("col/a/v", None)])
     assert set(worker.pipeline.references) == {("col", "b")}
+
+
+def test_last_offsets_of_interleaved_partitions_with_offset_gaps():
+    """Transaction markers leave gaps in offsets: records of another partition between a partition's first and
+    last record must still be counted."""
+    from driftline.contract.event import SourceRecord
+    from driftline.transport.worker import _last_offsets
+
+    recs = [SourceRecord("in", 0, 0, None, None, b""), SourceRecord("in", 1, 5, None, None, b""),
+            SourceRecord("in", 0, 2, None, None, b"")]
+    assert _last_offsets(recs) == {("in", 0): 2, ("in", 1): 5}
+    assert _last_offsets(recs[:1] + recs[2:]) == {("in", 0): 2}
+    assert _last_offsets([]) == {}

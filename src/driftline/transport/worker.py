@@ -1300,8 +1300,8 @@ def listen_error(host: str, port: int, exc: BaseException) -> str:
 
 def _last_offsets(records: Sequence[SourceRecord]) -> dict[tuple[str, int], int]:
     """The last offset of each (topic, partition) in ``records`` (a partition's records are in offset order)."""
-    if records and records[0][:2] == records[-1][:2] and len(records) == records[-1][2] - records[0][2] + 1:
-        return {(records[0][0], records[0][1]): records[-1][2]}  # one partition, no gaps: nothing else fits
+    if records and len(set(map(itemgetter(1), records))) == 1 and len(set(map(itemgetter(0), records))) == 1:
+        return {(records[-1][0], records[-1][1]): records[-1][2]}  # one partition: its last record
     last: dict[tuple[str, int], int] = {}
     for r in records:
         last[(r[0], r[1])] = r[2]
