@@ -44,7 +44,7 @@ from river import drift
 
 from driftline.stats.calibration import location_threshold, spread_design, spread_thresholds
 
-__all__ = ["DetectorParams", "NumericDetectors", "CategoryCusums", "CusumBank", "Detection", "capped_cusum", "crossings",
+__all__ = ["DetectorParams", "NumericDetectors", "update_numeric_many", "CategoryCusums", "CusumBank", "Detection", "capped_cusum", "crossings",
            "PAGE_HINKLEY", "PAGE_HINKLEY_SPREAD", "ADWIN", "CATEGORY_CUSUM", "CAP", "REARM"]
 
 PAGE_HINKLEY = "page_hinkley"
@@ -350,6 +350,22 @@ class NumericDetectors:
             self.adwin = drift.ADWIN(delta=params.adwin_delta, clock=1)
         self.params = params
 
+    def _adwin(self, found: list[Detection], first: int, pair_scores: list[float], pair_ends: list[int]) -> None:
+        adw = self.adwin
+        delta = self.params.adwin_delta
+        helper = adw._helper
+        for score, end in zip(pair_scores, pair_ends):
+            # river's ADWIN.update, without its Python frame: a window that detected restarts first
+            if adw._drift_detected:
+                adw._reset()
+                helper = adw._helper
+            # ``_drift_detected`` is what river's read-only ``drift_detected`` property returns.
+            # (The caller keeps a cut only if the recent scores are away from the reference: adwin_counts.)
+            adw._drift_detected = helper.update(score)
+            if adw._drift_detected:
+                found.append(Detection(ADWIN, first + max(end, 0) + 1, abs(adw.estimation), delta))
+        found.sort(key=lambda d: d.value)
+
     def update(self, z: np.ndarray, pair_scores: list[float], pair_ends: list[int]) -> list[Detection]:
         """Feed normal scores ``z`` (in order) and the pair scores completed by them.
 
@@ -373,15 +389,7 @@ class NumericDetectors:
                 found.append(Detection(names[col], first + row + 1, stat, float(th[col])))
             self.values += int(z.size)
         if pair_scores:
-            adw = self.adwin
-            delta = self.params.adwin_delta
-            for score, end in zip(pair_scores, pair_ends):
-                adw.update(score)
-                # ``_drift_detected`` is what river's read-only ``drift_detected`` property returns.
-                # (The caller keeps a cut only if the recent scores are away from the reference: adwin_counts.)
-                if adw._drift_detected:
-                    found.append(Detection(ADWIN, first + max(end, 0) + 1, abs(adw.estimation), delta))
-            found.sort(key=lambda d: d.value)
+            self._adwin(found, first, pair_scores, pair_ends)
         return found
 
     def statistics(self) -> dict[str, float]:
@@ -397,6 +405,89 @@ class NumericDetectors:
             PAGE_HINKLEY_SPREAD: float(max(s[2], s[3] * th[2] / th[3])),
             "adwin_width": float(self.adwin.width),
         }
+
+
+_NAMES = (PAGE_HINKLEY, PAGE_HINKLEY, PAGE_HINKLEY_SPREAD, PAGE_HINKLEY_SPREAD)
+
+
+def update_numeric_many(detectors: list[NumericDetectors], z: np.ndarray, lengths: np.ndarray,
+                        pairs: list[tuple[list[float], list[int]]]) -> list[list[Detection]]:
+    """:meth:`NumericDetectors.update` of many detectors (distinct objects) at once, with the same results.
+
+    ``z[i, :lengths[i]]`` are detector ``i``'s normal scores (``z`` is ``len(detectors) × max(lengths)``;
+    every length ≥ 1, the rest of a row is ignored) and ``pairs[i]`` its pair scores and ends.  The
+    CUSUM walks of all detectors run in one cumulative sum and running minimum over the rows
+    (row by row, so the sums are those of the one-detector walk to the last bit); a detector whose walk
+    reaches a cap, or crosses a multiple of :data:`REBASE`, is redone on its own rows by
+    :meth:`CusumBank.update_buffer`, and only detectors above a threshold or disarmed look for crossings.
+    """
+    count, width = z.shape
+    k = np.array([d.k for d in detectors])
+    spread = np.array([d.spread for d in detectors])  # g_up, c_up, g_down, c_down
+    buf = np.empty((count, 4, width + 1))
+    inc = buf[:, :, 1:]
+    # rows: z − k, −z − k, g↑·z² − c↑, g↓·z² − c↓ (as NumericDetectors.update computes them)
+    np.subtract(z, k[:, None], out=inc[:, 0])
+    np.subtract(np.negative(z), k[:, None], out=inc[:, 1])
+    sq = z * z
+    np.subtract(sq * spread[:, 0:1], spread[:, 1:2], out=inc[:, 2])
+    np.subtract(sq * spread[:, 2:3], spread[:, 3:4], out=inc[:, 3])
+    ragged = bool((lengths != width).any())
+    if ragged:
+        # past a row's end the increments are 0: the walk, its minimum and the sums stay where they ended
+        np.copyto(inc, 0.0, where=(np.arange(width)[None, :] >= lengths[:, None])[:, None, :])
+    rows = buf.reshape(4 * count, width + 1)
+    banks = [d.cusums for d in detectors]
+    walks = [b.walk for b in banks]
+    threshold = np.concatenate([b.threshold for b in banks])
+    cap = CAP * threshold
+    rows[:, 0] = np.concatenate([w.w for w in walks])
+    w = np.cumsum(rows, axis=1)[:, 1:]
+    e = np.minimum(np.minimum.accumulate(w, axis=1), np.concatenate([wk.e for wk in walks])[:, None])
+    sums = w - e
+    peak = sums.max(axis=1)
+    high = np.concatenate([wk.high for wk in walks])
+    armed = np.concatenate([b.armed for b in banks])
+    # per detector: 1 = redo alone (a cap reached or held), 2 = look for crossings
+    slow = (high | (peak > cap)).reshape(count, 4).any(axis=1)
+    look = ((peak > threshold) | ~armed).reshape(count, 4).any(axis=1)
+    if ragged:
+        last = np.repeat(lengths - 1, 4)
+        pick = np.arange(4 * count)
+        w_end, e_end, s_end = w[pick, last], e[pick, last], sums[pick, last]
+    else:
+        w_end, e_end, s_end = w[:, -1].copy(), e[:, -1].copy(), sums[:, -1].copy()
+    slow_list = slow.tolist()
+    look_list = look.tolist()
+    out: list[list[Detection]] = []
+    for i, det in enumerate(detectors):
+        bank = banks[i]
+        n = int(lengths[i])
+        first = det.values
+        th = bank.threshold
+        a = 4 * i
+        if slow_list[i] or (bank.fed % REBASE) + n > REBASE:
+            hits = bank.update_buffer(rows[a:a + 4, :n + 1].copy())
+        else:
+            walk = walks[i]
+            walk.w, walk.e, walk.s = w_end[a:a + 4], e_end[a:a + 4], s_end[a:a + 4]
+            bank.fed += n
+            if bank.fed % REBASE == 0:
+                walk.rebase(cap[a:a + 4])
+            hits = []
+            if look_list[i]:
+                for col in range(4):
+                    rows_hit, still = crossings(sums[a + col, :n], float(th[col]), bool(bank.armed[col]))
+                    bank.armed[col] = still
+                    hits += [(r, col, float(sums[a + col, r])) for r in rows_hit]
+                hits.sort()
+        found = [Detection(_NAMES[col], first + row + 1, stat, float(th[col])) for row, col, stat in hits]
+        det.values += n
+        scores, ends = pairs[i]
+        if scores:
+            det._adwin(found, first, scores, ends)
+        out.append(found)
+    return out
 
 
 #: the category-frequency move (probability) each category CUSUM is designed for
