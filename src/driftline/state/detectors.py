@@ -410,6 +410,20 @@ class NumericDetectors:
 _NAMES = (PAGE_HINKLEY, PAGE_HINKLEY, PAGE_HINKLEY_SPREAD, PAGE_HINKLEY_SPREAD)
 
 
+def _numeric_increments(z: np.ndarray, k: np.ndarray, spread: np.ndarray, buf: np.ndarray) -> None:
+    """Rows z − k, −z − k, g↑·z² − c↑, g↓·z² − c↓ of each detector into ``buf[:, :, 1:]`` (as
+    :meth:`NumericDetectors.update` computes them: the same operations)."""
+    inc = buf[:, :, 1:]
+    np.subtract(z, k[:, None], out=inc[:, 0])
+    np.negative(z, out=inc[:, 1])
+    inc[:, 1] -= k[:, None]
+    sq = z * z
+    np.multiply(sq, spread[:, 0:1], out=inc[:, 2])
+    inc[:, 2] -= spread[:, 1:2]
+    np.multiply(sq, spread[:, 2:3], out=inc[:, 3])
+    inc[:, 3] -= spread[:, 3:4]
+
+
 def update_numeric_many(detectors: list[NumericDetectors], z: np.ndarray, lengths: np.ndarray,
                         pairs: list[tuple[list[float], list[int]]]) -> list[list[Detection]]:
     """:meth:`NumericDetectors.update` of many detectors (distinct objects) at once, with the same results.
@@ -418,47 +432,45 @@ def update_numeric_many(detectors: list[NumericDetectors], z: np.ndarray, length
     every length ≥ 1, the rest of a row is ignored) and ``pairs[i]`` its pair scores and ends.  The
     CUSUM walks of all detectors run in one cumulative sum and running minimum over the rows
     (row by row, so the sums are those of the one-detector walk to the last bit); a detector whose walk
-    reaches a cap, or crosses a multiple of :data:`REBASE`, is redone on its own rows by
+    reaches a cap, or crosses a multiple of :data:`REBASE`, is redone on its own by
     :meth:`CusumBank.update_buffer`, and only detectors above a threshold or disarmed look for crossings.
     """
     count, width = z.shape
     k = np.array([d.k for d in detectors])
     spread = np.array([d.spread for d in detectors])  # g_up, c_up, g_down, c_down
     buf = np.empty((count, 4, width + 1))
-    inc = buf[:, :, 1:]
-    # rows: z − k, −z − k, g↑·z² − c↑, g↓·z² − c↓ (as NumericDetectors.update computes them)
-    np.subtract(z, k[:, None], out=inc[:, 0])
-    np.subtract(np.negative(z), k[:, None], out=inc[:, 1])
-    sq = z * z
-    np.subtract(sq * spread[:, 0:1], spread[:, 1:2], out=inc[:, 2])
-    np.subtract(sq * spread[:, 2:3], spread[:, 3:4], out=inc[:, 3])
+    _numeric_increments(z, k, spread, buf)
     ragged = bool((lengths != width).any())
     if ragged:
         # past a row's end the increments are 0: the walk, its minimum and the sums stay where they ended
-        np.copyto(inc, 0.0, where=(np.arange(width)[None, :] >= lengths[:, None])[:, None, :])
+        np.copyto(buf[:, :, 1:], 0.0, where=(np.arange(width)[None, :] >= lengths[:, None])[:, None, :])
     rows = buf.reshape(4 * count, width + 1)
     banks = [d.cusums for d in detectors]
     walks = [b.walk for b in banks]
     threshold = np.concatenate([b.threshold for b in banks])
     cap = CAP * threshold
+    # _Walk.run over all the rows, in place: the walk W continued from the carried one, E its running
+    # minimum with the carried extreme (min is exact: folding that in first gives the same numbers)
     rows[:, 0] = np.concatenate([w.w for w in walks])
-    w = np.cumsum(rows, axis=1)[:, 1:]
-    e = np.minimum(np.minimum.accumulate(w, axis=1), np.concatenate([wk.e for wk in walks])[:, None])
-    sums = w - e
+    np.cumsum(rows, axis=1, out=rows)
+    if ragged:
+        last = np.repeat(lengths, 4)
+        pick = np.arange(4 * count)
+        w_end = rows[pick, last]
+    else:
+        w_end = rows[:, -1].copy()
+    rows[:, 0] = np.concatenate([wk.e for wk in walks])
+    extreme = np.minimum.accumulate(rows, axis=1)
+    e_end = extreme[pick, last] if ragged else extreme[:, -1].copy()
+    np.subtract(rows, extreme, out=rows)
+    sums = rows[:, 1:]
+    s_end = sums[pick, last - 1] if ragged else sums[:, -1].copy()
     peak = sums.max(axis=1)
     high = np.concatenate([wk.high for wk in walks])
     armed = np.concatenate([b.armed for b in banks])
-    # per detector: 1 = redo alone (a cap reached or held), 2 = look for crossings
-    slow = (high | (peak > cap)).reshape(count, 4).any(axis=1)
-    look = ((peak > threshold) | ~armed).reshape(count, 4).any(axis=1)
-    if ragged:
-        last = np.repeat(lengths - 1, 4)
-        pick = np.arange(4 * count)
-        w_end, e_end, s_end = w[pick, last], e[pick, last], sums[pick, last]
-    else:
-        w_end, e_end, s_end = w[:, -1].copy(), e[:, -1].copy(), sums[:, -1].copy()
-    slow_list = slow.tolist()
-    look_list = look.tolist()
+    # per detector: redo alone (a cap reached or held); look for crossings (above a threshold, or disarmed)
+    slow = (high | (peak > cap)).reshape(count, 4).any(axis=1).tolist()
+    look = ((peak > threshold) | ~armed).reshape(count, 4).any(axis=1).tolist()
     out: list[list[Detection]] = []
     for i, det in enumerate(detectors):
         bank = banks[i]
@@ -466,8 +478,10 @@ def update_numeric_many(detectors: list[NumericDetectors], z: np.ndarray, length
         first = det.values
         th = bank.threshold
         a = 4 * i
-        if slow_list[i] or (bank.fed % REBASE) + n > REBASE:
-            hits = bank.update_buffer(rows[a:a + 4, :n + 1].copy())
+        if slow[i] or (bank.fed % REBASE) + n > REBASE:
+            redo = bank.buffer(n)
+            _numeric_increments(z[i:i + 1, :n], k[i:i + 1], spread[i:i + 1], redo[None])
+            hits = bank.update_buffer(redo)
         else:
             walk = walks[i]
             walk.w, walk.e, walk.s = w_end[a:a + 4], e_end[a:a + 4], s_end[a:a + 4]
@@ -475,7 +489,7 @@ def update_numeric_many(detectors: list[NumericDetectors], z: np.ndarray, length
             if bank.fed % REBASE == 0:
                 walk.rebase(cap[a:a + 4])
             hits = []
-            if look_list[i]:
+            if look[i]:
                 for col in range(4):
                     rows_hit, still = crossings(sums[a + col, :n], float(th[col]), bool(bank.armed[col]))
                     bank.armed[col] = still

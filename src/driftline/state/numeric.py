@@ -14,7 +14,7 @@ from driftline.stats.distance import WindowCounts, ks_two_sample_p_value, numeri
 from driftline.stats.moments import Moments
 from driftline.stats.calibration import reference_bias_variance
 from driftline.stats.normal import normal_quantile
-from driftline.stats.pit import QuantileGrid
+from driftline.stats.pit import _TABLE_MIN, QuantileGrid
 
 __all__ = ["NumericState", "SUMMARY_QUANTILES", "update_many"]
 
@@ -22,6 +22,8 @@ SUMMARY_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 KLL_K = 200
 GRID_SIZE = 1024
 RECENT_BLOCKS = 8
+#: values scored together by update_many (more: its temporaries leave the cache, and it gets slower)
+GROUP_VALUES = 12_000
 
 
 class NumericState:
@@ -223,9 +225,14 @@ def update_many(items: Sequence[tuple[NumericState, np.ndarray]]) -> list[list[t
             states.append(state)
             chunks.append(values)
             where.append(i)
-    if states:
-        for i, found in zip(where, _score_many(states, chunks)):
-            out[i] = found
+    # in groups of about GROUP_VALUES values: the temporaries of a group stay in the cache
+    begin, total = 0, 0
+    for end, values in enumerate(chunks, 1):
+        total += values.size
+        if total >= GROUP_VALUES or end == len(chunks):
+            for i, found in zip(where[begin:end], _score_many(states[begin:end], chunks[begin:end])):
+                out[i] = found
+            begin, total = end, 0
     return out
 
 
@@ -287,15 +294,16 @@ def _score_many(states: list[NumericState], chunks: list[np.ndarray], *, counted
     one = count == 1
     if one:
         lo = grids[0].below(x)  # type: ignore[union-attr]
-        jitter = states[0]._rng.random(width)
         sizes_m = np.array([points[0].size], dtype=np.intp)
         m_int = points[0].size
         m = float(m_int)
         # (np.minimum / np.maximum instead of np.clip: the same numbers, fewer passes over the batch)
         inner = np.minimum(np.maximum(lo, 1), m_int - 1) if m_int > 1 else np.zeros_like(lo)
     else:
-        lo = np.concatenate([g.below(v) for g, v in zip(grids, chunks)])  # type: ignore[union-attr]
-        jitter = np.concatenate([st._rng.random(n) for st, n in zip(states, sizes)])
+        if width < _TABLE_MIN:
+            lo = np.concatenate([q.searchsorted(v) for q, v in zip(points, chunks)])
+        else:
+            lo = np.concatenate([g.below(v) for g, v in zip(grids, chunks)])  # type: ignore[union-attr]
         sizes_m = np.array([q.size for q in points], dtype=np.intp)
         m_int = np.repeat(sizes_m, lengths)  # type: ignore[assignment]
         m = m_int.astype(np.float64)  # type: ignore[assignment, union-attr]
@@ -308,19 +316,25 @@ def _score_many(states: list[NumericState], chunks: list[np.ndarray], *, counted
         right = q.take(inner)
     else:
         # (a one-point grid: inner 0, and index -1 is that point too)
-        im1 = inner - 1
-        left = np.concatenate([q.take(im1[a:b]) for q, a, b in zip(points, starts.tolist(), ends.tolist())])
-        right = np.concatenate([q.take(inner[a:b]) for q, a, b in zip(points, starts.tolist(), ends.tolist())])
+        # both neighbours of each value in one take per grid: rows (inner − 1, inner)
+        pair_index = np.empty((x.size, 2), dtype=np.intp)
+        np.subtract(inner, 1, out=pair_index[:, 0])
+        pair_index[:, 1] = inner
+        sides = np.concatenate([q.take(pair_index[a:b]) for q, a, b in zip(points, starts.tolist(), ends.tolist())])
+        left, right = sides[:, 0], sides[:, 1]
     # QuantileGrid.locate: only values equal to a grid point need the second search
     hit = x == np.where(lo == 0, left, right)
     hi = lo
+    hit_set: set[int] = set()
     if hit.any():
         hi = lo.copy()
         hit_states = np.unique(np.searchsorted(ends, np.flatnonzero(hit), side="right")).tolist()
         for i in hit_states:
             a, b = int(starts[i]), int(ends[i])
             sub = hit[a:b]
-            hi[a:b][sub] = np.searchsorted(points[i], x[a:b][sub], side="right")
+            hi[a:b][sub] = points[i].searchsorted(x[a:b][sub], side="right")
+            if (hi[a:b] != lo[a:b]).any():
+                hit_set.add(i)
     width_q = right - left
     positive = width_q > 0
     all_positive = bool(positive.all())
@@ -331,8 +345,22 @@ def _score_many(states: list[NumericState], chunks: list[np.ndarray], *, counted
     u = (inner - 0.5 + np.minimum(np.maximum(frac, 0.0), 1.0)) / m
     tied = hi > lo
     any_tied = bool(tied.any())
+    # One U(0, 1) draw per value, used only for values tied with reference atoms: a state without
+    # ties in this chunk advances its generator past the draws instead (the same state afterwards).
     if any_tied:
+        if one:
+            jitter = states[0]._rng.random(width)
+        else:
+            jitter = np.zeros(x.size)
+            for i, st in enumerate(states):
+                if i in hit_set:
+                    jitter[starts[i]:ends[i]] = st._rng.random(sizes[i])
+                else:
+                    st._rng.bit_generator.advance(sizes[i])
         u = np.where(tied, (lo + jitter * (hi - lo)) / m, u)
+    else:
+        for st, n in zip(states, sizes):
+            st._rng.bit_generator.advance(n)
     below = lo == 0
     above = lo == m_int
     if below.any():
@@ -354,6 +382,10 @@ def _score_many(states: list[NumericState], chunks: list[np.ndarray], *, counted
         total = int(cell_ends[-1])
         le_all = np.bincount(lo + shift, minlength=total)
         lt_all = le_all if hi is lo else np.bincount(hi + shift, minlength=total)
+    if width <= 0xFFFF:
+        # (each call's counts fit: one cast here, not one per state)
+        le_all = le_all.astype(np.uint16)
+        lt_all = le_all if hi is lo else lt_all.astype(np.uint16)
     excess_states: set[int] = set()
     if above.any() or below.any():
         excess_states.update(np.searchsorted(ends, np.flatnonzero(above | below), side="right").tolist())
@@ -361,7 +393,7 @@ def _score_many(states: list[NumericState], chunks: list[np.ndarray], *, counted
     # pair scores: every state's completed pairs of blocks, as rows of one matrix
     pendings = [st._pending_z for st in states]
     pairs_of = [2 * st.params.block for st in states]
-    zs = np.split(z, ends[:-1].tolist()) if count > 1 else [z]
+    zs = [z[a:b] for a, b in zip(starts.tolist(), ends.tolist())] if count > 1 else [z]
     joined = np.concatenate([a for pz, zz in zip(pendings, zs) for a in (pz, zz)]) if count > 1 else (
         np.concatenate((pendings[0], z)) if pendings[0].size else z)
     pend_sizes = [pz.size for pz in pendings]
@@ -440,9 +472,7 @@ def _score_many(states: list[NumericState], chunks: list[np.ndarray], *, counted
         assert counts is not None
         c0 = cell_list[i]
         c1 = c0 + int(cells[i])
-        counts._le += le_all[c0:c1]
-        counts._lt += lt_all[c0:c1]
-        counts.n += n
+        counts.add_counts(le_all[c0:c1], lt_all[c0:c1] if i in hit_set else None, n)
         if i in excess_states:
             q = points[i]
             v = x[start_list[i]:end_list[i]]

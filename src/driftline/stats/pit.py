@@ -122,7 +122,7 @@ class QuantileGrid:
         q = self.points
         n, m = x.size, q.size
         if n < _TABLE_MIN or m < 2:
-            return np.searchsorted(q, x, side="left")
+            return q.searchsorted(x, side="left")
         span = float(q[-1] - q[0])
         buckets = _TABLE_FACTOR * m
         if not (span > 0.0 and math.isfinite(span)):
