@@ -46,7 +46,7 @@ def _dump(s: NumericState) -> list:
     d = s.detectors
     walk = d.cusums.walk
     out = [s.window_moments.n, s.window_moments.mean, s.window_moments.m2, s.window_moments.min, s.window_moments.max,
-           s.window_z_sum, s.window_z_sq, s.window_scored, s._pending_z.tolist(), s._recent_z.tolist(),
+           s.window_z_sum, s.window_z_sq, s.window_scored, s._pending_z.tolist(), s._recent_pairs.tolist(), d.run.tolist(),
            walk.w.tolist(), walk.e.tolist(), walk.s.tolist(), walk.high.tolist(), d.cusums.armed.tolist(),
            d.cusums.fed, d.values, d.adwin.width, d.adwin.estimation, s.window_sketch.n, s.warmed_up]
     wc = s.window_counts

@@ -250,9 +250,10 @@ class CusumBank:
         buf[:, 1:] = increments.T
         return self.update_buffer(buf)
 
-    def update_buffer(self, buf: np.ndarray) -> list[tuple[int, int, float]]:
+    def update_buffer(self, buf: np.ndarray, keep: list[np.ndarray] | None = None) -> list[tuple[int, int, float]]:
         """Feed the increments in ``buf[:, 1:]`` (from :meth:`buffer`; overwritten); return
-        ``(value index, CUSUM, statistic)`` of each detection, in value order."""
+        ``(value index, CUSUM, statistic)`` of each detection, in value order (and append the m × n sums
+        to ``keep`` if given)."""
         n = buf.shape[1] - 1
         if n <= 0:
             return []
@@ -278,6 +279,8 @@ class CusumBank:
             s = np.hstack(parts)
             peak = np.max(peaks, axis=0)
         self.fed += n
+        if keep is not None:
+            keep.append(s)
         found: list[tuple[int, int, float]] = []
         # Only sums that are above their threshold somewhere, or disarmed, need a look.
         look = (peak > self.threshold) | ~self.armed
@@ -298,7 +301,7 @@ class NumericDetectors:
     the thresholds account for it.
     """
 
-    __slots__ = ("params", "bias_variance", "k", "spread", "cusums", "adwin", "values")
+    __slots__ = ("params", "bias_variance", "k", "spread", "cusums", "adwin", "values", "run")
 
     #: columns of the CUSUM bank
     LOCATION_UP, LOCATION_DOWN, SPREAD_UP, SPREAD_DOWN = range(4)
@@ -315,6 +318,9 @@ class NumericDetectors:
         self.cusums = CusumBank(self._thresholds(params))
         self.adwin = drift.ADWIN(delta=params.adwin_delta, clock=1)
         self.values = 0
+        #: per CUSUM, the run of values since its sum was last 0 (where the change it sees began, the
+        #: CUSUM's change-point estimate): the sum of their scores, of their squares, and their count
+        self.run = np.zeros((4, 3))
 
     @property
     def _spread_c(self) -> np.ndarray:
@@ -350,11 +356,14 @@ class NumericDetectors:
             self.adwin = drift.ADWIN(delta=params.adwin_delta, clock=1)
         self.params = params
 
-    def _adwin(self, found: list[Detection], first: int, pair_scores: list[float], pair_ends: list[int]) -> None:
+    def _adwin(self, found: list, first: int, pair_scores: list[float], pair_ends: list[int],
+               extras: bool = False) -> None:
+        """Feed the pair scores to ADWIN; append its detections to ``found`` (with ``extras``: as
+        ``(detection, (pair index, mean pair score of ADWIN's window after the cut))``) and sort it by value."""
         adw = self.adwin
         delta = self.params.adwin_delta
         helper = adw._helper
-        for score, end in zip(pair_scores, pair_ends):
+        for p, (score, end) in enumerate(zip(pair_scores, pair_ends)):
             # river's ADWIN.update, without its Python frame: a window that detected restarts first
             if adw._drift_detected:
                 adw._reset()
@@ -363,8 +372,9 @@ class NumericDetectors:
             # (The caller keeps a cut only if the recent scores are away from the reference: adwin_counts.)
             adw._drift_detected = helper.update(score)
             if adw._drift_detected:
-                found.append(Detection(ADWIN, first + max(end, 0) + 1, abs(adw.estimation), delta))
-        found.sort(key=lambda d: d.value)
+                det = Detection(ADWIN, first + max(end, 0) + 1, abs(adw.estimation), delta)
+                found.append((det, (p, adw.estimation)) if extras else det)
+        found.sort(key=(lambda d: d[0].value) if extras else (lambda d: d.value))
 
     def update(self, z: np.ndarray, pair_scores: list[float], pair_ends: list[int]) -> list[Detection]:
         """Feed normal scores ``z`` (in order) and the pair scores completed by them.
@@ -373,23 +383,12 @@ class NumericDetectors:
         (−1 when the pair ended before this call's values: reported at the
         first value).  Detections come back in value order.
         """
-        first = self.values
-        found: list[Detection] = []
         if z.size:
-            k = self.k
-            g_up, c_up, g_down, c_down = self.spread
-            buf = self.cusums.buffer(z.size)
-            inc = buf[:, 1:]
-            # rows: z − k, −z − k, g↑·z² − c↑, g↓·z² − c↓
-            np.subtract(np.multiply.outer(_SIGNS, z), k, out=inc[:2])
-            np.subtract(np.multiply.outer(np.array((g_up, g_down)), z * z), self._spread_c, out=inc[2:])
-            names = (PAGE_HINKLEY, PAGE_HINKLEY, PAGE_HINKLEY_SPREAD, PAGE_HINKLEY_SPREAD)
-            th = self.cusums.threshold
-            for row, col, stat in self.cusums.update_buffer(buf):
-                found.append(Detection(names[col], first + row + 1, stat, float(th[col])))
-            self.values += int(z.size)
+            return [d for d, _ in update_numeric_many([self], z[None, :], np.array([z.size]),
+                                                      [(pair_scores, pair_ends)])[0]]
+        found: list[Detection] = []
         if pair_scores:
-            self._adwin(found, first, pair_scores, pair_ends)
+            self._adwin(found, self.values, pair_scores, pair_ends)
         return found
 
     def statistics(self) -> dict[str, float]:
@@ -471,18 +470,41 @@ def update_numeric_many(detectors: list[NumericDetectors], z: np.ndarray, length
     # per detector: redo alone (a cap reached or held); look for crossings (above a threshold, or disarmed)
     slow = (high | (peak > cap)).reshape(count, 4).any(axis=1).tolist()
     look = ((peak > threshold) | ~armed).reshape(count, 4).any(axis=1).tolist()
-    out: list[list[Detection]] = []
+    # Each CUSUM's run since its sum was last 0, carried to the end of the chunk (redone below for the
+    # walks redone alone): the scores' cumulative sums, and the last 0 of each row
+    zc = np.cumsum(z, axis=1)
+    z2c = np.cumsum(z * z, axis=1)
+    zero = sums == 0.0
+    any_zero = zero.any(axis=1)
+    last_zero = width - 1 - np.argmax(zero[:, ::-1], axis=1)
+    ends4 = np.repeat(lengths - 1, 4)
+    if ragged:
+        last_zero = np.minimum(last_zero, ends4)  # (past a row's end its sums repeat the last one)
+    owner = np.repeat(np.arange(count), 4)
+    before = np.concatenate([d.run for d in detectors])
+    run = np.empty((4 * count, 3))
+    at_end = np.stack((zc[owner, ends4], z2c[owner, ends4]), axis=1)
+    at_zero = np.stack((zc[owner, last_zero], z2c[owner, last_zero]), axis=1)
+    np.copyto(run[:, :2], np.where(any_zero[:, None], at_end - at_zero, before[:, :2] + at_end))
+    run[:, 2] = np.where(any_zero, ends4 - last_zero, before[:, 2] + ends4 + 1)
+    out: list[list] = []
     for i, det in enumerate(detectors):
         bank = banks[i]
         n = int(lengths[i])
         first = det.values
         th = bank.threshold
         a = 4 * i
+        carried = before[a:a + 4]
+        det.run = run[a:a + 4]
         if slow[i] or (bank.fed % REBASE) + n > REBASE:
             redo = bank.buffer(n)
             _numeric_increments(z[i:i + 1, :n], k[i:i + 1], spread[i:i + 1], redo[None])
-            hits = bank.update_buffer(redo)
+            own: list[np.ndarray] = []
+            hits = bank.update_buffer(redo, own)
+            mine = own[0]
+            det.run = _runs_at_end(mine, zc[i, :n], z2c[i, :n], carried)
         else:
+            mine = sums[a:a + 4, :n]
             walk = walks[i]
             walk.w, walk.e, walk.s = w_end[a:a + 4], e_end[a:a + 4], s_end[a:a + 4]
             bank.fed += n
@@ -495,13 +517,35 @@ def update_numeric_many(detectors: list[NumericDetectors], z: np.ndarray, length
                     bank.armed[col] = still
                     hits += [(r, col, float(sums[a + col, r])) for r in rows_hit]
                 hits.sort()
-        found = [Detection(_NAMES[col], first + row + 1, stat, float(th[col])) for row, col, stat in hits]
+        found = [(Detection(_NAMES[col], first + row + 1, stat, float(th[col])),
+                  _run_before(mine[col], row, zc[i], z2c[i], carried[col])) for row, col, stat in hits]
         det.values += n
         scores, ends = pairs[i]
         if scores:
-            det._adwin(found, first, scores, ends)
+            det._adwin(found, first, scores, ends, extras=True)
         out.append(found)
     return out
+
+
+def _runs_at_end(sums: np.ndarray, zc: np.ndarray, z2c: np.ndarray, carried: np.ndarray) -> np.ndarray:
+    """The runs (sum of scores, of squares, count) of m CUSUMs since their last 0, at the end of a chunk
+    whose sums are ``sums`` (m × n) and whose scores' cumulative sums are ``zc``, ``z2c``."""
+    n = sums.shape[1]
+    out = np.empty((sums.shape[0], 3))
+    for col in range(sums.shape[0]):
+        out[col] = _run_before(sums[col], n - 1, zc, z2c, carried[col], inclusive=True)
+    return out
+
+
+def _run_before(row: np.ndarray, r: int, zc: np.ndarray, z2c: np.ndarray, carried: np.ndarray, *,
+                inclusive: bool = False) -> tuple[float, float, float]:
+    """The run of one CUSUM up to value ``r`` of the chunk: the values after its last 0 before ``r``
+    (at or before it with ``inclusive``), reaching into earlier chunks (``carried``) if it has none."""
+    zeros = np.flatnonzero(row[:r + 1 if inclusive else r] == 0.0)
+    if zeros.size:
+        j = int(zeros[-1])
+        return float(zc[r] - zc[j]), float(z2c[r] - z2c[j]), float(r - j)
+    return float(carried[0] + zc[r]), float(carried[1] + z2c[r]), float(carried[2] + r + 1)
 
 
 #: the category-frequency move (probability) each category CUSUM is designed for

@@ -22,6 +22,8 @@ SUMMARY_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 KLL_K = 200
 GRID_SIZE = 1024
 RECENT_BLOCKS = 8
+#: the same, in pairs of blocks (ADWIN's unit)
+RECENT_PAIRS = RECENT_BLOCKS // 2
 #: values scored together by update_many (more: its temporaries leave the cache, and it gets slower)
 GROUP_VALUES = 12_000
 
@@ -40,7 +42,7 @@ class NumericState:
     __slots__ = (
         "params", "warmup", "moments", "sketch", "window_moments", "window_sketch",
         "_warmup_values", "_warmup_count", "grid", "reference_moments", "detectors",
-        "_rng", "_pending_z", "_recent_z", "window_z_sum", "window_z_sq", "window_scored",
+        "_rng", "_pending_z", "_recent_pairs", "window_z_sum", "window_z_sq", "window_scored",
         "reference_count", "reference_rank_error", "window_counts",
     )
 
@@ -58,7 +60,8 @@ class NumericState:
         self.detectors = NumericDetectors(params)
         self._rng = np.random.default_rng(seed)
         self._pending_z = np.empty(0)
-        self._recent_z = np.empty(0)
+        #: sums of the scores and of their squares of the last RECENT_BLOCKS blocks (as pairs)
+        self._recent_pairs = np.empty((0, 2))
         self.window_z_sum = 0.0
         self.window_z_sq = 0.0
         self.window_scored = 0
@@ -87,9 +90,12 @@ class NumericState:
 
         Returns ``(value index, detection, (mean shift, spread ratio))`` for each
         detection: the index of the value that completed it, and the effect
-        over the values just before it, in reference units
-        (normal scores: a shift of 1.0 is one reference standard deviation for
-        normal data; a spread ratio of 1.5 is a 50 % wider distribution).
+        over the data that shows the change, in reference units (normal scores:
+        a shift of 1.0 is one reference standard deviation for normal data; a
+        spread ratio of 1.5 is a 50 % wider distribution).  For a CUSUM that
+        data is the run since its sum was last 0 (where the change began, by
+        the CUSUM's own estimate): the mean and standard deviation of the
+        scores over it; for ADWIN, over the last RECENT_BLOCKS blocks.
         """
         if values.size == 0:
             return []
@@ -148,16 +154,12 @@ class NumericState:
         self.detectors = NumericDetectors(
             self.params, reference_bias_variance(self.reference_count, self.reference_rank_error))
         self._pending_z = np.empty(0)
-        self._recent_z = np.empty(0)
+        #: sums of the scores and of their squares of the last RECENT_BLOCKS blocks (as pairs)
+        self._recent_pairs = np.empty((0, 2))
         self.window_z_sum = 0.0
         self.window_z_sq = 0.0
         self.window_scored = 0
         self.window_counts = WindowCounts(self.grid.size)
-
-    def _recent_effect(self, history: np.ndarray, end: int) -> tuple[float, float]:
-        """Mean shift (reference sd) and spread ratio over the blocks up to ``end`` in ``history``."""
-        seg = history[max(0, end - RECENT_BLOCKS * self.params.block): end]
-        return float(seg.mean()), float(seg.std())
 
     def quantiles(self, *, window: bool) -> dict[str, float] | None:
         sketch = self.window_sketch if window else self.sketch
@@ -406,14 +408,18 @@ def _score_many(states: list[NumericState], chunks: list[np.ndarray], *, counted
         if full:
             by_pair.setdefault(pairs_of[i], []).append(i)
     scores_of: dict[int, list[float]] = {}
+    sums_of: dict[int, np.ndarray] = {}
     for pair, members in by_pair.items():
         row_starts = np.concatenate([np.arange(join_starts[i], join_starts[i] + fulls[i], pair) for i in members])
         block_rows = joined.take(row_starts[:, None] + np.arange(pair))
-        flat = (block_rows.sum(axis=1) * (1.0 / math.sqrt(pair))).tolist()
+        raw = block_rows.sum(axis=1)
+        flat = (raw * (1.0 / math.sqrt(pair))).tolist()
+        raw_both = np.stack((raw, np.square(block_rows).sum(axis=1)), axis=1)
         pos = 0
         for i in members:
             r = fulls[i] // pair
             scores_of[i] = flat[pos:pos + r]
+            sums_of[i] = raw_both[pos:pos + r]
             pos += r
     for i in range(count):
         if fulls[i]:
@@ -424,24 +430,6 @@ def _score_many(states: list[NumericState], chunks: list[np.ndarray], *, counted
     rest = np.array([t - f for t, f in zip(totals, fulls)], dtype=np.intp)
     remainder = _gather(joined, np.array(join_starts, dtype=np.intp) + np.array(fulls, dtype=np.intp), rest)
     rest_ends = np.cumsum(rest).tolist()
-
-    # the effect is read from the scores just before a detection, which may reach into earlier
-    # batches: keep the last RECENT_BLOCKS blocks of each state, so the batching never shows
-    keeps = [RECENT_BLOCKS * st.params.block for st in states]
-    recents = [st._recent_z for st in states]
-    kept_sizes = [r.size for r in recents]
-    if count > 1:
-        tails = [zz[-k:] for zz, k in zip(zs, keeps)]
-        chain = np.concatenate([a for r, t in zip(recents, tails) for a in (r, t)])
-        chain_sizes = [r.size + t.size for r, t in zip(recents, tails)]
-    else:
-        tails = [z[-keeps[0]:]]
-        chain = np.concatenate((recents[0], tails[0]))
-        chain_sizes = [chain.size]
-    chain_ends = np.cumsum(chain_sizes)
-    new_sizes = np.minimum(np.array(chain_sizes, dtype=np.intp), np.array(keeps, dtype=np.intp))
-    recent_all = _gather(chain, chain_ends - new_sizes, new_sizes)
-    recent_ends = np.cumsum(new_sizes).tolist()
 
     zrows = z.reshape(count, width) if equal else None
     if zrows is not None:
@@ -461,7 +449,6 @@ def _score_many(states: list[NumericState], chunks: list[np.ndarray], *, counted
     start_list, end_list = starts.tolist(), ends.tolist()
     cell_list = cell_starts.tolist()
     rest_from = 0
-    recent_from = 0
     for i, st in enumerate(states):
         zz = zs[i]
         n = sizes[i]
@@ -482,15 +469,35 @@ def _score_many(states: list[NumericState], chunks: list[np.ndarray], *, counted
         st._pending_z = remainder[rest_from:rest_ends[i]]
         rest_from = rest_ends[i]
         found = found_all[i]
-        history = np.concatenate((recents[i], zz)) if found else None
-        st._recent_z = recent_all[recent_from:recent_ends[i]]
-        recent_from = recent_ends[i]
+        ring = st._recent_pairs
+        chunk_pairs = sums_of.get(i)
+        if chunk_pairs is not None:
+            both = np.concatenate((ring, chunk_pairs)) if ring.size else chunk_pairs
+            st._recent_pairs = both[-RECENT_PAIRS:].copy()
         result: Found = []
-        for det in found:
+        for det, extra in found:
             index = det.value - firsts[i] - 1  # in this chunk's values
-            effect = st._recent_effect(history, kept_sizes[i] + index + 1)  # type: ignore[arg-type]
-            if det.detector == ADWIN and not st.detectors.adwin_counts(effect[0]):
-                continue
+            if det.detector == ADWIN:
+                # the cut counts if the mean score of the last RECENT_BLOCKS blocks is away from 0
+                # (ADWIN finds a change hundreds of values after it began, so these blocks show it; its
+                # own window after the cut still holds data from before the change)
+                p = extra[0]
+                recent = np.concatenate((ring, chunk_pairs[:p + 1]))[-RECENT_PAIRS:]  # type: ignore[index]
+                values = recent.shape[0] * pairs_of[i]
+                mean = float(recent[:, 0].sum()) / values
+                if not st.detectors.adwin_counts(mean):
+                    continue
+                effect = (mean, math.sqrt(max(float(recent[:, 1].sum()) / values - mean * mean, 0.0)))
+            else:
+                effect = _run_effect(*extra)
             result.append((index, det, effect))
         out.append(result)
     return out
+
+
+def _run_effect(total: float, squares: float, count: float) -> tuple[float, float]:
+    """Mean and standard deviation of the scores of a CUSUM's run (their sum, sum of squares, count)."""
+    if count <= 0:
+        return 0.0, 0.0
+    mean = total / count
+    return mean, math.sqrt(max(squares / count - mean * mean, 0.0))
