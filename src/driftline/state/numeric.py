@@ -384,10 +384,16 @@ def _score_many(states: list[NumericState], chunks: list[np.ndarray], *, counted
         total = int(cell_ends[-1])
         le_all = np.bincount(lo + shift, minlength=total)
         lt_all = le_all if hi is lo else np.bincount(hi + shift, minlength=total)
-    if width <= 0xFFFF:
-        # (each call's counts fit: one cast here, not one per state)
-        le_all = le_all.astype(np.uint16)
-        lt_all = le_all if hi is lo else lt_all.astype(np.uint16)
+    # (the counts of one call in the dtype most window counts have: one cast here, not one per state)
+    small = np.uint8 if width <= 0xFF else np.uint16 if width <= 0xFFFF else None
+    if small is not None:
+        le_all = le_all.astype(small)
+        lt_all = le_all if hi is lo else lt_all.astype(small)
+    # each state's largest cell (of both counts), for the dtype of its window counts
+    top_cell = np.maximum.reduceat(le_all, cell_starts) if not one else np.array([le_all.max()])
+    if lt_all is not le_all:
+        top_cell = np.maximum(top_cell, np.maximum.reduceat(lt_all, cell_starts) if not one else lt_all.max())
+    largest = top_cell.tolist()
     excess_states: set[int] = set()
     if above.any() or below.any():
         excess_states.update(np.searchsorted(ends, np.flatnonzero(above | below), side="right").tolist())
@@ -459,7 +465,7 @@ def _score_many(states: list[NumericState], chunks: list[np.ndarray], *, counted
         assert counts is not None
         c0 = cell_list[i]
         c1 = c0 + int(cells[i])
-        counts.add_counts(le_all[c0:c1], lt_all[c0:c1] if i in hit_set else None, n)
+        counts.add_counts(le_all[c0:c1], lt_all[c0:c1] if i in hit_set else None, n, largest[i])
         if i in excess_states:
             q = points[i]
             v = x[start_list[i]:end_list[i]]

@@ -38,9 +38,10 @@ class NumericDistances(NamedTuple):
 class WindowCounts:
     """A window's values counted against a reference grid (they add up over batches).
 
-    The counts are allocated with the window's first value, in the smallest unsigned dtype that holds the
-    window's count (uint16, promoted to uint32 and int64 as the window grows: no cell can hold more than
-    ``n``); the strict counts only once a value equals a grid point (until then they are the same).
+    The counts are allocated with the window's first value, in the smallest unsigned dtype that holds
+    their largest cell (uint8, then uint16, uint32, int64 as the window grows; tracked by ``peak``, an
+    upper bound: the window's count, or the sum of each batch's largest cell, if smaller), and the
+    strict counts only once a value equals a grid point (until then they are the same).
 
     >>> grid = QuantileGrid(np.array([1.0, 2.0, 3.0]))
     >>> w = WindowCounts(grid.size); w.add(grid, np.array([0.5, 2.0, 2.5, 9.0]))
@@ -48,7 +49,7 @@ class WindowCounts:
     ([0.25, 0.5, 0.75], [0.25, 0.25, 0.75], 6.0, 0.5)
     """
 
-    __slots__ = ("size", "_le", "_lt", "n", "above_excess", "below_excess")
+    __slots__ = ("size", "_le", "_lt", "n", "peak", "above_excess", "below_excess")
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -56,6 +57,8 @@ class WindowCounts:
         self._le: np.ndarray | None = None
         self._lt: np.ndarray | None = None
         self.n = 0
+        #: at least the largest count of any cell (so the dtype holds every cell)
+        self.peak = 0
         #: sums of (x - grid[-1]) over values above the grid, and of (grid[0] - x) below it
         self.above_excess = 0.0
         self.below_excess = 0.0
@@ -66,19 +69,21 @@ class WindowCounts:
         q = grid.points
         lo, hi = located if located is not None else grid.locate(values)
         le = np.bincount(lo, minlength=q.size + 1)
-        self.add_counts(le, None if hi is lo or not (hi != lo).any() else np.bincount(hi, minlength=q.size + 1),
-                        int(values.size))
+        lt = None if hi is lo or not (hi != lo).any() else np.bincount(hi, minlength=q.size + 1)
+        self.add_counts(le, lt, int(values.size), int(le.max()) if lt is None else int(max(le.max(), lt.max())))
         top, bottom = q[-1], q[0]
         self.above_excess += float(np.sum(values[values > top] - top))
         self.below_excess += float(np.sum(bottom - values[values < bottom]))
 
-    def add_counts(self, le: np.ndarray, lt: np.ndarray | None, n: int) -> None:
-        """Add per-cell counts of ``n`` values (``lt`` None: no value equals a grid point, the same as ``le``)."""
+    def add_counts(self, le: np.ndarray, lt: np.ndarray | None, n: int, largest: int) -> None:
+        """Add per-cell counts of ``n`` values, ``largest`` at least their largest cell (``lt`` None: no
+        value equals a grid point, the same as ``le``)."""
         total = self.n + n
-        dtype = _count_dtype(total)
+        peak = min(self.peak + largest, total)
+        dtype = _count_dtype(peak)
         if self._le is None:
             self._le = np.zeros(self.size + 1, dtype=dtype)
-        elif self._le.dtype != dtype and total > np.iinfo(self._le.dtype).max:
+        elif peak > np.iinfo(self._le.dtype).max:
             self._le = self._le.astype(dtype)
             if self._lt is not None:
                 self._lt = self._lt.astype(dtype)
@@ -88,6 +93,7 @@ class WindowCounts:
         if self._lt is not None:
             np.add(self._lt, le if lt is None else lt, out=self._lt, casting="unsafe")
         self.n = total
+        self.peak = peak
 
     def cdf(self, *, strict: bool = False) -> np.ndarray:
         """P_window(X ≤ grid[j]) for every grid point (``strict``: X < grid[j])."""
@@ -98,7 +104,7 @@ class WindowCounts:
 
 
 def _count_dtype(n: int) -> type:
-    return np.uint16 if n <= 0xFFFF else np.uint32 if n <= 0xFFFFFFFF else np.int64
+    return np.uint8 if n <= 0xFF else np.uint16 if n <= 0xFFFF else np.uint32 if n <= 0xFFFFFFFF else np.int64
 
 
 def numeric_distances(grid: QuantileGrid, reference_sd: float, window: WindowCounts, *,
