@@ -458,7 +458,15 @@ def update_numeric_many(detectors: list[NumericDetectors], z: np.ndarray, length
         w_end = rows[pick, last]
     else:
         w_end = rows[:, -1].copy()
-    rows[:, 0] = np.concatenate([wk.e for wk in walks])
+    # The last 0 of each sum is the last record low of the walk (W = E there): the last place of its
+    # smallest value in the chunk, if that is at or below the carried minimum (no 0 in the chunk if not).
+    # (Rows that reach the cap are redone alone, with their own sums.)
+    e0 = np.concatenate([wk.e for wk in walks])
+    last_zero = width - 1 - np.argmin(rows[:, :0:-1], axis=1)
+    if ragged:
+        last_zero = np.minimum(last_zero, np.repeat(lengths - 1, 4))  # (past a row's end it repeats its last)
+    any_zero = rows[np.arange(4 * count), last_zero + 1] <= e0
+    rows[:, 0] = e0
     extreme = np.minimum.accumulate(rows, axis=1)
     e_end = extreme[pick, last] if ragged else extreme[:, -1].copy()
     np.subtract(rows, extreme, out=rows)
@@ -474,12 +482,7 @@ def update_numeric_many(detectors: list[NumericDetectors], z: np.ndarray, length
     # walks redone alone): the scores' cumulative sums, and the last 0 of each row
     zc = np.cumsum(z, axis=1)
     z2c = np.cumsum(z * z, axis=1)
-    zero = sums == 0.0
-    any_zero = zero.any(axis=1)
-    last_zero = width - 1 - np.argmax(zero[:, ::-1], axis=1)
     ends4 = np.repeat(lengths - 1, 4)
-    if ragged:
-        last_zero = np.minimum(last_zero, ends4)  # (past a row's end its sums repeat the last one)
     owner = np.repeat(np.arange(count), 4)
     before = np.concatenate([d.run for d in detectors])
     run = np.empty((4 * count, 3))

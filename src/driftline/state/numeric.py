@@ -25,7 +25,7 @@ RECENT_BLOCKS = 8
 #: the same, in pairs of blocks (ADWIN's unit)
 RECENT_PAIRS = RECENT_BLOCKS // 2
 #: values scored together by update_many (more: its temporaries leave the cache, and it gets slower)
-GROUP_VALUES = 12_000
+GROUP_VALUES = 8192
 
 
 class NumericState:
