@@ -559,14 +559,20 @@ def _runs_at_end(sums: np.ndarray, zc: np.ndarray, z2c: np.ndarray, carried: np.
     """The runs (sum of scores, of squares, count) of m CUSUMs since their last 0, at the end of a chunk
     whose sums are ``sums`` (m × n) and whose scores' cumulative sums are ``zc``, ``z2c``."""
     n = sums.shape[1]
-    zero = sums == 0.0
-    last = n - 1 - np.argmax(zero[:, ::-1], axis=1)
-    any_zero = zero[np.arange(sums.shape[0]), last]
-    out = np.empty((sums.shape[0], 3))
-    out[:, 0] = np.where(any_zero, zc[n - 1] - zc[last], carried[:, 0] + zc[n - 1])
-    out[:, 1] = np.where(any_zero, z2c[n - 1] - z2c[last], carried[:, 1] + z2c[n - 1])
-    out[:, 2] = np.where(any_zero, n - 1 - last, carried[:, 2] + n)
-    return out
+    # (the sums are ≥ 0: a row has a 0 if its smallest is 0, the last one first in the reversed row)
+    has_zero = (sums.min(axis=1) == 0.0).tolist()
+    last = (n - 1 - np.argmin(sums[:, ::-1], axis=1)).tolist()
+    z_end, z2_end = float(zc[n - 1]), float(z2c[n - 1])
+    before = carried.tolist()
+    out = []
+    for col, zero in enumerate(has_zero):
+        if zero:
+            j = last[col]
+            out.append((z_end - float(zc[j]), z2_end - float(z2c[j]), float(n - 1 - j)))
+        else:
+            b = before[col]
+            out.append((b[0] + z_end, b[1] + z2_end, b[2] + n))
+    return np.array(out)
 
 
 def _run_before(row: np.ndarray, r: int, zc: np.ndarray, z2c: np.ndarray, carried: np.ndarray, *,

@@ -407,7 +407,7 @@ def _score_many(states: list[NumericState], chunks: list[np.ndarray], *, counted
     pend_sizes = [pz.size for pz in pendings]
     totals = [p + n for p, n in zip(pend_sizes, sizes)]
     fulls = [(t // pair) * pair for t, pair in zip(totals, pairs_of)]
-    join_starts = np.cumsum([0] + totals[:-1]).tolist()
+    join_starts = np.cumsum([0] + totals[:-1]).tolist() if not one else [0]
     pair_lists: list[tuple[list[float], list[int]]] = []
     by_pair: dict[int, list[int]] = {}
     for i, full in enumerate(fulls):
@@ -433,9 +433,13 @@ def _score_many(states: list[NumericState], chunks: list[np.ndarray], *, counted
             pair_lists.append((scores_of[i], list(range(pair - 1 - p, fulls[i] - p, pair))))
         else:
             pair_lists.append(([], []))
-    rest = np.array([t - f for t, f in zip(totals, fulls)], dtype=np.intp)
-    remainder = _gather(joined, np.array(join_starts, dtype=np.intp) + np.array(fulls, dtype=np.intp), rest)
-    rest_ends = np.cumsum(rest).tolist()
+    if one:
+        remainder = joined[fulls[0]:].copy()
+        rest_ends = [remainder.size]
+    else:
+        rest = np.array([t - f for t, f in zip(totals, fulls)], dtype=np.intp)
+        remainder = _gather(joined, np.array(join_starts, dtype=np.intp) + np.array(fulls, dtype=np.intp), rest)
+        rest_ends = np.cumsum(rest).tolist()
 
     zrows = z.reshape(count, width) if equal else None
     if zrows is not None:
