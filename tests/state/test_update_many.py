@@ -121,3 +121,17 @@ def test_update_many_finds_detections_inside_chunks_of_many_states():
             found_many += [(i, start + j, d.detector) for j, d, _ in found]
     assert sorted(found_loop) == sorted(found_many)
     assert {i for i, _, d in found_many if d == "page_hinkley"} >= {i for i in range(20) if i % 3 == 0}
+
+
+def test_update_detect_many_equals_the_loop_of_update_detect():
+    from driftline.state.categorical import CategoricalState, update_detect_many
+
+    rng = np.random.default_rng(3)
+    share = MonitorSettings.calibrated(false_alarm_rate=1e-3).category_share(22)
+    make = lambda: [CategoricalState(max_categories=8, warmup=200, share=share) for _ in range(3)]  # noqa: E731
+    alone, together = make(), make()
+    for _ in range(12):
+        chunks = [[str(v) for v in rng.choice(list("abcdz"), size=int(rng.integers(0, 120)),
+                                              p=(0.4, 0.3, 0.2, 0.05, 0.05))] for _ in range(3)]
+        expect = [a.update_detect(c) for a, c in zip(alone, chunks)]
+        assert update_detect_many(list(zip(together, chunks))) == expect
