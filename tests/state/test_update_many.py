@@ -135,3 +135,19 @@ def test_update_detect_many_equals_the_loop_of_update_detect():
                                               p=(0.4, 0.3, 0.2, 0.05, 0.05))] for _ in range(3)]
         expect = [a.update_detect(c) for a, c in zip(alone, chunks)]
         assert update_detect_many(list(zip(together, chunks))) == expect
+
+
+def test_monitors_of_one_profile_share_its_grid():
+    ref = np.random.default_rng(4).normal(size=5000)
+    sketch = kll_doubles_sketch(200)
+    sketch.update(ref)
+    copy = kll_doubles_sketch.deserialize(sketch.serialize())  # an equal profile read again
+    ms = MonitorSettings.calibrated(false_alarm_rate=1e-3)
+    a, b = (NumericState(ms.detector_for(22), warmup=100, seed=i) for i in range(2))
+    a.use_reference(sketch, Moments.of(ref))
+    b.use_reference(copy, Moments.of(ref))
+    assert a.grid.points is b.grid.points
+    other = kll_doubles_sketch(200)
+    other.update(ref[:4000])
+    b.use_reference(other, Moments.of(ref[:4000]))
+    assert a.grid.points is not b.grid.points

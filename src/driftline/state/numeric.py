@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+import weakref
 
 import numpy as np
 from datasketches import kll_doubles_sketch
@@ -143,8 +145,7 @@ class NumericState:
         n = int(sketch.n)
         exact = not sketch.is_estimation_mode() and n <= GRID_SIZE
         size = n if exact else GRID_SIZE  # an exact small sketch gives back its sorted values
-        probs = ((np.arange(size) + 0.5) / size).tolist()
-        self.grid = QuantileGrid(np.asarray(sketch.get_quantiles(probs, True), dtype=np.float64))
+        self.grid = QuantileGrid(_profile_points(sketch, size))
         self.reference_moments = Moments(moments.n, moments.mean, moments.m2, moments.min, moments.max)
         self.reference_count = n
         self.reference_rank_error = 0.0 if exact else (
@@ -236,6 +237,22 @@ def update_many(items: Sequence[tuple[NumericState, np.ndarray]]) -> list[list[t
                 out[i] = found
             begin, total = end, 0
     return out
+
+
+#: the grid points of each profile sketch in use, by the sketch's bytes: the monitors of one profile (every
+#: partition's, every model version's) share one array (in memory, and once in a checkpoint)
+_PROFILE_POINTS: "weakref.WeakValueDictionary[bytes, np.ndarray]" = weakref.WeakValueDictionary()
+
+
+def _profile_points(sketch: kll_doubles_sketch, size: int) -> np.ndarray:
+    """The sketch's quantiles at ``(j + 0.5) / size`` (one array for equal sketches: the same numbers)."""
+    key = hashlib.blake2b(sketch.serialize(), digest_size=16, person=size.to_bytes(4, "little")).digest()
+    points = _PROFILE_POINTS.get(key)
+    if points is None:
+        probs = ((np.arange(size) + 0.5) / size).tolist()
+        points = np.asarray(sketch.get_quantiles(probs, True), dtype=np.float64)
+        _PROFILE_POINTS[key] = points
+    return points
 
 
 def _merge_moments(m: Moments, n: int, mean: float, m2: float, lo: float, hi: float) -> None:
