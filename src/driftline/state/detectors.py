@@ -423,73 +423,91 @@ def _numeric_increments(z: np.ndarray, k: np.ndarray, spread: np.ndarray, buf: n
     inc[:, 3] -= spread[:, 3:4]
 
 
+#: chunks at least this long are walked detector by detector (update_numeric_many)
+_LONG = 512
+
+
 def update_numeric_many(detectors: list[NumericDetectors], z: np.ndarray, lengths: np.ndarray,
                         pairs: list[tuple[list[float], list[int]]]) -> list[list[Detection]]:
     """:meth:`NumericDetectors.update` of many detectors (distinct objects) at once, with the same results.
 
     ``z[i, :lengths[i]]`` are detector ``i``'s normal scores (``z`` is ``len(detectors) × max(lengths)``;
     every length ≥ 1, the rest of a row is ignored) and ``pairs[i]`` its pair scores and ends.  The
-    CUSUM walks of all detectors run in one cumulative sum and running minimum over the rows
-    (row by row, so the sums are those of the one-detector walk to the last bit); a detector whose walk
+    CUSUM walks of all detectors run in one cumulative sum and running minimum (walk by walk, so the
+    sums are those of the one-detector walk to the last bit); a detector whose walk
     reaches a cap, or crosses a multiple of :data:`REBASE`, is redone on its own by
     :meth:`CusumBank.update_buffer`, and only detectors above a threshold or disarmed look for crossings.
     """
     count, width = z.shape
-    if count == 1:
-        return [_update_one(detectors[0], z[0, :int(lengths[0])], pairs[0])]
+    if count == 1 or width >= _LONG:
+        # long chunks: each walk on its own (the rows are long enough; time-major columns would be few)
+        return [_update_one(d, z[i, :int(lengths[i])], pairs[i]) for i, d in enumerate(detectors)]
     k = np.array([d.k for d in detectors])
     spread = np.array([d.spread for d in detectors])  # g_up, c_up, g_down, c_down
-    buf = np.empty((count, 4, width + 1))
-    _numeric_increments(z, k, spread, buf)
+    # Time-major: row t holds every CUSUM's value t (column 4 i + c: detector i's CUSUM c), so the
+    # cumulative sums and running minima run down the columns, adding whole rows at a time (each column
+    # is still added value after value: the numbers of the one-detector walk).
+    zt = np.ascontiguousarray(z.T)
+    buf = np.empty((width + 1, count, 4))
+    inc = buf[1:]
+    # rows z − k, −z − k, g↑·z² − c↑, g↓·z² − c↓ (the operations of _numeric_increments)
+    np.subtract(zt, k[None, :], out=inc[:, :, 0])
+    np.negative(zt, out=inc[:, :, 1])
+    inc[:, :, 1] -= k[None, :]
+    sq = zt * zt
+    np.multiply(sq, spread[None, :, 0], out=inc[:, :, 2])
+    inc[:, :, 2] -= spread[None, :, 1]
+    np.multiply(sq, spread[None, :, 2], out=inc[:, :, 3])
+    inc[:, :, 3] -= spread[None, :, 3]
     ragged = bool((lengths != width).any())
     if ragged:
-        # past a row's end the increments are 0: the walk, its minimum and the sums stay where they ended
-        np.copyto(buf[:, :, 1:], 0.0, where=(np.arange(width)[None, :] >= lengths[:, None])[:, None, :])
-    rows = buf.reshape(4 * count, width + 1)
+        # past a detector's end the increments are 0: the walk, its minimum and the sums stay where they ended
+        np.copyto(inc, 0.0, where=(np.arange(width)[:, None] >= lengths[None, :])[:, :, None])
+    cols = buf.reshape(width + 1, 4 * count)
     banks = [d.cusums for d in detectors]
     walks = [b.walk for b in banks]
     threshold = np.concatenate([b.threshold for b in banks])
     cap = CAP * threshold
-    # _Walk.run over all the rows, in place: the walk W continued from the carried one, E its running
+    every = np.arange(4 * count)
+    # _Walk.run over all the columns, in place: the walk W continued from the carried one, E its running
     # minimum with the carried extreme (min is exact: folding that in first gives the same numbers)
-    rows[:, 0] = np.concatenate([w.w for w in walks])
-    np.cumsum(rows, axis=1, out=rows)
+    cols[0] = np.concatenate([w.w for w in walks])
+    np.cumsum(cols, axis=0, out=cols)
     if ragged:
         last = np.repeat(lengths, 4)
-        pick = np.arange(4 * count)
-        w_end = rows[pick, last]
+        w_end = cols[last, every]
     else:
-        w_end = rows[:, -1].copy()
+        w_end = cols[-1].copy()
     # The last 0 of each sum is the last record low of the walk (W = E there): the last place of its
     # smallest value in the chunk, if that is at or below the carried minimum (no 0 in the chunk if not).
-    # (Rows that reach the cap are redone alone, with their own sums.)
+    # (Walks that reach the cap are redone alone, with their own sums.)
     e0 = np.concatenate([wk.e for wk in walks])
-    last_zero = width - 1 - np.argmin(rows[:, :0:-1], axis=1)
+    last_zero = width - 1 - np.argmin(cols[:0:-1], axis=0)
     if ragged:
-        last_zero = np.minimum(last_zero, np.repeat(lengths - 1, 4))  # (past a row's end it repeats its last)
-    any_zero = rows[np.arange(4 * count), last_zero + 1] <= e0
-    rows[:, 0] = e0
-    extreme = np.minimum.accumulate(rows, axis=1)
-    e_end = extreme[pick, last] if ragged else extreme[:, -1].copy()
-    np.subtract(rows, extreme, out=rows)
-    sums = rows[:, 1:]
-    s_end = sums[pick, last - 1] if ragged else sums[:, -1].copy()
-    peak = sums.max(axis=1)
+        last_zero = np.minimum(last_zero, np.repeat(lengths - 1, 4))  # (past its end a column repeats its last)
+    any_zero = cols[last_zero + 1, every] <= e0
+    cols[0] = e0
+    extreme = np.minimum.accumulate(cols, axis=0)
+    e_end = extreme[last, every] if ragged else extreme[-1].copy()
+    np.subtract(cols, extreme, out=cols)
+    sums = cols[1:]
+    s_end = sums[last - 1, every] if ragged else sums[-1].copy()
+    peak = sums.max(axis=0)
     high = np.concatenate([wk.high for wk in walks])
     armed = np.concatenate([b.armed for b in banks])
     # per detector: redo alone (a cap reached or held); look for crossings (above a threshold, or disarmed)
     slow = (high | (peak > cap)).reshape(count, 4).any(axis=1).tolist()
     look = ((peak > threshold) | ~armed).reshape(count, 4).any(axis=1).tolist()
     # Each CUSUM's run since its sum was last 0, carried to the end of the chunk (redone below for the
-    # walks redone alone): the scores' cumulative sums, and the last 0 of each row
-    zc = np.cumsum(z, axis=1)
-    z2c = np.cumsum(z * z, axis=1)
+    # walks redone alone): from the scores' cumulative sums at the chunk's end and at the last 0
+    zc = np.cumsum(zt, axis=0)
+    z2c = np.cumsum(sq, axis=0)
     ends4 = np.repeat(lengths - 1, 4)
     owner = np.repeat(np.arange(count), 4)
     before = np.concatenate([d.run for d in detectors])
     run = np.empty((4 * count, 3))
-    at_end = np.stack((zc[owner, ends4], z2c[owner, ends4]), axis=1)
-    at_zero = np.stack((zc[owner, last_zero], z2c[owner, last_zero]), axis=1)
+    at_end = np.stack((zc[ends4, owner], z2c[ends4, owner]), axis=1)
+    at_zero = np.stack((zc[last_zero, owner], z2c[last_zero, owner]), axis=1)
     np.copyto(run[:, :2], np.where(any_zero[:, None], at_end - at_zero, before[:, :2] + at_end))
     run[:, 2] = np.where(any_zero, ends4 - last_zero, before[:, 2] + ends4 + 1)
     out: list[list] = []
@@ -507,9 +525,9 @@ def update_numeric_many(detectors: list[NumericDetectors], z: np.ndarray, length
             own: list[np.ndarray] = []
             hits = bank.update_buffer(redo, own)
             mine = own[0]
-            det.run = _runs_at_end(mine, zc[i, :n], z2c[i, :n], carried)
+            det.run = _runs_at_end(mine, zc[:n, i], z2c[:n, i], carried)
         else:
-            mine = sums[a:a + 4, :n]
+            mine = sums[:n, a:a + 4].T
             walk = walks[i]
             walk.w, walk.e, walk.s = w_end[a:a + 4], e_end[a:a + 4], s_end[a:a + 4]
             bank.fed += n
@@ -518,12 +536,13 @@ def update_numeric_many(detectors: list[NumericDetectors], z: np.ndarray, length
             hits = []
             if look[i]:
                 for col in range(4):
-                    rows_hit, still = crossings(sums[a + col, :n], float(th[col]), bool(bank.armed[col]))
+                    series = np.ascontiguousarray(mine[col])
+                    rows_hit, still = crossings(series, float(th[col]), bool(bank.armed[col]))
                     bank.armed[col] = still
-                    hits += [(r, col, float(sums[a + col, r])) for r in rows_hit]
+                    hits += [(r, col, float(series[r])) for r in rows_hit]
                 hits.sort()
         found = [(Detection(_NAMES[col], first + row + 1, stat, float(th[col])),
-                  _run_before(mine[col], row, zc[i], z2c[i], carried[col])) for row, col, stat in hits]
+                  _run_before(mine[col], row, zc[:, i], z2c[:, i], carried[col])) for row, col, stat in hits]
         det.values += n
         scores, ends = pairs[i]
         if scores:
