@@ -123,7 +123,7 @@ def nodes(tree, table, alias: str):
 def blob_spans(tree) -> list[tuple[list, int, int]]:
     """(node, start, length) of every node that owns bytes of the byte section, in decoding order."""
     spans, pos = [], 0
-    item = {"<f8": 8, "<i4": 4, "<i8": 8, "<i2": 2, "|u1": 1, "|b1": 1}
+    item = {"<f8": 8, "<f4": 4, "<i4": 4, "<i8": 8, "<i2": 2, "|i1": 1, "<u8": 8, "<u4": 4, "<u2": 2, "|u1": 1, "|b1": 1}
 
     def walk(v):
         nonlocal pos

@@ -586,13 +586,14 @@ class ModelMonitor:
             change = "grew" if spread >= 1.0 else "shrank"
             # the spread CUSUM reads z², which a large mean shift raises too: say so
             moved = f", and its mean moved {direction} by about {abs(shift):.2f} reference sd" if abs(shift) >= 0.5 else ""
+            # (the size over the values since the change began, by the CUSUM's estimate: where its sum last left 0)
             summary = (f"Spread of {noun} {change} to about {spread:.2f}× the reference{moved} "
-                       f"(CUSUM on spread {det.statistic:.2f} > {det.threshold:.2f}); "
+                       f"since the change began (CUSUM on spread {det.statistic:.2f} > {det.threshold:.2f}); "
                        f"{action}.")
             critical = spread >= 2.0 or spread <= 0.5 or abs(shift) >= 1.0
         elif det.detector == PAGE_HINKLEY:
             summary = (f"Mean of {noun} moved {direction} by about {abs(shift):.2f} reference sd "
-                       f"(Page-Hinkley {det.statistic:.2f} > {det.threshold:.2f}); "
+                       f"since the change began (Page-Hinkley {det.statistic:.2f} > {det.threshold:.2f}); "
                        f"{action}.")
             critical = abs(shift) >= 1.0
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -11,7 +12,7 @@ from driftline.contract.names import bounded, is_plain
 from driftline.state.detectors import CategoryCusums
 from driftline.stats.divergence import ChiSquareResult, chi_square_two_sample, jensen_shannon, psi
 
-__all__ = ["CategoricalState", "CategoryDetection", "OVERFLOW"]
+__all__ = ["CategoricalState", "CategoryDetection", "OVERFLOW", "update_detect_many"]
 
 OVERFLOW = "__other__"
 
@@ -209,3 +210,13 @@ class CategoricalState:
         self.window_counts = Counter()
         self.window_scored = Counter()
         self.window_new = 0
+
+
+def update_detect_many(items: Sequence[tuple[CategoricalState, list[str]]]
+                       ) -> list[tuple[int, list[tuple[int, CategoryDetection]]]]:
+    """``[state.update_detect(values) for state, values in items]`` (distinct states).
+
+    The entry point the monitor calls for all its categorical chunks at once; for now it is that loop
+    (the category CUSUMs of different states have different widths, and are not yet walked together).
+    """
+    return [state.update_detect(values) for state, values in items]

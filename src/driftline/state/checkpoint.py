@@ -41,7 +41,7 @@ __all__ = ["STATE_FORMAT", "CheckpointError", "PartitionState", "encode_state", 
 #: Version of the checkpoint payload; bump when any state class changes shape.
 #: 1: pickle (rejected since 2: it could name any callable); 2: data only (driftline.state.codec);
 #: 3: reference-relative CUSUMs (NumericDetectors, CategoryCusums) instead of river's Page-Hinkley
-STATE_FORMAT = 3
+STATE_FORMAT = 4
 _MAGIC = b"DLCK"
 _HEADER = struct.Struct(">4sHB32s")
 _PREFIX = 7  # magic, format, flags: covered by the digest

@@ -44,7 +44,7 @@ from river import drift
 
 from driftline.stats.calibration import location_threshold, spread_design, spread_thresholds
 
-__all__ = ["DetectorParams", "NumericDetectors", "CategoryCusums", "CusumBank", "Detection", "capped_cusum", "crossings",
+__all__ = ["DetectorParams", "NumericDetectors", "update_numeric_many", "CategoryCusums", "CusumBank", "Detection", "capped_cusum", "crossings",
            "PAGE_HINKLEY", "PAGE_HINKLEY_SPREAD", "ADWIN", "CATEGORY_CUSUM", "CAP", "REARM"]
 
 PAGE_HINKLEY = "page_hinkley"
@@ -250,9 +250,10 @@ class CusumBank:
         buf[:, 1:] = increments.T
         return self.update_buffer(buf)
 
-    def update_buffer(self, buf: np.ndarray) -> list[tuple[int, int, float]]:
+    def update_buffer(self, buf: np.ndarray, keep: list[np.ndarray] | None = None) -> list[tuple[int, int, float]]:
         """Feed the increments in ``buf[:, 1:]`` (from :meth:`buffer`; overwritten); return
-        ``(value index, CUSUM, statistic)`` of each detection, in value order."""
+        ``(value index, CUSUM, statistic)`` of each detection, in value order (and append the m × n sums
+        to ``keep`` if given)."""
         n = buf.shape[1] - 1
         if n <= 0:
             return []
@@ -278,6 +279,8 @@ class CusumBank:
             s = np.hstack(parts)
             peak = np.max(peaks, axis=0)
         self.fed += n
+        if keep is not None:
+            keep.append(s)
         found: list[tuple[int, int, float]] = []
         # Only sums that are above their threshold somewhere, or disarmed, need a look.
         look = (peak > self.threshold) | ~self.armed
@@ -298,7 +301,7 @@ class NumericDetectors:
     the thresholds account for it.
     """
 
-    __slots__ = ("params", "bias_variance", "k", "spread", "cusums", "adwin", "values")
+    __slots__ = ("params", "bias_variance", "k", "spread", "cusums", "adwin", "values", "run")
 
     #: columns of the CUSUM bank
     LOCATION_UP, LOCATION_DOWN, SPREAD_UP, SPREAD_DOWN = range(4)
@@ -315,6 +318,9 @@ class NumericDetectors:
         self.cusums = CusumBank(self._thresholds(params))
         self.adwin = drift.ADWIN(delta=params.adwin_delta, clock=1)
         self.values = 0
+        #: per CUSUM, the run of values since its sum was last 0 (where the change it sees began, the
+        #: CUSUM's change-point estimate): the sum of their scores, of their squares, and their count
+        self.run = np.zeros((4, 3))
 
     @property
     def _spread_c(self) -> np.ndarray:
@@ -350,6 +356,26 @@ class NumericDetectors:
             self.adwin = drift.ADWIN(delta=params.adwin_delta, clock=1)
         self.params = params
 
+    def _adwin(self, found: list, first: int, pair_scores: list[float], pair_ends: list[int],
+               extras: bool = False) -> None:
+        """Feed the pair scores to ADWIN; append its detections to ``found`` (with ``extras``: as
+        ``(detection, (pair index, mean pair score of ADWIN's window after the cut))``) and sort it by value."""
+        adw = self.adwin
+        delta = self.params.adwin_delta
+        helper = adw._helper
+        for p, (score, end) in enumerate(zip(pair_scores, pair_ends)):
+            # river's ADWIN.update, without its Python frame: a window that detected restarts first
+            if adw._drift_detected:
+                adw._reset()
+                helper = adw._helper
+            # ``_drift_detected`` is what river's read-only ``drift_detected`` property returns.
+            # (The caller keeps a cut only if the recent scores are away from the reference: adwin_counts.)
+            adw._drift_detected = helper.update(score)
+            if adw._drift_detected:
+                det = Detection(ADWIN, first + max(end, 0) + 1, abs(adw.estimation), delta)
+                found.append((det, (p, adw.estimation)) if extras else det)
+        found.sort(key=(lambda d: d[0].value) if extras else (lambda d: d.value))
+
     def update(self, z: np.ndarray, pair_scores: list[float], pair_ends: list[int]) -> list[Detection]:
         """Feed normal scores ``z`` (in order) and the pair scores completed by them.
 
@@ -357,31 +383,12 @@ class NumericDetectors:
         (−1 when the pair ended before this call's values: reported at the
         first value).  Detections come back in value order.
         """
-        first = self.values
-        found: list[Detection] = []
         if z.size:
-            k = self.k
-            g_up, c_up, g_down, c_down = self.spread
-            buf = self.cusums.buffer(z.size)
-            inc = buf[:, 1:]
-            # rows: z − k, −z − k, g↑·z² − c↑, g↓·z² − c↓
-            np.subtract(np.multiply.outer(_SIGNS, z), k, out=inc[:2])
-            np.subtract(np.multiply.outer(np.array((g_up, g_down)), z * z), self._spread_c, out=inc[2:])
-            names = (PAGE_HINKLEY, PAGE_HINKLEY, PAGE_HINKLEY_SPREAD, PAGE_HINKLEY_SPREAD)
-            th = self.cusums.threshold
-            for row, col, stat in self.cusums.update_buffer(buf):
-                found.append(Detection(names[col], first + row + 1, stat, float(th[col])))
-            self.values += int(z.size)
+            return [d for d, _ in update_numeric_many([self], z[None, :], np.array([z.size]),
+                                                      [(pair_scores, pair_ends)])[0]]
+        found: list[Detection] = []
         if pair_scores:
-            adw = self.adwin
-            delta = self.params.adwin_delta
-            for score, end in zip(pair_scores, pair_ends):
-                adw.update(score)
-                # ``_drift_detected`` is what river's read-only ``drift_detected`` property returns.
-                # (The caller keeps a cut only if the recent scores are away from the reference: adwin_counts.)
-                if adw._drift_detected:
-                    found.append(Detection(ADWIN, first + max(end, 0) + 1, abs(adw.estimation), delta))
-            found.sort(key=lambda d: d.value)
+            self._adwin(found, self.values, pair_scores, pair_ends)
         return found
 
     def statistics(self) -> dict[str, float]:
@@ -397,6 +404,205 @@ class NumericDetectors:
             PAGE_HINKLEY_SPREAD: float(max(s[2], s[3] * th[2] / th[3])),
             "adwin_width": float(self.adwin.width),
         }
+
+
+_NAMES = (PAGE_HINKLEY, PAGE_HINKLEY, PAGE_HINKLEY_SPREAD, PAGE_HINKLEY_SPREAD)
+
+
+def _numeric_increments(z: np.ndarray, k: np.ndarray, spread: np.ndarray, buf: np.ndarray) -> None:
+    """Rows z − k, −z − k, g↑·z² − c↑, g↓·z² − c↓ of each detector into ``buf[:, :, 1:]`` (as
+    :meth:`NumericDetectors.update` computes them: the same operations)."""
+    inc = buf[:, :, 1:]
+    np.subtract(z, k[:, None], out=inc[:, 0])
+    np.negative(z, out=inc[:, 1])
+    inc[:, 1] -= k[:, None]
+    sq = z * z
+    np.multiply(sq, spread[:, 0:1], out=inc[:, 2])
+    inc[:, 2] -= spread[:, 1:2]
+    np.multiply(sq, spread[:, 2:3], out=inc[:, 3])
+    inc[:, 3] -= spread[:, 3:4]
+
+
+#: chunks at least this long are walked detector by detector (update_numeric_many)
+_LONG = 512
+
+
+def update_numeric_many(detectors: list[NumericDetectors], z: np.ndarray, lengths: np.ndarray,
+                        pairs: list[tuple[list[float], list[int]]]) -> list[list[Detection]]:
+    """:meth:`NumericDetectors.update` of many detectors (distinct objects) at once, with the same results.
+
+    ``z[i, :lengths[i]]`` are detector ``i``'s normal scores (``z`` is ``len(detectors) × max(lengths)``;
+    every length ≥ 1, the rest of a row is ignored) and ``pairs[i]`` its pair scores and ends.  The
+    CUSUM walks of all detectors run in one cumulative sum and running minimum (walk by walk, so the
+    sums are those of the one-detector walk to the last bit); a detector whose walk
+    reaches a cap, or crosses a multiple of :data:`REBASE`, is redone on its own by
+    :meth:`CusumBank.update_buffer`, and only detectors above a threshold or disarmed look for crossings.
+    """
+    count, width = z.shape
+    if count == 1 or width >= _LONG:
+        # long chunks: each walk on its own (the rows are long enough; time-major columns would be few)
+        return [_update_one(d, z[i, :int(lengths[i])], pairs[i]) for i, d in enumerate(detectors)]
+    k = np.array([d.k for d in detectors])
+    spread = np.array([d.spread for d in detectors])  # g_up, c_up, g_down, c_down
+    # Time-major: row t holds every CUSUM's value t (column 4 i + c: detector i's CUSUM c), so the
+    # cumulative sums and running minima run down the columns, adding whole rows at a time (each column
+    # is still added value after value: the numbers of the one-detector walk).
+    zt = np.ascontiguousarray(z.T)
+    buf = np.empty((width + 1, count, 4))
+    inc = buf[1:]
+    # rows z − k, −z − k, g↑·z² − c↑, g↓·z² − c↓ (the operations of _numeric_increments)
+    np.subtract(zt, k[None, :], out=inc[:, :, 0])
+    np.negative(zt, out=inc[:, :, 1])
+    inc[:, :, 1] -= k[None, :]
+    sq = zt * zt
+    np.multiply(sq, spread[None, :, 0], out=inc[:, :, 2])
+    inc[:, :, 2] -= spread[None, :, 1]
+    np.multiply(sq, spread[None, :, 2], out=inc[:, :, 3])
+    inc[:, :, 3] -= spread[None, :, 3]
+    ragged = bool((lengths != width).any())
+    if ragged:
+        # past a detector's end the increments are 0: the walk, its minimum and the sums stay where they ended
+        np.copyto(inc, 0.0, where=(np.arange(width)[:, None] >= lengths[None, :])[:, :, None])
+    cols = buf.reshape(width + 1, 4 * count)
+    banks = [d.cusums for d in detectors]
+    walks = [b.walk for b in banks]
+    threshold = np.concatenate([b.threshold for b in banks])
+    cap = CAP * threshold
+    every = np.arange(4 * count)
+    # _Walk.run over all the columns, in place: the walk W continued from the carried one, E its running
+    # minimum with the carried extreme (min is exact: folding that in first gives the same numbers)
+    cols[0] = np.concatenate([w.w for w in walks])
+    np.cumsum(cols, axis=0, out=cols)
+    if ragged:
+        last = np.repeat(lengths, 4)
+        w_end = cols[last, every]
+    else:
+        w_end = cols[-1].copy()
+    # The last 0 of each sum is the last record low of the walk (W = E there): the last place of its
+    # smallest value in the chunk, if that is at or below the carried minimum (no 0 in the chunk if not).
+    # (Walks that reach the cap are redone alone, with their own sums.)
+    e0 = np.concatenate([wk.e for wk in walks])
+    last_zero = width - 1 - np.argmin(cols[:0:-1], axis=0)
+    if ragged:
+        last_zero = np.minimum(last_zero, np.repeat(lengths - 1, 4))  # (past its end a column repeats its last)
+    any_zero = cols[last_zero + 1, every] <= e0
+    cols[0] = e0
+    extreme = np.minimum.accumulate(cols, axis=0)
+    e_end = extreme[last, every] if ragged else extreme[-1].copy()
+    np.subtract(cols, extreme, out=cols)
+    sums = cols[1:]
+    s_end = sums[last - 1, every] if ragged else sums[-1].copy()
+    peak = sums.max(axis=0)
+    high = np.concatenate([wk.high for wk in walks])
+    armed = np.concatenate([b.armed for b in banks])
+    # per detector: redo alone (a cap reached or held); look for crossings (above a threshold, or disarmed)
+    slow = (high | (peak > cap)).reshape(count, 4).any(axis=1).tolist()
+    look = ((peak > threshold) | ~armed).reshape(count, 4).any(axis=1).tolist()
+    # Each CUSUM's run since its sum was last 0, carried to the end of the chunk (redone below for the
+    # walks redone alone): from the scores' cumulative sums at the chunk's end and at the last 0
+    zc = np.cumsum(zt, axis=0)
+    z2c = np.cumsum(sq, axis=0)
+    ends4 = np.repeat(lengths - 1, 4)
+    owner = np.repeat(np.arange(count), 4)
+    before = np.concatenate([d.run for d in detectors])
+    run = np.empty((4 * count, 3))
+    at_end = np.stack((zc[ends4, owner], z2c[ends4, owner]), axis=1)
+    at_zero = np.stack((zc[last_zero, owner], z2c[last_zero, owner]), axis=1)
+    np.copyto(run[:, :2], np.where(any_zero[:, None], at_end - at_zero, before[:, :2] + at_end))
+    run[:, 2] = np.where(any_zero, ends4 - last_zero, before[:, 2] + ends4 + 1)
+    out: list[list] = []
+    for i, det in enumerate(detectors):
+        bank = banks[i]
+        n = int(lengths[i])
+        first = det.values
+        th = bank.threshold
+        a = 4 * i
+        carried = before[a:a + 4]
+        det.run = run[a:a + 4]
+        if slow[i] or (bank.fed % REBASE) + n > REBASE:
+            redo = bank.buffer(n)
+            _numeric_increments(z[i:i + 1, :n], k[i:i + 1], spread[i:i + 1], redo[None])
+            own: list[np.ndarray] = []
+            hits = bank.update_buffer(redo, own)
+            mine = own[0]
+            det.run = _runs_at_end(mine, zc[:n, i], z2c[:n, i], carried)
+        else:
+            mine = sums[:n, a:a + 4].T
+            walk = walks[i]
+            walk.w, walk.e, walk.s = w_end[a:a + 4], e_end[a:a + 4], s_end[a:a + 4]
+            bank.fed += n
+            if bank.fed % REBASE == 0:
+                walk.rebase(cap[a:a + 4])
+            hits = []
+            if look[i]:
+                for col in range(4):
+                    series = np.ascontiguousarray(mine[col])
+                    rows_hit, still = crossings(series, float(th[col]), bool(bank.armed[col]))
+                    bank.armed[col] = still
+                    hits += [(r, col, float(series[r])) for r in rows_hit]
+                hits.sort()
+        found = [(Detection(_NAMES[col], first + row + 1, stat, float(th[col])),
+                  _run_before(mine[col], row, zc[:, i], z2c[:, i], carried[col])) for row, col, stat in hits]
+        det.values += n
+        scores, ends = pairs[i]
+        if scores:
+            det._adwin(found, first, scores, ends, extras=True)
+        out.append(found)
+    return out
+
+
+def _update_one(det: NumericDetectors, z: np.ndarray, pair: tuple[list[float], list[int]]) -> list:
+    """:func:`update_numeric_many` of one detector: its own walk (fewer, larger NumPy calls)."""
+    bank = det.cusums
+    n = z.size
+    first = det.values
+    buf = bank.buffer(n)
+    _numeric_increments(z[None, :], np.array([det.k]), np.array([det.spread]), buf[None])
+    own: list[np.ndarray] = []
+    hits = bank.update_buffer(buf, own)
+    sums = own[0]
+    zc = np.cumsum(z)
+    z2c = np.cumsum(z * z)
+    carried = det.run
+    det.run = _runs_at_end(sums, zc, z2c, carried)
+    th = bank.threshold
+    found = [(Detection(_NAMES[col], first + row + 1, stat, float(th[col])),
+              _run_before(sums[col], row, zc, z2c, carried[col])) for row, col, stat in hits]
+    det.values += n
+    if pair[0]:
+        det._adwin(found, first, pair[0], pair[1], extras=True)
+    return found
+
+
+def _runs_at_end(sums: np.ndarray, zc: np.ndarray, z2c: np.ndarray, carried: np.ndarray) -> np.ndarray:
+    """The runs (sum of scores, of squares, count) of m CUSUMs since their last 0, at the end of a chunk
+    whose sums are ``sums`` (m × n) and whose scores' cumulative sums are ``zc``, ``z2c``."""
+    n = sums.shape[1]
+    # (the sums are ≥ 0: a row has a 0 if its smallest is 0, the last one first in the reversed row)
+    has_zero = (sums.min(axis=1) == 0.0).tolist()
+    last = (n - 1 - np.argmin(sums[:, ::-1], axis=1)).tolist()
+    z_end, z2_end = float(zc[n - 1]), float(z2c[n - 1])
+    before = carried.tolist()
+    out = []
+    for col, zero in enumerate(has_zero):
+        if zero:
+            j = last[col]
+            out.append((z_end - float(zc[j]), z2_end - float(z2c[j]), float(n - 1 - j)))
+        else:
+            b = before[col]
+            out.append((b[0] + z_end, b[1] + z2_end, b[2] + n))
+    return np.array(out)
+
+
+def _run_before(row: np.ndarray, r: int, zc: np.ndarray, z2c: np.ndarray, carried: np.ndarray, *,
+                inclusive: bool = False) -> tuple[float, float, float]:
+    """The run of one CUSUM up to value ``r`` of the chunk: the values after its last 0 before ``r``
+    (at or before it with ``inclusive``), reaching into earlier chunks (``carried``) if it has none."""
+    zeros = np.flatnonzero(row[:r + 1 if inclusive else r] == 0.0)
+    if zeros.size:
+        j = int(zeros[-1])
+        return float(zc[r] - zc[j]), float(z2c[r] - z2c[j]), float(r - j)
+    return float(carried[0] + zc[r]), float(carried[1] + z2c[r]), float(carried[2] + r + 1)
 
 
 #: the category-frequency move (probability) each category CUSUM is designed for

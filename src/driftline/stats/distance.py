@@ -38,19 +38,27 @@ class NumericDistances(NamedTuple):
 class WindowCounts:
     """A window's values counted against a reference grid (they add up over batches).
 
+    The counts are allocated with the window's first value, in the smallest unsigned dtype that holds
+    their largest cell (uint8, then uint16, uint32, int64 as the window grows; tracked by ``peak``, an
+    upper bound: the window's count, or the sum of each batch's largest cell, if smaller), and the
+    strict counts only once a value equals a grid point (until then they are the same).
+
     >>> grid = QuantileGrid(np.array([1.0, 2.0, 3.0]))
     >>> w = WindowCounts(grid.size); w.add(grid, np.array([0.5, 2.0, 2.5, 9.0]))
     >>> w.cdf().tolist(), w.cdf(strict=True).tolist(), w.above_excess, w.below_excess
     ([0.25, 0.5, 0.75], [0.25, 0.25, 0.75], 6.0, 0.5)
     """
 
-    __slots__ = ("_le", "_lt", "n", "above_excess", "below_excess")
+    __slots__ = ("size", "_le", "_lt", "n", "peak", "above_excess", "below_excess")
 
     def __init__(self, size: int) -> None:
+        self.size = size
         # _le[j]: values in (grid[j-1], grid[j]]; _lt[j]: values in [grid[j-1], grid[j]); one extra cell above
-        self._le = np.zeros(size + 1, dtype=np.int32)
-        self._lt = np.zeros(size + 1, dtype=np.int32)
+        self._le: np.ndarray | None = None
+        self._lt: np.ndarray | None = None
         self.n = 0
+        #: at least the largest count of any cell (so the dtype holds every cell)
+        self.peak = 0
         #: sums of (x - grid[-1]) over values above the grid, and of (grid[0] - x) below it
         self.above_excess = 0.0
         self.below_excess = 0.0
@@ -60,16 +68,43 @@ class WindowCounts:
         """Count ``values``; ``located`` is ``grid.locate(values)`` if the caller has it."""
         q = grid.points
         lo, hi = located if located is not None else grid.locate(values)
-        self._le += np.bincount(lo, minlength=q.size + 1)
-        self._lt += np.bincount(hi, minlength=q.size + 1)
-        self.n += int(values.size)
-        hi, lo = q[-1], q[0]
-        self.above_excess += float(np.sum(values[values > hi] - hi))
-        self.below_excess += float(np.sum(lo - values[values < lo]))
+        le = np.bincount(lo, minlength=q.size + 1)
+        lt = None if hi is lo or not (hi != lo).any() else np.bincount(hi, minlength=q.size + 1)
+        self.add_counts(le, lt, int(values.size), int(le.max()) if lt is None else int(max(le.max(), lt.max())))
+        top, bottom = q[-1], q[0]
+        self.above_excess += float(np.sum(values[values > top] - top))
+        self.below_excess += float(np.sum(bottom - values[values < bottom]))
+
+    def add_counts(self, le: np.ndarray, lt: np.ndarray | None, n: int, largest: int) -> None:
+        """Add per-cell counts of ``n`` values, ``largest`` at least their largest cell (``lt`` None: no
+        value equals a grid point, the same as ``le``)."""
+        total = self.n + n
+        peak = min(self.peak + largest, total)
+        dtype = _count_dtype(peak)
+        if self._le is None:
+            self._le = np.zeros(self.size + 1, dtype=dtype)
+        elif peak > np.iinfo(self._le.dtype).max:
+            self._le = self._le.astype(dtype)
+            if self._lt is not None:
+                self._lt = self._lt.astype(dtype)
+        if lt is not None and self._lt is None:
+            self._lt = self._le.copy()
+        np.add(self._le, le, out=self._le, casting="unsafe")  # counts ≥ 0 that fit: the cast is exact
+        if self._lt is not None:
+            np.add(self._lt, le if lt is None else lt, out=self._lt, casting="unsafe")
+        self.n = total
+        self.peak = peak
 
     def cdf(self, *, strict: bool = False) -> np.ndarray:
         """P_window(X ≤ grid[j]) for every grid point (``strict``: X < grid[j])."""
-        return np.cumsum((self._lt if strict else self._le)[:-1]) / max(self.n, 1)
+        counts = self._lt if strict and self._lt is not None else self._le
+        if counts is None:
+            return np.zeros(self.size)
+        return np.cumsum(counts[:-1], dtype=np.int64) / max(self.n, 1)
+
+
+def _count_dtype(n: int) -> type:
+    return np.uint8 if n <= 0xFF else np.uint16 if n <= 0xFFFF else np.uint32 if n <= 0xFFFFFFFF else np.int64
 
 
 def numeric_distances(grid: QuantileGrid, reference_sd: float, window: WindowCounts, *,

@@ -34,6 +34,23 @@ def _steps(size: int) -> np.ndarray:
     return steps
 
 
+#: batches at least this long are located with a bucket table (shorter ones: searchsorted)
+_TABLE_MIN = 1024
+#: buckets per grid point, and the most points one bucket may hold for the table to be used
+_TABLE_FACTOR = 8
+_TABLE_DEPTH = 3
+
+
+def _bucket(v: np.ndarray, scale: float, shift: float, buckets: int) -> np.ndarray:
+    """Bucket of each value, 0 (below the grid) … ``buckets + 1``: non-decreasing in the value (each
+    rounded step is), which is all the table needs (not that the buckets are exactly equally wide)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        t = np.multiply(v, scale)
+        t += shift
+    np.clip(t, 0.0, buckets + 1.0, out=t)
+    return t.astype(np.intp)
+
+
 @dataclass(frozen=True, slots=True)
 class QuantileGrid:
     """Reference quantiles at probabilities ``(j + 0.5) / m`` for ``j < m``.
@@ -84,13 +101,52 @@ class QuantileGrid:
         (they differ only for values equal to a grid point).
         """
         q = self.points
-        lo = np.searchsorted(q, x, side="left")
+        lo = self.below(x)
         # Only values equal to a grid point need the second search.
         hit = q[np.minimum(lo, q.size - 1)] == x
         hi = lo.copy()
         if hit.any():
             hi[hit] = np.searchsorted(q, x[hit], side="right")
         return lo, hi
+
+    def below(self, x: np.ndarray) -> np.ndarray:
+        """Grid points < each value: ``np.searchsorted(points, x)``, exactly.
+
+        Long batches use a bucket table built for the call (never stored):
+        ``b(v) = ⌊(v − p₀)·B/(p_last − p₀)⌋ + 1`` clipped to ``[0, B + 1]`` is
+        non-decreasing in ``v`` (each rounded step is), so every point of a
+        lower bucket than ``x``'s is below ``x`` and every point of a higher
+        one above it; only the few points of ``x``'s own bucket are compared.
+        Grids whose buckets hold many points (ties, heavy skew) are searched.
+        """
+        q = self.points
+        n, m = x.size, q.size
+        if n < _TABLE_MIN or m < 2:
+            return q.searchsorted(x, side="left")
+        span = float(q[-1] - q[0])
+        buckets = _TABLE_FACTOR * m
+        if not (span > 0.0 and math.isfinite(span)):
+            return np.searchsorted(q, x, side="left")
+        scale = buckets / span
+        if not math.isfinite(scale):
+            return np.searchsorted(q, x, side="left")
+        shift = 1.0 - float(q[0]) * scale
+        if not math.isfinite(shift):
+            return np.searchsorted(q, x, side="left")
+        counts = np.bincount(_bucket(q, scale, shift, buckets), minlength=buckets + 2)
+        depth = int(counts.max())
+        if depth > _TABLE_DEPTH:
+            return np.searchsorted(q, x, side="left")
+        start = np.empty(buckets + 2, dtype=np.intp)
+        start[0] = 0
+        np.cumsum(counts[:-1], out=start[1:])
+        s = start.take(_bucket(x, scale, shift, buckets))
+        # points past the end compare as +inf (a bucket's candidates past its own points are above x anyway)
+        padded = np.concatenate((q, np.full(depth, np.inf)))
+        lo = s.copy()
+        for j in range(depth):
+            lo += padded[j:].take(s) < x
+        return lo
 
     def to_uniform(self, x: np.ndarray, jitter: np.ndarray,
                    located: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
