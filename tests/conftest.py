@@ -70,7 +70,7 @@ class Env:
         base = dict(bootstrap_servers=self.broker.bootstrap_servers, input_topics=self.input, group_id=self.group,
                     alerts_topic=self.alerts, metrics_topic=self.metrics_topic, deadletter_topic=self.deadletter,
                     references_topic=self.references, labels_topic=self.labels, state_topic=self.state,
-                    session_timeout_ms=3000, heartbeat_interval_ms=500, metrics_port=free_port(), metrics_host="127.0.0.1",
+                    session_timeout_ms=2000, heartbeat_interval_ms=500, metrics_port=free_port(), metrics_host="127.0.0.1",
                     topic_replication_factor=1, topic_partitions=1, warmup=500, window_events=500,
                     broker_timeout_seconds=10)
         base.update(kw)
