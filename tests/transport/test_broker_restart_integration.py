@@ -88,7 +88,7 @@ def test_worker_rides_through_a_broker_kill_and_loses_nothing(s3, monkeypatch, g
     if outage > 4.0:  # the refused abort takes broker_timeout_seconds (10 s), not the 30 s floor
         monkeypatch.setattr(worker_module, "MIN_TRANSACTION_CALL_SECONDS", 0.0)
     broker = EmbeddedBroker(storage="s3://tansu/", extra_env=s3).start()
-    worker = None
+    worker = thread = None
     try:
         topics = Topics(broker.bootstrap_servers, partitions=2)
         # checkpoints by records only, so that between batches none is under way at the kill
@@ -126,6 +126,8 @@ def test_worker_rides_through_a_broker_kill_and_loses_nothing(s3, monkeypatch, g
     finally:
         if worker is not None:
             worker.stop()
+            if thread is not None:
+                thread.join(30)  # its clients gone, tansu stops at once (else it takes the 5 s SIGTERM grace)
         broker.stop()
 
 
