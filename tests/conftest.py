@@ -33,8 +33,12 @@ def _forget_registered_secrets():
 
 @pytest.fixture(scope="session")
 def broker():
-    with EmbeddedBroker() as b:
+    b = EmbeddedBroker().start()
+    try:
         yield b
+    finally:
+        b.kill()  # what stop() ends in too, after a 5 s SIGTERM grace tansu waits out while a client is connected
+        b.stop()
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 60.0, what: str = "condition") -> object:
