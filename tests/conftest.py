@@ -13,7 +13,7 @@ import uuid
 from typing import Callable
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from driftline.config import load_settings
@@ -33,8 +33,12 @@ def _forget_registered_secrets():
 
 @pytest.fixture(scope="session")
 def broker():
-    with EmbeddedBroker() as b:
+    b = EmbeddedBroker().start()
+    try:
         yield b
+    finally:
+        b.kill()  # what stop() ends in too, after a 5 s SIGTERM grace tansu waits out while a client is connected
+        b.stop()
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 60.0, what: str = "condition") -> object:
@@ -70,7 +74,7 @@ class Env:
         base = dict(bootstrap_servers=self.broker.bootstrap_servers, input_topics=self.input, group_id=self.group,
                     alerts_topic=self.alerts, metrics_topic=self.metrics_topic, deadletter_topic=self.deadletter,
                     references_topic=self.references, labels_topic=self.labels, state_topic=self.state,
-                    session_timeout_ms=3000, heartbeat_interval_ms=500, metrics_port=free_port(), metrics_host="127.0.0.1",
+                    session_timeout_ms=2000, heartbeat_interval_ms=500, metrics_port=free_port(), metrics_host="127.0.0.1",
                     topic_replication_factor=1, topic_partitions=1, warmup=500, window_events=500,
                     broker_timeout_seconds=10)
         base.update(kw)
@@ -98,12 +102,23 @@ class Env:
         self.workers = []
 
     def read_all(self, topic: str, expected: int, timeout: float = 60.0):
+        """Up to ``expected`` records of ``topic`` from its beginning, waiting at most ``timeout`` s (for the
+        topic too). Partitions are assigned, not subscribed: a group join costs session.timeout.ms / 2 on tansu."""
         c = Consumer({"bootstrap.servers": self.broker.bootstrap_servers, "group.id": f"reader-{uuid.uuid4().hex[:6]}",
-                      "auto.offset.reset": "earliest", "session.timeout.ms": 3000, "heartbeat.interval.ms": 500})
-        c.subscribe([topic])
+                      "enable.auto.commit": False, "auto.offset.reset": "earliest"})
         out = []
         deadline = time.monotonic() + timeout
         try:
+            partitions = None
+            while partitions is None and time.monotonic() < deadline:
+                md = c.list_topics(topic, timeout=5).topics.get(topic)
+                if md is not None and md.error is None and md.partitions:
+                    partitions = sorted(md.partitions)
+                else:
+                    time.sleep(0.1)  # not created yet (the worker creates its output topics at start)
+            if partitions is None:
+                return out
+            c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
             while time.monotonic() < deadline and len(out) < expected:
                 for m in c.consume(500, 0.5):
                     if m.error() is None:

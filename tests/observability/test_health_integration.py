@@ -59,7 +59,8 @@ def test_stuck_worker_lost_broker_and_a_stop_inside_a_retry_loop():
     broker = EmbeddedBroker().start()
     env = Env(broker)
     worker = Worker(env.settings(labels_topic="", progress_timeout_seconds=1, checkpoint_interval_records=0,
-                                 checkpoint_interval_seconds=2), metrics=WorkerMetrics())
+                                 checkpoint_interval_seconds=2, session_timeout_ms=3000),  # its 503 bound: session + 1 s
+                    metrics=WorkerMetrics())
     worker.pipeline = Holding(pipeline_settings(worker.settings))
     thread = threading.Thread(target=worker.run, kwargs={"install_signal_handlers": False}, daemon=True)
     thread.start()

@@ -66,7 +66,7 @@ class Topics:
         settings = dict(bootstrap_servers=self.bootstrap, input_topics=self.input, group_id=self.group,
                         alerts_topic=self.alerts, metrics_topic=self.metrics, deadletter_topic=self.dead,
                         references_topic=self.references, state_topic=self.state, labels_topic="",
-                        session_timeout_ms=3000, heartbeat_interval_ms=500, metrics_port=port, metrics_host="127.0.0.1",
+                        session_timeout_ms=2000, heartbeat_interval_ms=500, metrics_port=port, metrics_host="127.0.0.1",
                         topic_replication_factor=1, topic_partitions=1, warmup=500, window_events=500,
                         batch_size=500, checkpoint_interval_records=1500, checkpoint_interval_seconds=1,
                         transactional_id=f"{self.group}-{name}", broker_timeout_seconds=10, log_level="INFO")
@@ -250,7 +250,7 @@ def test_rolling_restart_keeps_the_warm_state_and_still_catches_the_drift(broker
     try:
         wait_for(lambda: all(w.metric("driftline_assigned_partitions") == 3 for w in workers.values()), 90, "3 / 3 split")
         feeder = threading.Thread(target=produce, args=(broker.bootstrap_servers, topics.input, 0, PER_PARTITION),
-                                  kwargs={"rate": 1_500.0, "seed": 1})
+                                  kwargs={"rate": 2_000.0, "seed": 1})
         feeder.start()
         restored = 0.0
         for name in ("a", "b"):

@@ -83,6 +83,8 @@ _JSON = [("content-type", b"application/json")]
 
 #: Retries of a transaction call that failed with a retriable error (a broker outage): about 10 × 30 s in all.
 TRANSACTION_RETRIES = 10
+#: Shortest timeout of one transaction call (and budget of an abort), whatever broker_timeout_seconds says.
+MIN_TRANSACTION_CALL_SECONDS = 30.0
 #: A transaction call still blocked this long after its own timeout has hung in the client.
 STALL_GRACE_SECONDS = 60.0
 #: Exit code of ``driftline run`` after a hung Kafka call, or a shutdown that outlived its grace (EX_SOFTWARE).
@@ -936,7 +938,7 @@ class Worker:
         that) for up to ``budget`` seconds (default: 10 × the call timeout).  After a stop request a failed
         attempt is not repeated, and one that cannot finish is abandoned (see :meth:`_attempt`).  While it
         runs, :meth:`stalled` can tell whether an attempt outlived its timeout."""
-        timeout = max(30.0, self.settings.broker_timeout_seconds)
+        timeout = max(MIN_TRANSACTION_CALL_SECONDS, self.settings.broker_timeout_seconds)
         deadline = time.monotonic() + (timeout * TRANSACTION_RETRIES if budget is None else budget)
         attempt = 0
         while True:
@@ -1080,7 +1082,7 @@ class Worker:
         self._delivery_errors = []  # they belong to the aborted transaction
         try:
             self._transaction_call("abort_transaction", lambda t: self._producer.abort_transaction(t),
-                                   budget=max(30.0, self.settings.broker_timeout_seconds))
+                                   budget=max(MIN_TRANSACTION_CALL_SECONDS, self.settings.broker_timeout_seconds))
         except KafkaException as exc:
             err = exc.args[0] if exc.args else None
             if not isinstance(err, KafkaError) or err.fatal():
