@@ -231,6 +231,8 @@ class Worker:
         self._progress_at = time.monotonic()
         self._lag_at_progress = 0
         self._next_lag_check = 0.0
+        #: partitions a rebalance moved during _consume's second call (None: outside it)
+        self._moved: set[tuple[str, int]] | None = None
         #: the progress line and the dead-letter limit (observability/progress.py)
         self._progress = Progress(settings.progress_interval_seconds, now=time.monotonic(), say=_say)
         #: the start-up wait under way: the group join, then the partition assignment
@@ -493,6 +495,8 @@ class Worker:
     # ------------------------------------------------------------ rebalance
     def _on_assign(self, consumer, partitions: list[TopicPartition]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
+        if self._moved is not None:
+            self._moved.update(tps)
         started = time.perf_counter()
         try:
             starts = self._restore(tps)
@@ -526,6 +530,8 @@ class Worker:
     def _on_revoke(self, consumer, partitions: list[TopicPartition]) -> None:
         # Offsets are committed after every batch; the state is checkpointed here so the next owner continues it.
         gone = [(p.topic, p.partition) for p in partitions]
+        if self._moved is not None:
+            self._moved.update(gone)
         self._checkpoint(gone, "revoke")
         if self._rewind_pending is None and not self._abandon:
             self._held.update({tp: self._positions[tp] for tp in gone if tp in self._positions})
@@ -537,6 +543,8 @@ class Worker:
     def _on_lost(self, consumer, partitions: list[TopicPartition]) -> None:
         # Another member may own them already: write nothing, keep nothing.
         gone = [(p.topic, p.partition) for p in partitions]
+        if self._moved is not None:
+            self._moved.update(gone)
         self.pipeline.drop_partitions(gone)
         self._release(gone)
         log.warning("partitions lost", extra={"ctx": {"partitions": _names(partitions)}})
@@ -708,7 +716,14 @@ class Worker:
                 break
         if not first or s.batch_size == 1:
             return first
-        return first + consume(s.batch_size - 1, s.batch_wait_seconds)
+        self._moved = set()
+        rest = consume(s.batch_size - 1, s.batch_wait_seconds)
+        moved, self._moved = self._moved, None
+        if moved:
+            # a rebalance ran inside that call: the first record's partition may have been revoked (or revoked and
+            # given back, restored to its checkpoint): its next owner, or this worker again, reads it from there
+            first = [m for m in first if (m.topic(), m.partition()) not in moved]
+        return first + rest
 
     def poll_once(self) -> BatchResult | None:
         """Consume a batch and see it through: process, publish, commit (in units, while isolating)."""
