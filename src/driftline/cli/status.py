@@ -76,42 +76,43 @@ def group_description(description: Any) -> dict[str, Any]:
 def _read_to_end(settings: Settings, topic: str, partitions: list[int], *, deadline: float,
                  since_ms: int | None) -> tuple[list[dict[str, Any]], bool]:
     """JSON objects of a topic, from ``since_ms`` (or the beginning) to its end; and whether the end was reached."""
-    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 
     from driftline.transport import kafka
 
     reader = kafka.make_reader(settings, group_id=f"{settings.group_id}.status", client_id="driftline-status")
     try:
-        if since_ms is None:
-            starts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions]
-        else:
-            found = reader.offsets_for_times([TopicPartition(topic, p, since_ms) for p in partitions],
-                                             timeout=max(1.0, deadline - time.monotonic()))
-            # -1: no record at or after that time, so nothing to read there
-            starts = [TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END) for tp in found]
-        records = kafka.ReadToEnd(reader, starts, max(0.0, deadline - time.monotonic()), poll_seconds=0.2)
+        records = _read_since(reader, topic, partitions, deadline=deadline, since_ms=since_ms)
         out = [doc for _, doc in kafka.json_objects(records)]
         return out, not records.pending
     finally:
         reader.close()
 
 
+def _read_since(reader, topic: str, partitions: list[int], *, deadline: float, since_ms: int | None):
+    """The records of ``topic`` from ``since_ms`` (or the beginning) to its end, read until ``deadline``."""
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
+
+    from driftline.transport import kafka
+
+    if since_ms is None:
+        starts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions]
+    else:
+        found = reader.offsets_for_times([TopicPartition(topic, p, since_ms) for p in partitions],
+                                         timeout=max(1.0, deadline - time.monotonic()))
+        # -1: no record at or after that time, so nothing to read there
+        starts = [TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END) for tp in found]
+    return kafka.ReadToEnd(reader, starts, max(0.0, deadline - time.monotonic()), poll_seconds=0.2)
+
+
 def _read_reasons(settings: Settings, topic: str, partitions: list[int], *, deadline: float,
                   since_ms: int | None) -> tuple[dict[str, int], int, bool]:
     """Dead letters of a topic by reason (from ``since_ms``), how many, and whether the end was reached."""
-    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 
     from driftline.transport import kafka
 
     reader = kafka.make_reader(settings, group_id=f"{settings.group_id}.status", client_id="driftline-status")
     try:
-        if since_ms is None:
-            starts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions]
-        else:
-            found = reader.offsets_for_times([TopicPartition(topic, p, since_ms) for p in partitions],
-                                             timeout=max(1.0, deadline - time.monotonic()))
-            starts = [TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END) for tp in found]
-        records = kafka.ReadToEnd(reader, starts, max(0.0, deadline - time.monotonic()), poll_seconds=0.2)
+        records = _read_since(reader, topic, partitions, deadline=deadline, since_ms=since_ms)
         reasons = []
         for msg in records:
             reasons.append(next((v for k, v in (msg.headers() or ()) if k == "driftline.reason"), None))
