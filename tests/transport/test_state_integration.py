@@ -189,8 +189,14 @@ def complete(bootstrap: str, topics: Topics) -> bool:
     return len(windows) == PARTITIONS and all(max(last for _, last in spans) >= PER_PARTITION - 1 for spans in windows.values())
 
 
-def assert_every_record_once(bootstrap: str, topics: Topics) -> None:
+def assert_every_record_once(bootstrap: str, topics: Topics,
+                             lost: dict[int, dict[tuple[int, int], int]] | None = None) -> None:
+    """Every record of every partition in exactly one window (or a dead letter).  ``lost``: windows the
+    worker published in transactions that committed, which the broker no longer has (see the broker-kill test)."""
     windows, dead = feature_windows(bootstrap, topics), dead_offsets(bootstrap, topics)
+    for p, spans in (lost or {}).items():
+        for span, records in spans.items():
+            windows.setdefault(p, {}).setdefault(span, records)
     for p in range(PARTITIONS):
         spans = sorted(windows[p])
         covered: set[int] = set()
