@@ -64,7 +64,7 @@ def test_render_shows_members_lag_features_and_alerts():
 
 
 def test_names_from_records_cannot_move_the_cursor_or_start_a_line():
-    from driftline.cli.status import _escaped
+    from driftline.cli.output import escaped
 
     bad = "fr\x1b[2Jaud\nFORGED\r"
     report = {"bootstrap_servers": "kafka:9092", "total_lag": 0, "partitions": [], "notes": [],
@@ -78,7 +78,7 @@ def test_names_from_records_cannot_move_the_cursor_or_start_a_line():
                                   "opened_event_time": bad, "features": [bad], "kinds": [bad], "detectors": [bad],
                                   "members": []}]}
     console = Console(record=True, width=400)
-    for part in render(_escaped(report)):
+    for part in render(escaped(report)):
         console.print(part)
     text = console.export_text()
     assert "\x1b" not in text and "\x9b" not in text and "\r" not in text and "FORGED" not in text.split("\n")[0]

@@ -43,7 +43,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from driftline.cli.output import diagnostics, results
+from driftline.cli.output import diagnostics, escaped, results
 from driftline.config import Settings
 from driftline.errors import ConfigError
 from driftline.cli.unknown import did_you_mean, shown, unknown_value
@@ -486,19 +486,6 @@ def render(report: dict[str, Any]) -> list[RenderableType]:
     return out
 
 
-def _escaped(value: Any) -> Any:
-    """The report with every string's control characters escaped (see :func:`driftline.redact.escape`)."""
-    from driftline.redact import escape
-
-    if isinstance(value, str):
-        return escape(value)
-    if isinstance(value, dict):
-        return {k: _escaped(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_escaped(v) for v in value)
-    return value
-
-
 def status(settings: Settings, args: argparse.Namespace) -> int:
     """Print the status of the worker group (rich tables, or ``--json``)."""
     if not args.timeout > 0:
@@ -512,7 +499,7 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
     # markup off: topic, model and feature names are data, and "[...]" in them must print as it is;
     # their control characters are escaped (a name must not move the cursor or start a line).
     # The notes (what could not be read) are diagnostics: on stderr.
-    shown = _escaped(report)
+    shown = escaped(report)
     results(highlight=False, markup=False).print(Group(*render({**shown, "notes": []})))
     notes = diagnostics(highlight=False, markup=False)
     for note in shown["notes"]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from operator import itemgetter
 from typing import NamedTuple, Sequence
 
+from driftline.contract.decode import flatten_prediction
 from driftline.contract.event import PREDICTION, InferenceEvent
 
 __all__ = ["LocatedEvent", "Row", "EventBlock", "Column", "columns", "block_columns", "FEATURES", "OUTPUTS"]
@@ -136,10 +137,7 @@ def _predictions(raw: list[object], out: dict[tuple[str, str], Column]) -> int:
     if types <= {dict, _NONE}:
         return _gather(raw, OUTPUTS, PREDICTION + ".", out)  # type: ignore[arg-type]
     # single and named outputs mixed in one block: flatten event by event
-    named: list[dict | None] = [None if p is None else
-                                ({f"{PREDICTION}.{k}": v for k, v in p.items()} if type(p) is dict else {PREDICTION: p})
-                                for p in raw]
-    return _gather(named, OUTPUTS, "", out)
+    return _gather([flatten_prediction(p) for p in raw], OUTPUTS, "", out)
 
 
 def _gather(dicts: list[dict | None], source: str, prefix: str, out: dict[tuple[str, str], Column]) -> int:

@@ -313,7 +313,7 @@ def decode_batch(values: Sequence[bytes | None], record_times: Sequence[int | No
     texts = [e for e in event_ids if e is not None] if None in event_ids else event_ids
     if texts:
         joined = "\x00".join(texts) + "\x00"  # type: ignore[arg-type]
-        if (max(map(len, texts)) > max_text_chars or (not joined.isascii() and not is_utf8(joined))  # type: ignore[arg-type]
+        if (max(map(len, texts)) > max_text_chars or not is_utf8(joined)  # type: ignore[arg-type]
                 or _BOUNDED_TAIL.search(joined)):
             event_ids = [e if e is None or type(e) is not str else plain(e, max_text_chars) for e in event_ids]
 

@@ -293,7 +293,7 @@ class Pipeline:
             self._monitored(model, version, out, result)
 
         if outcome_items:
-            if positions is not None and outcome_settings is not None:
+            if positions is not None:  # labels and inferences: back in batch order
                 outcome_items.sort(key=itemgetter(0))
             self._outcomes([(rec, item) for _, rec, item in outcome_items], result, skewed)
 

@@ -340,6 +340,11 @@ def _window_of(s: Mapping[str, Any]) -> Mapping[str, Any]:
     return s["window"] if isinstance(s.get("window"), Mapping) else {}
 
 
+def _of(record: Mapping[str, Any], model: str, model_version: str | None) -> bool:
+    """Whether ``record`` is about ``model`` (and ``model_version``, when given)."""
+    return str(record.get("model")) == model and (model_version is None or str(record.get("model_version")) == model_version)
+
+
 def _mapping(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
@@ -363,9 +368,7 @@ def performance_windows(summaries: Iterable[Mapping[str, Any]], model: str,
     """
     rows = []
     for s in summaries:
-        if s.get("type") != "performance_summary" or str(s.get("model")) != model:
-            continue
-        if model_version is not None and str(s.get("model_version")) != model_version:
+        if s.get("type") != "performance_summary" or not _of(s, model, model_version):
             continue
         window = _window_of(s)
         perf = _mapping(s.get("window_performance"))
@@ -450,9 +453,7 @@ def concept_drift_alerts(alerts: Iterable[Mapping[str, Any]], model: str,
     seen: set[str] = set()
     out = []
     for a in alerts:
-        if a.get("kind") != "concept_drift" or str(a.get("model")) != model:
-            continue
-        if model_version is not None and str(a.get("model_version")) != model_version:
+        if a.get("kind") != "concept_drift" or not _of(a, model, model_version):
             continue
         ident = a.get("alert_id")
         if isinstance(ident, str):

@@ -205,11 +205,6 @@ class RecordHeaders:
     def __len__(self) -> int:
         return len(self._read())
 
-    def __eq__(self, other: object) -> bool:
-        return tuple(self._read()) == (tuple(other) if isinstance(other, (tuple, list, RecordHeaders)) else other)
-
-    __hash__ = None  # type: ignore[assignment]
-
     def __repr__(self) -> str:
         return repr(self._read())
 
