@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import urllib.request
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import wait_for
+from driftline.collector import WORKER_THRESHOLDS
 from driftline.errors import BrokerUnreachableError
 from driftline.transport.worker import DEADLETTER_HEADERS, Worker
 
@@ -112,6 +114,18 @@ def test_unreachable_broker_is_reported_clearly(kenv):
     settings = kenv.settings(bootstrap_servers=f"127.0.0.1:{free_port()}", broker_timeout_seconds=2)
     with pytest.raises(BrokerUnreachableError, match="cannot reach Kafka at .*DRIFTLINE_BOOTSTRAP_SERVERS"):
         Worker(settings).run(install_signal_handlers=False)
+
+
+def test_worker_runs_with_the_collector_tuned_and_restores_it(kenv):
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)  # CPython's default, whatever an earlier test left
+    try:
+        kenv.start_worker()
+        assert gc.get_threshold() == WORKER_THRESHOLDS
+        kenv.stop_workers()
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.set_threshold(*before)
 
 
 def test_worker_creates_missing_output_topics(kenv):

@@ -37,18 +37,10 @@ _TIMEOUT = number(float, 0, 3600, low_open=True)
 
 
 def tune_gc() -> None:
-    """Run CPython's cycle collector less often in a worker process.
+    """The collector tuned for a process that decodes records (:func:`driftline.collector.tuned`)."""
+    from driftline.collector import tuned
 
-    Decoding makes a few dicts per event, all freed by reference counting;
-    the default young-generation threshold (700 allocations) still walked
-    them, which cost about a third of the pipeline's time (in-memory
-    batches of 80,000 events: 2.8 s with the default, 1.8 s without
-    collections).  (``gc.freeze`` would save more but keeps the native
-    sketches alive past exit, where nanobind reports them as leaks.)
-    """
-    import gc
-
-    gc.set_threshold(50_000, 20, 20)
+    tuned()
 
 
 # Each command loads its settings before importing its machinery (the pipeline pulls in scipy and

@@ -37,6 +37,7 @@ transactional id follows from it (:mod:`driftline.transport.identity`).
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import os
 import signal
@@ -51,6 +52,7 @@ from typing import Any, Callable, Mapping, Sequence
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import ConfigResource
 
+from driftline import collector
 from driftline.config import Settings
 from driftline.config_errors import setting_ways
 from driftline.contract.event import SourceRecord, build
@@ -271,6 +273,8 @@ class Worker:
         self._finished.clear()
         try:
             with ExitStack() as stack:
+                # the loop decodes every record: the collector tuned for it (as `driftline run` has it), restored after
+                stack.callback(gc.set_threshold, *collector.tuned())
                 try:
                     self._run(stack, install_signal_handlers, exit_on_stall)
                 except _Stopping as exc:
