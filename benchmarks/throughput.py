@@ -55,12 +55,20 @@
    case starts with enough records for every model's warm-up (not timed), so
    the timed part is the steady state.  Target: each >= 0.8x dense.
 
+4. **Where the time goes** (``--breakdown``, instead of 1 and 2).  CPU microseconds per dense record in
+   ``Pipeline.process`` (batches of ``batch_size``, no Kafka), split into its stages by timing the
+   functions that run them: decoding (``orjson.loads`` alone shown apart), the columns, the per-column
+   checks and conversions, the numeric state (sketches, scores, CUSUMs, ADWIN), and the rest (routing,
+   categorical state, windows and summaries, findings, freeing the batch's objects).  With the ceiling's
+   per-record cost it shows how much room the targets leave.
+
 The Python process is pinned to one core and the broker to the other.
 
 Usage::
 
     python benchmarks/throughput.py [--records 200000] [--rounds 5] [--detector-block 32] [--no-latency]
     python benchmarks/throughput.py --cliffs [--records 100000] [--rounds 3] [--no-worker]   # make cliffs
+    python benchmarks/throughput.py --breakdown [--records 100000] [--rounds 3]
 
 ``--cliffs`` figures are feature values (not records) per second: a sparse record carries 0.8 of a dense
 one's values, so it meets 0.8x only if it costs no more per record than a dense one.
@@ -256,12 +264,15 @@ def driftline_worker(bootstrap: str, topic: str, n: int, skip: int = 0) -> tuple
     return todo / (marks["end"] - marks["start"]), todo / (marks["cpu_end"] - marks["cpu_start"])
 
 
-def pipeline_only(values: list[bytes], skip: int, batch: int) -> tuple[float, float]:
-    """Records per wall- and CPU-second of ``Pipeline.process`` over pre-built records ``skip`` to the end."""
+def pipeline_only(values: list[bytes], skip: int, batch: int, on_start=None) -> tuple[float, float]:
+    """Records per wall- and CPU-second of ``Pipeline.process`` over pre-built records ``skip`` to the end
+    (``on_start()`` is called as the timing starts)."""
     pipeline = Pipeline(pipeline_settings(_settings("localhost:9", "in")))
     recs = [build(SourceRecord, ("in", 0, i, T0 + i // EVENTS_PER_MS, b"bench", v, ())) for i, v in enumerate(values)]
     for i in range(0, skip, batch):
         pipeline.process(recs[i:min(i + batch, skip)])
+    if on_start is not None:
+        on_start()
     start, cpu_start = time.perf_counter(), time.process_time()
     for i in range(skip, len(recs), batch):
         pipeline.process(recs[i:i + batch])
@@ -594,6 +605,83 @@ def cliffs(args, console: Console) -> None:
                   f"{EVENTS_PER_MS * 1000:,} records a second.")
 
 
+# ------------------------------------------------------------------ breakdown
+#: (label, module, class or "", function): the functions of the record path timed by --breakdown (none runs
+#: inside another)
+STAGES = (
+    ("decode (orjson.loads and the batch's field checks)", "driftline.detection.pipeline", "", "decode_batch"),
+    ("columns (events transposed)", "driftline.detection.monitor", "", "block_columns"),
+    ("per-column checks and conversion to float64", "driftline.detection.monitor", "ModelMonitor", "_update_feature"),
+    ("numeric state (sketches, scores, CUSUMs, ADWIN)", "driftline.detection.monitor", "", "update_many"),
+)
+
+
+def _breakdown_run(n: int, conn) -> None:
+    """(In a fresh process.)  CPU µs per record of each stage of ``Pipeline.process`` over ``n`` dense records."""
+    import importlib
+
+    spent: dict[str, float] = {label: 0.0 for label, *_ in STAGES}
+
+    def timed(label: str, f):
+        def call(*args, **kwargs):
+            t = time.process_time()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                spent[label] += time.process_time() - t
+        return call
+
+    for label, module, cls, name in STAGES:
+        owner = importlib.import_module(module)
+        owner = getattr(owner, cls) if cls else owner
+        setattr(owner, name, timed(label, getattr(owner, name)))
+    skip = WARM_RECORDS
+    values, _ = records("dense", n + skip)
+    t = time.process_time()
+    loads = orjson.loads
+    for v in values[skip:]:
+        loads(v)
+    parse = time.process_time() - t
+    # (pipeline_only times the records after the warm-up: the stages are counted from there on)
+    _, cpu = pipeline_only(values, skip, load_settings().batch_size, on_start=lambda: spent.update(dict.fromkeys(spent, 0.0)))
+    total = 1e6 / cpu
+    out = {"orjson.loads alone": parse / n * 1e6, **{label: s / n * 1e6 for label, s in spent.items()},
+           "Pipeline.process": total}
+    conn.send(out)
+    conn.close()
+
+
+def breakdown(args, console: Console) -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    runs: list[dict[str, float]] = []
+    for _ in range(args.rounds):
+        receive, send = ctx.Pipe(duplex=False)
+        child = ctx.Process(target=_breakdown_run, args=(args.records, send), daemon=True)
+        child.start()
+        runs.append(receive.recv())
+        child.join(60)
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    staged = sum(med[label] for label, *_ in STAGES)
+    table = Table(title=f"Where a dense record's CPU time goes in Pipeline.process (µs per record, median of "
+                        f"{args.rounds} fresh processes, {args.records:,} records, batches of "
+                        f"{load_settings().batch_size:,})")
+    table.add_column("stage")
+    table.add_column("µs / record", justify="right")
+    table.add_column("share", justify="right")
+    for label, *_ in STAGES:
+        table.add_row(label, f"{med[label]:.2f}", f"{med[label] / med['Pipeline.process']:.0%}")
+    rest = med["Pipeline.process"] - staged
+    table.add_row("the rest (routing, categorical state, windows, findings, freeing the batch)", f"{rest:.2f}",
+                  f"{rest / med['Pipeline.process']:.0%}")
+    table.add_row("Pipeline.process", f"{med['Pipeline.process']:.2f}", "100%", style="bold")
+    table.add_row("of which orjson.loads alone (inside decode)", f"{med['orjson.loads alone']:.2f}", "")
+    console.print(table)
+    console.print("The worker adds consuming (librdkafka's Message objects: about what the ceiling loop pays beyond "
+                  "orjson.loads), a record per message, publishing and the transaction's commit.")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=200_000, help="records per round (--cliffs: dense-equivalent "
@@ -604,12 +692,15 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=30.0, help="length of the paced latency stream")
     parser.add_argument("--cliffs", action="store_true", help="the cliffs table instead of throughput and latency")
     parser.add_argument("--no-worker", action="store_true", help="--cliffs: Pipeline.process only, no broker")
+    parser.add_argument("--breakdown", action="store_true", help="where a record's time goes, instead of throughput")
     args = parser.parse_args()
     global DETECTOR_BLOCK
     DETECTOR_BLOCK = args.detector_block
     console = _console()
     if args.cliffs:
         cliffs(args, console)
+    elif args.breakdown:
+        breakdown(args, console)
     else:
         throughput(args, console)
 
