@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import threading
 from collections.abc import Iterator
 
-__all__ = ["paused", "tuned", "WORKER_THRESHOLDS"]
+__all__ = ["paused", "tuned", "tune", "WORKER_THRESHOLDS"]
 
 #: the young generation collected after 50,000 net allocations (CPython: 700), the older ones as usual
 WORKER_THRESHOLDS = (50_000, 20, 20)
@@ -30,8 +31,15 @@ def paused() -> Iterator[None]:
             gc.enable()
 
 
-def tuned() -> tuple[int, int, int]:
-    """Run the collector less often in a process that decodes records (returns the thresholds it had).
+_tuned_lock = threading.Lock()
+_tuned_users = 0
+_tuned_before: tuple[int, int, int] | None = None
+
+
+@contextlib.contextmanager
+def tuned() -> Iterator[None]:
+    """The collector run less often inside the block, for a loop that decodes records; the thresholds it
+    had are restored when the last of the blocks open at once (workers in threads of one process) ends.
 
     Decoding makes a few dicts per event, all freed by reference counting; the
     default young-generation threshold (700 allocations) still walked them,
@@ -41,6 +49,22 @@ def tuned() -> tuple[int, int, int]:
     per record of 15-23.  (``gc.freeze`` would save more but keeps the native
     sketches alive past exit, where nanobind reports them as leaks.)
     """
-    before = gc.get_threshold()
+    global _tuned_users, _tuned_before
+    with _tuned_lock:
+        if _tuned_users == 0:
+            _tuned_before = gc.get_threshold()  # type: ignore[assignment]
+            gc.set_threshold(*WORKER_THRESHOLDS)
+        _tuned_users += 1
+    try:
+        yield
+    finally:
+        with _tuned_lock:
+            _tuned_users -= 1
+            if _tuned_users == 0 and _tuned_before is not None:
+                gc.set_threshold(*_tuned_before)
+                _tuned_before = None
+
+
+def tune() -> None:
+    """The collector run less often from now on, for good (a command that decodes records until it exits)."""
     gc.set_threshold(*WORKER_THRESHOLDS)
-    return before  # type: ignore[return-value]

@@ -38,9 +38,9 @@ _TIMEOUT = number(float, 0, 3600, low_open=True)
 
 def tune_gc() -> None:
     """The collector tuned for a process that decodes records (:func:`driftline.collector.tuned`)."""
-    from driftline.collector import tuned
+    from driftline.collector import tune
 
-    tuned()
+    tune()
 
 
 # Each command loads its settings before importing its machinery (the pipeline pulls in scipy and

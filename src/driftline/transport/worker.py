@@ -37,7 +37,6 @@ transactional id follows from it (:mod:`driftline.transport.identity`).
 from __future__ import annotations
 
 import dataclasses
-import gc
 import logging
 import os
 import signal
@@ -274,7 +273,7 @@ class Worker:
         try:
             with ExitStack() as stack:
                 # the loop decodes every record: the collector tuned for it (as `driftline run` has it), restored after
-                stack.callback(gc.set_threshold, *collector.tuned())
+                stack.enter_context(collector.tuned())
                 try:
                     self._run(stack, install_signal_handlers, exit_on_stall)
                 except _Stopping as exc:
