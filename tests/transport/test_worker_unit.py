@@ -208,3 +208,52 @@ def test_last_offsets_of_interleaved_partitions_with_offset_gaps():
     assert _last_offsets(recs) == {("in", 0): 2, ("in", 1): 5}
     assert _last_offsets(recs[:1] + recs[2:]) == {("in", 0): 2}
     assert _last_offsets([]) == {}
+
+
+def test_checkpoint_spacing_bounds_the_share_of_time_spent_checkpointing():
+    from driftline.transport.checkpoints import SPACED_FROM_SECONDS, checkpoint_spacing
+
+    assert checkpoint_spacing(0.5, 0.1) == pytest.approx(4.5)  # 0.5 s of every 5 s
+    assert checkpoint_spacing(2.0, 0.25) == pytest.approx(6.0)
+    assert checkpoint_spacing(SPACED_FROM_SECONDS / 2, 0.1) == 0.0  # small states: by records exactly
+    assert checkpoint_spacing(0.5, 0.0) == 0.0  # 0 turns it off
+    assert checkpoint_spacing(float("inf"), 0.1) == 0.0 and checkpoint_spacing(float("nan"), 0.1) == 0.0
+
+
+def _due_worker(**kw) -> Worker:
+    from driftline.transport.checkpoints import CheckpointStore
+
+    settings = load_settings(metrics_port=0, checkpoint_interval_records=1000, **kw)
+    worker = Worker(settings)
+    worker._checkpoints = CheckpointStore(settings, 1)  # what run() sets once the state topic is known
+    worker._records_since_checkpoint = 1000
+    return worker
+
+
+def test_a_checkpoint_due_by_records_waits_while_the_last_one_was_long():
+    worker = _due_worker(checkpoint_max_share=0.1, checkpoint_interval_seconds=60)
+    worker._checkpoint_seconds = 0.5
+    now = time.monotonic()
+    worker._last_checkpoint = now - 1.0
+    assert not worker._due()  # 4.5 s after a 0.5 s checkpoint, not 1 s
+    worker._last_checkpoint = now - 4.6
+    assert worker._due()
+    worker._checkpoint_seconds = 0.01  # a small state: by records at once
+    worker._last_checkpoint = now
+    assert worker._due()
+
+
+def test_checkpoint_interval_seconds_still_applies_while_checkpoints_are_spaced():
+    worker = _due_worker(checkpoint_max_share=0.01, checkpoint_interval_seconds=2)
+    worker._checkpoint_seconds = 1.0  # spacing 99 s
+    worker._last_checkpoint = time.monotonic() - 2.5
+    assert worker._due()
+
+
+def test_checkpoint_max_share_zero_checkpoints_by_records_regardless():
+    worker = _due_worker(checkpoint_max_share=0, checkpoint_interval_seconds=0)
+    worker._checkpoint_seconds = 10.0
+    worker._last_checkpoint = time.monotonic()
+    assert worker._due()
+    worker._records_since_checkpoint = 999
+    assert not worker._due()

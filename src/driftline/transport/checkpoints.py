@@ -20,6 +20,7 @@ offsets that were never committed.
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 import zlib
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from driftline.config import Settings
 from driftline.state.checkpoint import CheckpointError, PartitionState, decode_state, encode_state
 from driftline.transport import kafka
 
-__all__ = ["CheckpointStore", "Restored", "CHUNK_BYTES"]
+__all__ = ["CheckpointStore", "Restored", "CHUNK_BYTES", "SPACED_FROM_SECONDS", "checkpoint_spacing"]
 
 log = logging.getLogger("driftline.checkpoints")
 
@@ -43,6 +44,26 @@ MAX_CHUNKS = 4096
 H_ID = "driftline.checkpoint.id"
 H_CHUNKS = "driftline.checkpoint.chunks"
 H_OFFSET = "driftline.checkpoint.offset"
+
+
+#: checkpoints that take less than this to write are never spaced out (small states: by records exactly)
+SPACED_FROM_SECONDS = 0.05
+
+
+def checkpoint_spacing(last_seconds: float, max_share: float) -> float:
+    """Seconds from one checkpoint to the next that ``checkpoint_interval_records`` may bring, after one that
+    took ``last_seconds`` to write: checkpointing then takes at most ``max_share`` of the time (0: none).
+
+    A checkpoint writes the whole state of every assigned partition, so its cost grows with the features a
+    worker holds, not with the records between two of them: 2,200 features (100 models of 22) took 0.5 s,
+    about 4 µs per record at the default 100,000 records.
+
+    >>> checkpoint_spacing(0.5, 0.1), checkpoint_spacing(0.01, 0.1), checkpoint_spacing(0.5, 0.0)
+    (4.5, 0.0, 0.0)
+    """
+    if max_share <= 0.0 or last_seconds < SPACED_FROM_SECONDS or not math.isfinite(last_seconds):
+        return 0.0
+    return last_seconds * (1.0 - max_share) / max_share
 
 
 @dataclass(slots=True)

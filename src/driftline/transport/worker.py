@@ -68,7 +68,7 @@ from driftline.observability.server import MetricsServer
 from driftline.redact import bounded
 from driftline.transport import kafka
 from driftline.transport.alert_feed import WORKER_HEADER, AlertFeed
-from driftline.transport.checkpoints import CHUNK_BYTES, CheckpointStore, Restored
+from driftline.transport.checkpoints import CHUNK_BYTES, CheckpointStore, Restored, checkpoint_spacing
 from driftline.transport.delivery import (RECORD_MARGIN, OutputLimits, is_fenced, is_record_error, is_size_error,
                                           output_fields, oversized_output, producer_limit, record_size)
 from driftline.transport.identity import SlotLock, default_transactional_id
@@ -211,6 +211,9 @@ class Worker:
         #: revoked partitions whose state is kept in case they come straight back (position at revoke)
         self._held: dict[tuple[str, int], int] = {}
         self._records_since_checkpoint = 0
+        #: how long the last checkpoint took to write, and whether a checkpoint due by records is being held back
+        self._checkpoint_seconds = 0.0
+        self._deferring = False
         self._last_checkpoint = time.monotonic()
         #: the blocking transaction call under way: (name, started, timeout)
         self._blocked: tuple[str | None, float, float] = (None, 0.0, 0.0)
@@ -628,12 +631,32 @@ class Worker:
         s = self.settings
         if self._checkpoints is None or self._records_since_checkpoint == 0:
             return False
+        since = time.monotonic() - self._last_checkpoint
         if s.checkpoint_interval_records and self._records_since_checkpoint >= s.checkpoint_interval_records:
-            return True
-        return bool(s.checkpoint_interval_seconds) and time.monotonic() - self._last_checkpoint >= s.checkpoint_interval_seconds
+            wait = checkpoint_spacing(self._checkpoint_seconds, s.checkpoint_max_share)
+            if since >= wait:
+                self._deferring = False
+                return True
+            if not self._deferring:
+                self._deferring = True
+                log.info("checkpoints spaced out: one takes longer than checkpoint_max_share of the time allows "
+                         "at checkpoint_interval_records", extra={"ctx": {
+                             "checkpoint_seconds": round(self._checkpoint_seconds, 3),
+                             "next_in_seconds": round(wait - since, 3),
+                             "checkpoint_max_share": s.checkpoint_max_share}})
+        return bool(s.checkpoint_interval_seconds) and since >= s.checkpoint_interval_seconds
 
     def _write_checkpoints(self, tps, trigger: str) -> list[tuple[str, int]]:
-        """Produce the checkpoints of partitions whose position moved since their last one."""
+        """Produce the checkpoints of partitions whose position moved since their last one (and note how long
+        that took, for :func:`checkpoint_spacing`)."""
+        assert self._checkpoints is not None
+        started = time.perf_counter()
+        try:
+            return self._write_checkpoints_of(tps, trigger)
+        finally:
+            self._checkpoint_seconds = time.perf_counter() - started
+
+    def _write_checkpoints_of(self, tps, trigger: str) -> list[tuple[str, int]]:
         assert self._checkpoints is not None
         written = []
         now_ms = int(time.time() * 1000)
