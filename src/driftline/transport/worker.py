@@ -213,7 +213,7 @@ class Worker:
         self._records_since_checkpoint = 0
         #: how long the last checkpoint took to write, and whether a checkpoint due by records is being held back
         self._checkpoint_seconds = 0.0
-        self._deferring = False
+        self._deferring = self._spacing_logged = False
         self._last_checkpoint = time.monotonic()
         #: the blocking transaction call under way: (name, started, timeout)
         self._blocked: tuple[str | None, float, float] = (None, 0.0, 0.0)
@@ -639,11 +639,12 @@ class Worker:
                 return True
             if not self._deferring:
                 self._deferring = True
-                log.info("checkpoints spaced out: one takes longer than checkpoint_max_share of the time allows "
+                (log.debug if self._spacing_logged else log.info)("checkpoints spaced out: one takes longer than checkpoint_max_share of the time allows "
                          "at checkpoint_interval_records", extra={"ctx": {
                              "checkpoint_seconds": round(self._checkpoint_seconds, 3),
                              "next_in_seconds": round(wait - since, 3),
                              "checkpoint_max_share": s.checkpoint_max_share}})
+                self._spacing_logged = True  # at INFO once; then at DEBUG
         return bool(s.checkpoint_interval_seconds) and since >= s.checkpoint_interval_seconds
 
     def _write_checkpoints(self, tps, trigger: str) -> list[tuple[str, int]]:
