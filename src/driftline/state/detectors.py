@@ -293,6 +293,15 @@ class CusumBank:
         return found
 
 
+@lru_cache(maxsize=1)
+def _spread_sides() -> tuple[float, float, float, float]:
+    """``(g↑, c↑, g↓, c↓)`` of the spread CUSUMs' increments ``g·z² − c``."""
+    ratio = SPREAD_DESIGN ** 2
+    g_up, c_up = spread_design(ratio)
+    g_down, c_down = spread_design(1.0 / ratio)
+    return g_up, c_up, g_down, c_down
+
+
 class NumericDetectors:
     """Reference-relative CUSUMs (location, spread) over every value and ADWIN over pairs of blocks.
 
@@ -310,11 +319,8 @@ class NumericDetectors:
         self.params = params
         self.bias_variance = bias_variance
         self.k = params.design_shift / 2.0
-        ratio = SPREAD_DESIGN ** 2
-        g_up, c_up = spread_design(ratio)
-        g_down, c_down = spread_design(1.0 / ratio)
-        #: increments g·z² − c of the spread sides
-        self.spread = (g_up, c_up, g_down, c_down)
+        #: increments g·z² − c of the spread sides (one tuple for every detector)
+        self.spread = _spread_sides()
         self.cusums = CusumBank(self._thresholds(params))
         self.adwin = drift.ADWIN(delta=params.adwin_delta, clock=1)
         self.values = 0
