@@ -55,7 +55,8 @@ class NumericState:
         self.moments = Moments()
         self.window_moments = Moments()
         self.window_sketch = kll_doubles_sketch(KLL_K)
-        self._warmup_values: list[np.ndarray] = []
+        #: the warm-up's values until the reference is set (then an empty tuple)
+        self._warmup_values: list[np.ndarray] | tuple[()] = []
         self._warmup_count = 0
         self.grid: QuantileGrid | None = None
         self.reference_moments = Moments()
@@ -116,7 +117,7 @@ class NumericState:
         self._warmup_count += take
         if self._warmup_count >= self.warmup:
             self._set_reference(np.concatenate(self._warmup_values))
-            self._warmup_values = []
+            self._warmup_values = ()  # (one empty tuple for every warmed-up state)
         if take >= values.size:
             return []
         return [(take + index, det, effect)
@@ -154,7 +155,7 @@ class NumericState:
         self.reference_count = n
         self.reference_rank_error = 0.0 if exact else (
             (sketch.normalized_rank_error(False) if sketch.is_estimation_mode() else 0.0) + 1.0 / GRID_SIZE)
-        self._warmup_values = []
+        self._warmup_values = ()
         self._warmup_count = self.warmup
         self.detectors = NumericDetectors(
             self.params, reference_bias_variance(self.reference_count, self.reference_rank_error))
