@@ -304,6 +304,11 @@ FORGERIES = {
     "KLL sketch with a NaN item": _patch_blob("k", -8, struct.pack("<d", float("nan")), lambda n: n[1] > 16),
     "KLL sketch with k = 0": _patch_blob("k", 4, struct.pack("<H", 0)),
     "generator with has_uint32 = 7": _patch_blob("g", 32, struct.pack("<I", 7)),
+    "numeric state whose generator seed is text": lambda t, tr, b: _set_attr(tr, t, "NumericState", "_seed", "x"),
+    "numeric state whose generator seed is beyond 64 bits": lambda t, tr, b: _set_attr(
+        tr, t, "NumericState", "_seed", ["i", str(2 ** 64)]),
+    "numeric state with draws skipped < 0": lambda t, tr, b: _set_attr(tr, t, "NumericState", "_skipped", -1),
+    "numeric state whose generator is a number": lambda t, tr, b: _set_attr(tr, t, "NumericState", "_rng", 5),
     "reference to an unknown label": lambda t, tr, b: _set_attr(tr, t, "Moments", "m2", ["r", 10 ** 6]),
     "an object that contains itself": _self_reference,
     "deep nesting (100 levels)": _nest(100),

@@ -51,3 +51,17 @@ def test_a_detection_in_a_pair_completed_by_a_tiny_batch_points_into_that_batch(
             assert j == 0, j  # the only value of this call
             found.append((i, det.detector))
     assert found == [(6046, "page_hinkley"), (6096, "page_hinkley_spread"), (6479, "adwin")]  # as in large batches
+
+
+def test_the_tie_breaking_generator_is_built_only_at_a_draw_and_draws_as_if_it_had_skipped():
+    """A feature without ties never builds its generator (0.8 KB); its draws after skipped ones are those of
+    ``default_rng(seed)`` advanced past them, as the eager generator gave."""
+    state = _state(seed=9)
+    state.update(np.random.default_rng(5).normal(size=3_000))  # 1,000 scored, none tied
+    assert state._rng is None and state._skipped == 1_000
+    eager = np.random.default_rng(9)
+    eager.bit_generator.advance(1_000)
+    assert state.draws(4).tolist() == eager.random(4).tolist()
+    state._skipped += 7
+    eager.bit_generator.advance(7)
+    assert state._rng is not None and state.draws(3).tolist() == eager.random(3).tolist()

@@ -49,3 +49,12 @@ def test_block_spread_scores_react_to_spread_not_location():
     assert abs(s0.mean()) < 0.02 and abs(s0.std() - 1) < 0.02
     assert abs(block_spread_scores(base + 3.0).mean() - s0.mean()) < 1e-9
     assert block_spread_scores(base * 1.5).mean() > 2.0
+
+
+def test_the_cdf_at_the_points_counts_ties_and_is_shared_without_them():
+    tied = QuantileGrid(np.array([1.0, 2.0, 2.0, 2.0, 3.0, 4.0, 4.0]))
+    assert tied.cdf.tolist() == (np.searchsorted(tied.points, tied.points, side="right") / 7).tolist()
+    assert tied.cdf.tolist()[1:4] == [4 / 7] * 3
+    plain = QuantileGrid.from_sorted_sample(np.sort(np.random.default_rng(3).normal(size=5000)))
+    assert plain.cdf is QuantileGrid(plain.points.copy()).cdf  # one read-only array for every grid of a size
+    assert plain.cdf.tolist() == (np.arange(1, 1025) / 1024).tolist() and not plain.cdf.flags.writeable

@@ -38,7 +38,7 @@ def _store(kenv, settings) -> CheckpointStore:
 def test_a_large_checkpoint_goes_in_chunks_and_the_newest_usable_one_is_restored(kenv):
     settings = kenv.settings(labels_topic="")
     store = _store(kenv, settings)
-    pipeline = _pipeline_with_state(settings, features=100, events=1_200)  # (about 11 KB a feature: more than one chunk)
+    pipeline = _pipeline_with_state(settings, features=150, events=1_200)  # (about 8 KB a feature: more than one chunk)
     producer = Producer({"bootstrap.servers": kenv.broker.bootstrap_servers})
     errors = []
     on_delivery = lambda err, msg: errors.append(err) if err else None  # noqa: E731
@@ -56,7 +56,7 @@ def test_a_large_checkpoint_goes_in_chunks_and_the_newest_usable_one_is_restored
     assert committed_only[(kenv.input, 0)].state.offset == 1_200
     restored = Pipeline(pipeline_settings(settings))
     restored.restore(newest[(kenv.input, 0)].state)
-    assert restored.feature_count == pipeline.feature_count == 100
+    assert restored.feature_count == pipeline.feature_count == 150
 
 
 def test_a_worker_rejects_an_old_format_checkpoint_and_starts_clean(kenv):

@@ -40,8 +40,10 @@ __all__ = ["STATE_FORMAT", "CheckpointError", "PartitionState", "encode_state", 
 
 #: Version of the checkpoint payload; bump when any state class changes shape.
 #: 1: pickle (rejected since 2: it could name any callable); 2: data only (driftline.state.codec);
-#: 3: reference-relative CUSUMs (NumericDetectors, CategoryCusums) instead of river's Page-Hinkley
-STATE_FORMAT = 4
+#: 3: reference-relative CUSUMs (NumericDetectors, CategoryCusums) instead of river's Page-Hinkley;
+#: 4: window counts allocated with the window's first value, in the smallest dtype;
+#: 5: NumericState without the cumulative sketch (nothing read it), its generator built at its first tie
+STATE_FORMAT = 5
 _MAGIC = b"DLCK"
 _HEADER = struct.Struct(">4sHB32s")
 _PREFIX = 7  # magic, format, flags: covered by the digest

@@ -179,6 +179,14 @@ def _check_partition_state(state: PartitionState) -> None:
         raise CheckpointError("checkpoint holds a partition state of the wrong shape")
 
 
+def _check_numeric_state(state: Any) -> None:
+    """The tie-breaking generator of a numeric state: built (a Generator) or not yet (its seed, a u64), and the
+    draws skipped since (an int of at most 100 digits, as every int of a checkpoint: advance wraps it)."""
+    if not (type(state._seed) is int and 0 <= state._seed < 2 ** 64 and type(state._skipped) is int
+            and state._skipped >= 0 and (state._rng is None or type(state._rng) is Generator)):
+        raise CheckpointError("checkpoint holds a numeric state with a malformed random generator")
+
+
 _REGISTRY: Registry | None = None
 
 
@@ -213,7 +221,8 @@ def registry() -> Registry:
 
         _REGISTRY = Registry([
             _spec(PartitionState, check=_check_partition_state),
-            _spec(ModelMonitor, monitor), _spec(_Feature), _spec(NumericState), _spec(CategoricalState),
+            _spec(ModelMonitor, monitor), _spec(_Feature), _spec(NumericState, check=_check_numeric_state),
+            _spec(CategoricalState),
             _spec(NumericDetectors), _spec(CategoryCusums), _spec(CusumBank), _spec(_Walk), _spec(DetectorParams),
             _spec(Moments), _spec(QuantileGrid), _spec(WindowCounts),
             _spec(_KeyState), _spec(Finding), _spec(WindowSpan),

@@ -35,6 +35,7 @@ is True from a detection until every CUSUM has re-armed.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
@@ -211,13 +212,31 @@ def crossings(s: np.ndarray, threshold: float, armed: bool) -> tuple[list[int], 
 REBASE = 1 << 16
 
 
+#: the threshold arrays in use, by their bytes: the CUSUMs of a model's features (equal references, equal
+#: budgets) share one read-only array
+_THRESHOLDS: "weakref.WeakValueDictionary[bytes, np.ndarray]" = weakref.WeakValueDictionary()
+
+
+def _shared_thresholds(thresholds: np.ndarray) -> np.ndarray:
+    """A read-only array equal to ``thresholds`` (float64), the same one for equal thresholds."""
+    values = np.asarray(thresholds, dtype=np.float64)
+    key = values.tobytes()
+    shared = _THRESHOLDS.get(key)
+    if shared is None or shared.shape != values.shape:
+        shared = values.copy()
+        shared.setflags(write=False)
+        _THRESHOLDS[key] = shared
+    return shared
+
+
 class CusumBank:
     """``m`` one-sided capped CUSUMs fed together (an n × m matrix of increments per update)."""
 
     __slots__ = ("threshold", "armed", "walk", "fed")
 
     def __init__(self, thresholds: np.ndarray) -> None:
-        self.threshold = np.asarray(thresholds, dtype=np.float64).copy()
+        #: read-only, shared by the banks with the same thresholds (replaced, never written in place)
+        self.threshold = _shared_thresholds(thresholds)
         m = self.threshold.size
         self.armed = np.ones(m, dtype=bool)
         self.walk = _Walk(np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m, dtype=bool))
@@ -236,7 +255,7 @@ class CusumBank:
 
     def set_thresholds(self, thresholds: np.ndarray) -> None:
         """New thresholds; the sums carry on (a sum above a new threshold while armed fires on the next value)."""
-        self.threshold = np.asarray(thresholds, dtype=np.float64).copy()
+        self.threshold = _shared_thresholds(thresholds)
         self.walk.rebase(CAP * self.threshold)
 
     def buffer(self, n: int) -> np.ndarray:
@@ -293,6 +312,15 @@ class CusumBank:
         return found
 
 
+@lru_cache(maxsize=1)
+def _spread_sides() -> tuple[float, float, float, float]:
+    """``(g↑, c↑, g↓, c↓)`` of the spread CUSUMs' increments ``g·z² − c``."""
+    ratio = SPREAD_DESIGN ** 2
+    g_up, c_up = spread_design(ratio)
+    g_down, c_down = spread_design(1.0 / ratio)
+    return g_up, c_up, g_down, c_down
+
+
 class NumericDetectors:
     """Reference-relative CUSUMs (location, spread) over every value and ADWIN over pairs of blocks.
 
@@ -310,11 +338,8 @@ class NumericDetectors:
         self.params = params
         self.bias_variance = bias_variance
         self.k = params.design_shift / 2.0
-        ratio = SPREAD_DESIGN ** 2
-        g_up, c_up = spread_design(ratio)
-        g_down, c_down = spread_design(1.0 / ratio)
-        #: increments g·z² − c of the spread sides
-        self.spread = (g_up, c_up, g_down, c_down)
+        #: increments g·z² − c of the spread sides (one tuple for every detector)
+        self.spread = _spread_sides()
         self.cusums = CusumBank(self._thresholds(params))
         self.adwin = drift.ADWIN(delta=params.adwin_delta, clock=1)
         self.values = 0

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -56,27 +56,24 @@ class QuantileGrid:
     """Reference quantiles at probabilities ``(j + 0.5) / m`` for ``j < m``.
 
     ``points`` must be sorted and should be actual observations (atoms of a
-    discrete feature then repeat, which is how ties are recognised).
+    discrete feature then repeat, which is how ties are recognised).  Only
+    the points are kept (8 KB for 1,024): the CDF at them is derived when a
+    window closes (:attr:`cdf`).
     """
 
     points: np.ndarray
-    #: P(X ≤ points[j]) under the reference, ties included (derived once).
-    cdf: np.ndarray = field(init=False, repr=False, compare=False)
-    #: The distinct grid points, for look-ups that need unique split points.
-    distinct: np.ndarray = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
+    @property
+    def cdf(self) -> np.ndarray:
+        """P(X ≤ points[j]) under the reference, ties included.
+
+        Without ties (a continuous feature) it is the same for every grid of
+        this size: one shared, read-only array.
+        """
         q = self.points
-        distinct = np.unique(q)
-        if distinct.size == q.size:
-            # no ties (a continuous feature): the distinct points are the points, and the CDF at them is the
-            # same for every grid of this size; shared, not copied (16 KB less per feature, in memory and in
-            # checkpoints, which write a shared array once)
-            object.__setattr__(self, "cdf", _steps(q.size))
-            object.__setattr__(self, "distinct", q)
-        else:
-            object.__setattr__(self, "cdf", np.searchsorted(q, q, side="right") / q.size)
-            object.__setattr__(self, "distinct", distinct)
+        if q.size < 2 or bool((q[1:] > q[:-1]).all()):
+            return _steps(q.size)
+        return np.searchsorted(q, q, side="right") / q.size
 
     @classmethod
     def from_sorted_sample(cls, sample: np.ndarray, size: int = 1024) -> "QuantileGrid":
