@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     kafka: dict[str, str] = Field(default_factory=dict, description="librdkafka properties passed through (security.protocol, sasl.*, ssl.*, ...).")
     sasl_password: SecretStr | None = Field(None, description="sasl.password, kept secret.")
     ssl_key_password: SecretStr | None = Field(None, description="ssl.key.password, kept secret.")
-    batch_size: int = Field(20_000, ge=1, le=100_000, description="Most records consumed per batch (a backlog fills them; a slower stream gets batches of what came within batch_wait_seconds).")
+    batch_size: int = Field(5000, ge=1, le=100_000, description="Most records consumed per batch (a backlog fills them; a slower stream gets batches of what came within batch_wait_seconds).")
     poll_timeout_seconds: float = Field(0.5, gt=0, le=60, description="How long one consume call waits for records.")
     batch_wait_seconds: float = Field(0.1, ge=0, le=60, description="Once a batch's first record is in, how much longer the worker waits for the batch to fill before processing what it has (lower: alerts sooner at low rates; higher: fewer, larger transactions).")
     broker_timeout_seconds: float = Field(15.0, gt=0, le=3600, description="How long start-up waits for the broker before reporting it unreachable.")
