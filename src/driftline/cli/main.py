@@ -17,7 +17,7 @@ from typing import Any, NoReturn, Sequence
 
 import orjson
 
-from driftline import __version__
+from driftline import __version__, collector
 from driftline.errors import BrokerUnreachableError, ConfigError, DriftlineError, ProducerFencedError
 from driftline.cli.options import (ALL, CONNECTION, DETECTION, INT32, HelpFormatter, add_settings, number,
                                    settings_from)
@@ -36,13 +36,6 @@ _INT32 = INT32
 _TIMEOUT = number(float, 0, 3600, low_open=True)
 
 
-def tune_gc() -> None:
-    """The collector tuned for a process that decodes records (:func:`driftline.collector.tuned`)."""
-    from driftline.collector import tune
-
-    tune()
-
-
 # Each command loads its settings before importing its machinery (the pipeline pulls in scipy and
 # river, about a second): a configuration error is reported at once.
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -50,7 +43,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from driftline.observability.logging import configure_logging
     from driftline.transport.worker import Worker
 
-    tune_gc()
+    collector.tune()  # the collector tuned for a process that decodes records
     configure_logging(settings.log_level, settings.log_format)
     Worker(settings).run(exit_on_stall=True)
     return 0
@@ -67,7 +60,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     from driftline.cli.replay import replay
 
-    tune_gc()
+    collector.tune()  # the collector tuned for a process that decodes records
     return replay(settings, args)
 
 
@@ -117,7 +110,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     from driftline.cli.report import report
 
-    tune_gc()
+    collector.tune()  # the collector tuned for a process that decodes records
     return report(settings, args)
 
 

@@ -639,37 +639,33 @@ class Worker:
                 return True
             if not self._deferring:
                 self._deferring = True
-                (log.debug if self._spacing_logged else log.info)("checkpoints spaced out: one takes longer than checkpoint_max_share of the time allows "
-                         "at checkpoint_interval_records", extra={"ctx": {
-                             "checkpoint_seconds": round(self._checkpoint_seconds, 3),
-                             "next_in_seconds": round(wait - since, 3),
-                             "checkpoint_max_share": s.checkpoint_max_share}})
-                self._spacing_logged = True  # at INFO once; then at DEBUG
+                say = log.debug if self._spacing_logged else log.info  # at INFO once; then at DEBUG
+                say("checkpoints spaced out: one takes longer than checkpoint_max_share of the time allows at "
+                    "checkpoint_interval_records", extra={"ctx": {
+                        "checkpoint_seconds": round(self._checkpoint_seconds, 3),
+                        "next_in_seconds": round(wait - since, 3), "checkpoint_max_share": s.checkpoint_max_share}})
+                self._spacing_logged = True
         return bool(s.checkpoint_interval_seconds) and since >= s.checkpoint_interval_seconds
 
     def _write_checkpoints(self, tps, trigger: str) -> list[tuple[str, int]]:
         """Produce the checkpoints of partitions whose position moved since their last one (and note how long
         that took, for :func:`checkpoint_spacing`)."""
         assert self._checkpoints is not None
-        started = time.perf_counter()
-        try:
-            return self._write_checkpoints_of(tps, trigger)
-        finally:
-            self._checkpoint_seconds = time.perf_counter() - started
-
-    def _write_checkpoints_of(self, tps, trigger: str) -> list[tuple[str, int]]:
-        assert self._checkpoints is not None
         written = []
         now_ms = int(time.time() * 1000)
-        for tp in tps:
-            position = self._positions.get(tp)
-            if position is None or self._checkpointed.get(tp) == position:
-                continue
-            size = self._checkpoints.write(self._producer, self.pipeline.snapshot(tp[0], tp[1], position, now_ms=now_ms),
-                                           self._delivered)
-            self.metrics.checkpoints.labels(trigger).inc()
-            self.metrics.checkpoint_bytes.observe(size)
-            written.append(tp)
+        started = time.perf_counter()
+        try:
+            for tp in tps:
+                position = self._positions.get(tp)
+                if position is None or self._checkpointed.get(tp) == position:
+                    continue
+                size = self._checkpoints.write(self._producer, self.pipeline.snapshot(tp[0], tp[1], position,
+                                                                                      now_ms=now_ms), self._delivered)
+                self.metrics.checkpoints.labels(trigger).inc()
+                self.metrics.checkpoint_bytes.observe(size)
+                written.append(tp)
+        finally:
+            self._checkpoint_seconds = time.perf_counter() - started
         return written
 
     def _checkpoint(self, tps: list[tuple[str, int]], trigger: str) -> None:
