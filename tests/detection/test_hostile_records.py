@@ -72,6 +72,26 @@ def test_a_401_digit_integer_in_a_feature_is_a_non_finite_finding():
     published(result)
 
 
+@pytest.mark.parametrize("values, non_finite", [
+    ([1.7e308, 1.7e308], 0),          # finite values whose sum overflows: no finding
+    ([1.7e308, -1.7e308, 1.0], 0),
+    ([1e308, float("inf")], 1),
+    ([float("-inf"), float("inf")], 2),  # their sum is NaN
+    ([float("nan"), 2.0, 3.0], 1),
+])
+def test_values_near_a_doubles_limits_are_non_finite_only_when_they_are(values, non_finite):
+    p = pipeline()
+    records = [good(i) for i in range(60)]
+    text = [json.dumps({"model": "m", "timestamp": T0, "features": {"x": v, "c": "a"}}) for v in values]
+    records[10:10] = [rec(t, 100 + k) for k, t in enumerate(text)]
+    result = p.process(records)
+    assert not result.dead_letters
+    assert quality(result, Check.NON_FINITE) == non_finite
+    (x,) = [s for s in result.summaries if s["feature"] == "x"]
+    assert x["non_finite"] == non_finite
+    published(result)
+
+
 def test_a_401_digit_prediction_is_non_finite_for_the_monitor_and_the_output_rules():
     p = pipeline(labels=True)
     records = [good(i) for i in range(60)]

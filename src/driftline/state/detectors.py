@@ -536,15 +536,14 @@ def update_numeric_many(detectors: list[NumericDetectors], z: np.ndarray, length
     np.copyto(run[:, :2], np.where(any_zero[:, None], at_end - at_zero, before[:, :2] + at_end))
     run[:, 2] = np.where(any_zero, ends4 - last_zero, before[:, 2] + ends4 + 1)
     out: list[list] = []
-    for i, det in enumerate(detectors):
+    for i, (det, n) in enumerate(zip(detectors, lengths.tolist())):
         bank = banks[i]
-        n = int(lengths[i])
         first = det.values
         th = bank.threshold
         a = 4 * i
-        carried = before[a:a + 4]
         det.run = run[a:a + 4]
         if slow[i] or (bank.fed % REBASE) + n > REBASE:
+            carried = before[a:a + 4]
             redo = bank.buffer(n)
             _numeric_increments(z[i:i + 1, :n], k[i:i + 1], spread[i:i + 1], redo[None])
             own: list[np.ndarray] = []
@@ -552,7 +551,6 @@ def update_numeric_many(detectors: list[NumericDetectors], z: np.ndarray, length
             mine = own[0]
             det.run = _runs_at_end(mine, zc[:n, i], z2c[:n, i], carried)
         else:
-            mine = sums[:n, a:a + 4].T
             walk = walks[i]
             walk.w, walk.e, walk.s = w_end[a:a + 4], e_end[a:a + 4], s_end[a:a + 4]
             bank.fed += n
@@ -560,14 +558,19 @@ def update_numeric_many(detectors: list[NumericDetectors], z: np.ndarray, length
                 walk.rebase(cap[a:a + 4])
             hits = []
             if look[i]:
+                mine = sums[:n, a:a + 4].T
                 for col in range(4):
                     series = np.ascontiguousarray(mine[col])
                     rows_hit, still = crossings(series, float(th[col]), bool(bank.armed[col]))
                     bank.armed[col] = still
                     hits += [(r, col, float(series[r])) for r in rows_hit]
                 hits.sort()
-        found = [(Detection(_NAMES[col], first + row + 1, stat, float(th[col])),
-                  _run_before(mine[col], row, zc[:, i], z2c[:, i], carried[col])) for row, col, stat in hits]
+        if hits:
+            carried = before[a:a + 4]
+            found = [(Detection(_NAMES[col], first + row + 1, stat, float(th[col])),
+                      _run_before(mine[col], row, zc[:, i], z2c[:, i], carried[col])) for row, col, stat in hits]
+        else:
+            found = []
         det.values += n
         scores, ends = pairs[i]
         if scores:

@@ -492,6 +492,7 @@ def _score_many(states: list[NumericState], chunks: list[np.ndarray], *, counted
     out: list[Found] = []
     start_list, end_list = starts.tolist(), ends.tolist()
     cell_list = cell_starts.tolist()
+    cell_sizes = cells.tolist()
     rest_from = 0
     for i, st in enumerate(states):
         zz = zs[i]
@@ -502,7 +503,7 @@ def _score_many(states: list[NumericState], chunks: list[np.ndarray], *, counted
         counts = st.window_counts
         assert counts is not None
         c0 = cell_list[i]
-        c1 = c0 + int(cells[i])
+        c1 = c0 + cell_sizes[i]
         counts.add_counts(le_all[c0:c1], lt_all[c0:c1] if i in hit_set else None, n, largest[i])
         if i in excess_states:
             q = points[i]

@@ -83,7 +83,7 @@ class WindowCounts:
         dtype = _count_dtype(peak)
         if self._le is None:
             self._le = np.zeros(self.size + 1, dtype=dtype)
-        elif peak > np.iinfo(self._le.dtype).max:
+        elif peak > _COUNT_MAX[self._le.dtype]:
             self._le = self._le.astype(dtype)
             if self._lt is not None:
                 self._lt = self._lt.astype(dtype)
@@ -101,6 +101,10 @@ class WindowCounts:
         if counts is None:
             return np.zeros(self.size)
         return np.cumsum(counts[:-1], dtype=np.int64) / max(self.n, 1)
+
+
+#: the largest count each dtype of window counts holds
+_COUNT_MAX = {np.dtype(t): int(np.iinfo(t).max) for t in (np.uint8, np.uint16, np.uint32, np.int64)}
 
 
 def _count_dtype(n: int) -> type:
