@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from typing import Generator, Sequence
+from typing import Generator, Iterable, Sequence
 
 import numpy as np
 
@@ -75,6 +75,7 @@ class MonitorOutput:
 
 _NUMBER_TYPES = frozenset((int, float))
 _add_reduce = np.add.reduce
+_TEXT = {str}
 #: ``window_events`` 0: windows are cut by event time only
 _UNLIMITED = 1 << 62
 
@@ -491,7 +492,12 @@ class ModelMonitor:
         else:
             cats: list[str] = []
             mismatch_row = invalid_row = None
-            for r, v in zip(rows, values):
+            if kinds == _TEXT:  # (every value a string: the loop below would keep them all)
+                cats = values  # type: ignore[assignment]
+                rows_values: Iterable = ()
+            else:
+                rows_values = zip(rows, values)
+            for r, v in rows_values:
                 t = type(v)
                 if t is str:
                     cats.append(v)  # type: ignore[arg-type]
