@@ -9,6 +9,7 @@ parallel lists), and :func:`block_columns` transposes it.
 
 from __future__ import annotations
 
+from itertools import compress, repeat
 from operator import itemgetter
 from typing import NamedTuple, Sequence
 
@@ -80,13 +81,41 @@ class EventBlock:
 
 
 class Column:
-    """Values of one (source, name) in a chunk of events, with their row numbers."""
+    """Values of one (source, name) in a chunk of events, with their row numbers.
 
-    __slots__ = ("rows", "values")
+    A column gathered from events that leave names out finds its rows only when
+    they are first read (most columns' rows are never read: they name a finding
+    about one of the values), so gathering it costs one append per value.
+    """
+
+    __slots__ = ("_rows", "values", "_where")
 
     def __init__(self, rows: list[int], values: list[object]) -> None:
-        self.rows = rows
+        self._rows: list[int] | None = rows
         self.values = values
+        self._where: tuple[object, list[dict], list[int]] | None = None
+
+    @classmethod
+    def of_key(cls, key: object, values: list[object], dicts: list[dict], rows: list[int]) -> "Column":
+        """The column of ``values`` of ``key`` in ``dicts`` (those of rows ``rows``), its rows found when read."""
+        col = cls.__new__(cls)
+        col._rows = None
+        col.values = values
+        col._where = (key, dicts, rows)
+        return col
+
+    @property
+    def rows(self) -> list[int]:
+        rows = self._rows
+        if rows is None:
+            key, dicts, at = self._where  # type: ignore[misc]
+            rows = self._rows = list(compress(at, map(dict.__contains__, dicts, repeat(key))))
+            self._where = None
+        return rows
+
+    @rows.setter
+    def rows(self, rows: list[int]) -> None:
+        self._rows, self._where = rows, None
 
 
 _NONE = type(None)
@@ -166,18 +195,16 @@ def _gather(dicts: list[dict | None], source: str, prefix: str, out: dict[tuple[
                 for name, col in zip(names, zip(*taken)):
                     out[(source, prefix + name)] = Column(rows.copy(), list(col))
             return len(dicts)
-    # one visit per value, through each column's bound appends (a third cheaper than indexing the lists)
-    gathered: dict[str, Column] = {}
-    appends: dict[str, tuple] = {}
-    for idx, values in zip(rows, dicts):
+    # one visit per value, through each column's bound append; the rows are found if read (Column.of_key)
+    gathered: dict[object, list] = {}
+    appends: dict[object, object] = {}
+    for values in dicts:
         for name, value in values.items():  # type: ignore[union-attr]
             try:
-                add_row, add_value = appends[name]
+                appends[name](value)  # type: ignore[operator]
             except KeyError:
-                col = gathered[name] = Column([], [])
-                add_row, add_value = appends[name] = (col.rows.append, col.values.append)
-            add_row(idx)
-            add_value(value)
+                col = gathered[name] = [value]
+                appends[name] = col.append
     for name, col in gathered.items():
-        out[(source, prefix + name)] = col
+        out[(source, prefix + name)] = Column.of_key(name, col, dicts, rows)  # type: ignore[arg-type, operator]
     return len(dicts)

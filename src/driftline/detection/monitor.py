@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Generator, Iterable, Sequence
 
 import numpy as np
@@ -367,7 +368,7 @@ class ModelMonitor:
             self._window_last_time = chunk.times[last]
 
         updates: list[tuple[NumericState, np.ndarray]] = []
-        parts: list[tuple[_Feature, list[Finding], list[int] | None]] = []
+        parts: list[tuple[_Feature, list[Finding], Column | None]] = []
         findings = out.findings
         try:
             for (source, name), col in cols.items():
@@ -404,11 +405,11 @@ class ModelMonitor:
     def _finish_chunk(self, chunk: EventBlock, parts: list, detected: list, out: MonitorOutput) -> None:
         """Each feature's findings of the chunk, in column order, its numeric detections after the rest."""
         results = iter(detected)
-        for feature, found, num_rows in parts:
+        for feature, found, num_col in parts:
             out.findings.extend(found)
-            if num_rows is not None:
+            if num_col is not None:
                 for idx, det, (shift, spread) in next(results):
-                    out.findings.append(self._drift_finding(feature, det, shift, spread, chunk[num_rows[idx]]))
+                    out.findings.append(self._drift_finding(feature, det, shift, spread, chunk[num_col.rows[idx]]))
 
     @staticmethod
     def _state_differs(feature: _Feature) -> bool | None:
@@ -423,11 +424,11 @@ class ModelMonitor:
         return None if differs is None else not (differs or feature.window_failed)
 
     def _update_feature(self, feature: _Feature, col: Column, chunk: EventBlock,
-                        out: MonitorOutput) -> tuple[list[int], np.ndarray] | None:
+                        out: MonitorOutput) -> tuple[Column, np.ndarray] | None:
         """Data-quality checks and the categorical state of one column; for a numeric feature, its valid
-        values (and their rows) for the numeric state, which :meth:`_finish_chunk` updates."""
+        values (and the column their rows are read from) for the numeric state, which :meth:`_finish_chunk`
+        updates.  A column's rows are read only where a finding names one (a gathered column finds them then)."""
         values = col.values
-        rows = col.rows
         kinds = set(map(type, values))
         if feature.kind is None:
             first = next((v for v in values if v is not None), None)
@@ -447,12 +448,12 @@ class ModelMonitor:
 
         if feature.kind == "numeric":
             if kinds <= _NUMBER_TYPES:
-                num_rows = rows
+                num_col = col
                 num_vals = _floats(values)
             else:
                 num_rows, raw = [], []
                 mismatch_row = invalid_row = None
-                for r, v in zip(rows, values):
+                for r, v in zip(col.rows, values):
                     t = type(v)
                     if t is float or t is int:
                         num_rows.append(r)
@@ -466,6 +467,7 @@ class ModelMonitor:
                         feature.invalid += 1
                         invalid_row = r if invalid_row is None else invalid_row
                 num_vals = _floats(raw)
+                num_col = Column(num_rows, raw)
                 if mismatch_row is not None:
                     self._type_change(feature, chunk[mismatch_row], out, "text or boolean values")
                 if invalid_row is not None:
@@ -476,6 +478,7 @@ class ModelMonitor:
             if finite is not None and not finite.all():
                 bad = int((~finite).sum())
                 feature.non_finite += bad
+                num_rows = num_col.rows
                 first_bad = num_rows[int(np.argmin(finite))]
                 self._count(out, feature, Check.NON_FINITE, bad)
                 out.findings.append(self._finding(
@@ -484,20 +487,21 @@ class ModelMonitor:
                     f"{chunk[first_bad].offset}); find the producer step that emits them (they are counted as missing, "
                     f"and the window summaries count them under non_finite).",
                 ))
-                num_rows = [r for r, ok in zip(num_rows, finite.tolist()) if ok]
+                keep = finite.tolist()
+                num_col = Column(list(compress(num_rows, keep)), list(compress(num_col.values, keep)))
                 num_vals = num_vals[finite]
             self._mark_present(feature, num_vals.size)
             assert feature.numeric is not None
-            return (num_rows, num_vals) if num_vals.size else None
+            return (num_col, num_vals) if num_vals.size else None
         else:
             cats: list[str] = []
-            mismatch_row = invalid_row = None
+            mismatch_at = invalid_at = None  # (indices in values)
             if kinds == _TEXT:  # (every value a string: the loop below would keep them all)
                 cats = values  # type: ignore[assignment]
-                rows_values: Iterable = ()
+                at_values: Iterable = ()
             else:
-                rows_values = zip(rows, values)
-            for r, v in rows_values:
+                at_values = enumerate(values)
+            for i, v in at_values:
                 t = type(v)
                 if t is str:
                     cats.append(v)  # type: ignore[arg-type]
@@ -510,23 +514,24 @@ class ModelMonitor:
                         feature.non_finite += 1
                     else:
                         feature.type_mismatch += 1
-                        mismatch_row = r if mismatch_row is None else mismatch_row
+                        mismatch_at = i if mismatch_at is None else mismatch_at
                 else:
                     feature.invalid += 1
-                    invalid_row = r if invalid_row is None else invalid_row
-            if mismatch_row is not None:
-                self._type_change(feature, chunk[mismatch_row], out, "numeric values")
-            if invalid_row is not None:
-                self._invalid_value(feature, chunk[invalid_row], out)
+                    invalid_at = i if invalid_at is None else invalid_at
+            if mismatch_at is not None:
+                self._type_change(feature, chunk[col.rows[mismatch_at]], out, "numeric values")
+            if invalid_at is not None:
+                self._invalid_value(feature, chunk[col.rows[invalid_at]], out)
             self._mark_present(feature, len(cats))
             assert feature.categorical is not None
             renamed, detected = feature.categorical.update_detect(cats)
             if detected:
-                cat_rows = [r for r, v in zip(rows, values) if type(v) is str or type(v) is bool]
+                cat_rows = [r for r, v in zip(col.rows, values) if type(v) is str or type(v) is bool]
                 for idx, det in detected:
                     out.findings.append(self._category_finding(feature, det, chunk[cat_rows[idx]]))
             if renamed:
                 cat = feature.categorical
+                rows = col.rows
                 row = next((r for r, v in zip(rows, values) if type(v) is str and cat.text(v) != v), rows[0])
                 self._count(out, feature, Check.INVALID_CATEGORY, renamed)
                 out.findings.append(self._finding(
