@@ -90,3 +90,89 @@ def test_many_key_layouts_give_the_columns_of_the_grouped_path_in_the_same_order
         for source in (FEATURES, OUTPUTS):
             assert _in_order(cols, source) == _in_order(naive, source)
         assert n_source[FEATURES] == sum(e.event.features is not None for e in chunk)
+
+
+def _gather_before(dicts, source, prefix, out):
+    """``columns._gather`` as it was before sparse columns found their rows lazily (the reference)."""
+    from operator import itemgetter
+
+    from driftline.contract.columns import Column
+
+    if None in dicts:
+        rows = [i for i, d in enumerate(dicts) if d is not None]
+        dicts = [dicts[i] for i in rows]
+    else:
+        rows = list(range(len(dicts)))
+    if not dicts:
+        return 0
+    first = dicts[0]
+    width = len(first)
+    if width and len(set(map(len, dicts))) == 1:
+        names = list(first)
+        getter = itemgetter(*names)
+        try:
+            taken = list(map(getter, dicts))
+        except KeyError:
+            pass
+        else:
+            if width == 1:
+                out[(source, prefix + names[0])] = Column(rows, taken)
+            else:
+                for name, col in zip(names, zip(*taken)):
+                    out[(source, prefix + name)] = Column(rows.copy(), list(col))
+            return len(dicts)
+    gathered = {}
+    appends = {}
+    for idx, values in zip(rows, dicts):
+        for name, value in values.items():
+            try:
+                add_row, add_value = appends[name]
+            except KeyError:
+                col = gathered[name] = Column([], [])
+                add_row, add_value = appends[name] = (col.rows.append, col.values.append)
+            add_row(idx)
+            add_value(value)
+    for name, col in gathered.items():
+        out[(source, prefix + name)] = col
+    return len(dicts)
+
+
+_KEYS = st.one_of(st.sampled_from(["a", "b", "c", "a ", "A", "", "\ud800", "\x00", "prediction", "prediction.a",
+                                   "a.b", "é", "e\u0301", "~" * 3, "x" * 70]), st.text(max_size=3))
+_VALUES = st.one_of(st.none(), st.integers(), st.integers(min_value=2**63), st.floats(), st.text(max_size=3),
+                    st.booleans(), st.just({}), st.lists(st.integers(), max_size=2))
+_DICTS = st.one_of(st.none(), st.dictionaries(_KEYS, _VALUES, max_size=6))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_DICTS, max_size=25), st.sampled_from(["", "prediction."]), st.booleans(), st.booleans())
+def test_the_gather_gives_the_columns_it_gave_before_on_any_layout(dicts, prefix, dense_first, read_late):
+    """Missing keys, None values, explicit nulls, empty and None dicts, look-alike names: the same columns
+    (order, rows, values by identity) and the same count as the gather before lazy rows."""
+    from driftline.contract import columns as C
+
+    if dense_first and dicts and dicts[0]:
+        dicts = [dicts[0]] * 3 + dicts  # a run of one layout before the others
+    before: dict = {}
+    n_before = _gather_before(list(dicts), FEATURES, prefix, before)
+    after: dict = {}
+    given_list = list(dicts)
+    n_after = C._gather(given_list, FEATURES, prefix, after)
+    assert n_after == n_before
+    assert list(after) == list(before)
+    if read_late:  # the caller's list changed before the rows are read: they are the gathered events' still
+        given_list[:] = [{} for _ in given_list]
+    for key, col in before.items():
+        got = after[key]
+        assert len(got.values) == len(col.values) and all(a is b for a, b in zip(got.values, col.values))
+        assert got.rows == col.rows
+        assert got.rows is got.rows  # found once
+
+
+def test_a_columns_rows_can_be_set_before_they_are_read():
+    from driftline.contract.columns import Column
+
+    col = Column.of_key("a", [1], [{"a": 1}, {"b": 2}], [4, 7])
+    col.rows = [9]
+    assert col.rows == [9]
+    assert Column.of_key("b", [2], [{"a": 1}, {"b": 2}], [4, 7]).rows == [7]

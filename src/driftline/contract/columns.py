@@ -10,7 +10,7 @@ parallel lists), and :func:`block_columns` transposes it.
 from __future__ import annotations
 
 from itertools import compress, repeat
-from operator import itemgetter
+from operator import contains, itemgetter
 from typing import NamedTuple, Sequence
 
 from driftline.contract.decode import flatten_prediction
@@ -109,7 +109,7 @@ class Column:
         rows = self._rows
         if rows is None:
             key, dicts, at = self._where  # type: ignore[misc]
-            rows = self._rows = list(compress(at, map(dict.__contains__, dicts, repeat(key))))
+            rows = self._rows = list(compress(at, map(contains, dicts, repeat(key))))
             self._where = None
         return rows
 
@@ -137,7 +137,8 @@ def block_columns(block: EventBlock) -> tuple[dict[tuple[str, str], Column], dic
     each column's rows are in event order.  The common case, every event with
     the same names (in any order), is transposed in C (``itemgetter`` and
     ``zip``); events that leave names out are gathered value by value in one
-    linear pass, so no key layout costs more than a visit per value.
+    linear pass (one append per value, the rows found only if read: see
+    :class:`Column`), so no key layout costs more than a visit per value.
     """
     out: dict[tuple[str, str], Column] = {}
     n_features = _gather(block.features, FEATURES, "", out)
@@ -171,6 +172,7 @@ def _predictions(raw: list[object], out: dict[tuple[str, str], Column]) -> int:
 
 def _gather(dicts: list[dict | None], source: str, prefix: str, out: dict[tuple[str, str], Column]) -> int:
     """Columns of one source (names prefixed with ``prefix``); returns how many events carried it."""
+    given = dicts
     if None in dicts:
         rows = [i for i, d in enumerate(dicts) if d is not None]
         dicts = [dicts[i] for i in rows]  # type: ignore[misc]
@@ -205,6 +207,8 @@ def _gather(dicts: list[dict | None], source: str, prefix: str, out: dict[tuple[
             except KeyError:
                 col = gathered[name] = [value]
                 appends[name] = col.append
+    if dicts is given:
+        dicts = dicts.copy()  # the rows are found in these events, whatever becomes of the caller's list
     for name, col in gathered.items():
         out[(source, prefix + name)] = Column.of_key(name, col, dicts, rows)  # type: ignore[arg-type, operator]
     return len(dicts)
