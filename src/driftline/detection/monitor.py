@@ -378,6 +378,9 @@ class ModelMonitor:
                     self._overflow_features += 1
                     continue
                 numeric = self._update_feature(feature, col, chunk, out)
+                # its values let go now, while in cache (at the chunk's end, all the columns' values were walked
+                # again from memory; sparse columns' values lie at irregular strides, which no prefetch follows)
+                col.values = []
                 if numeric is not None:
                     updates.append((feature.numeric, numeric[1]))
                     parts.append((feature, found, numeric[0]))
