@@ -145,10 +145,14 @@ _DICTS = st.one_of(st.none(), st.dictionaries(_KEYS, _VALUES, max_size=6))
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(_DICTS, max_size=25), st.sampled_from(["", "prediction."]), st.booleans(), st.booleans())
-def test_the_gather_gives_the_columns_it_gave_before_on_any_layout(dicts, prefix, dense_first, read_late):
+@given(st.lists(_DICTS, max_size=25), st.sampled_from(["", "prediction."]), st.booleans(), st.booleans(),
+       st.sampled_from([1, 2, 5, 1024]))
+def test_the_gather_gives_the_columns_it_gave_before_on_any_layout(dicts, prefix, dense_first, read_late, block):
     """Missing keys, None values, explicit nulls, empty and None dicts, look-alike names: the same columns
-    (order, rows, values by identity) and the same count as the gather before lazy rows."""
+    (order, rows, values by identity) and the same count as the gather before lazy rows; a column's floats,
+    converted block by block (``block`` events at a time), are its values as float64 when all are floats."""
+    import numpy as np
+
     from driftline.contract import columns as C
 
     if dense_first and dicts and dicts[0]:
@@ -157,7 +161,18 @@ def test_the_gather_gives_the_columns_it_gave_before_on_any_layout(dicts, prefix
     n_before = _gather_before(list(dicts), FEATURES, prefix, before)
     after: dict = {}
     given_list = list(dicts)
-    n_after = C._gather(given_list, FEATURES, prefix, after)
+    was, C._BLOCK = C._BLOCK, block
+    try:
+        n_after = C._gather(given_list, FEATURES, prefix, after)
+    finally:
+        C._BLOCK = was
+    for col in after.values():
+        if col.floats is not None:
+            assert all(type(v) is float for v in col.values)
+            assert col.floats.dtype == np.float64
+            assert col.floats.tobytes() == np.array(col.values, dtype=np.float64).tobytes()
+        elif col._where is not None and col.values and all(type(v) is float for v in col.values):
+            raise AssertionError("a gathered column of floats without its floats")
     assert n_after == n_before
     assert list(after) == list(before)
     if read_late:  # the caller's list changed before the rows are read: they are the gathered events' still

@@ -13,6 +13,8 @@ from itertools import compress, repeat
 from operator import contains, itemgetter
 from typing import NamedTuple, Sequence
 
+import numpy as np
+
 from driftline.contract.decode import flatten_prediction
 from driftline.contract.event import PREDICTION, InferenceEvent
 
@@ -85,15 +87,18 @@ class Column:
 
     A column gathered from events that leave names out finds its rows only when
     they are first read (most columns' rows are never read: they name a finding
-    about one of the values), so gathering it costs one append per value.
+    about one of the values), so gathering it costs one append per value; and
+    when all its values are floats, it has them as float64 too (``floats``,
+    else ``None``), converted while the values were in cache.
     """
 
-    __slots__ = ("_rows", "values", "_where")
+    __slots__ = ("_rows", "values", "_where", "floats")
 
     def __init__(self, rows: list[int], values: list[object]) -> None:
         self._rows: list[int] | None = rows
         self.values = values
         self._where: tuple[object, list[dict], list[int]] | None = None
+        self.floats: np.ndarray | None = None
 
     @classmethod
     def of_key(cls, key: object, values: list[object], dicts: list[dict], rows: list[int]) -> "Column":
@@ -102,6 +107,7 @@ class Column:
         col._rows = None
         col.values = values
         col._where = (key, dicts, rows)
+        col.floats = None
         return col
 
     @property
@@ -119,6 +125,12 @@ class Column:
 
 
 _NONE = type(None)
+_FLOAT = {float}
+#: events gathered value by value before their values' types are read and their floats converted, column
+#: by column: few enough that their values are still in cache then.  (Read column by column once the whole
+#: chunk is gathered, they came from memory, at strides as irregular as the events' key layouts, which no
+#: prefetch follows: the columns of sparse events cost twice as much to check and convert as dense ones.)
+_BLOCK = 1024
 
 
 def columns(chunk: Sequence[LocatedEvent]) -> tuple[dict[tuple[str, str], Column], dict[str, int]]:
@@ -200,15 +212,36 @@ def _gather(dicts: list[dict | None], source: str, prefix: str, out: dict[tuple[
     # one visit per value, through each column's bound append; the rows are found if read (Column.of_key)
     gathered: dict[object, list] = {}
     appends: dict[object, object] = {}
-    for values in dicts:
-        for name, value in values.items():  # type: ignore[union-attr]
-            try:
-                appends[name](value)  # type: ignore[operator]
-            except KeyError:
-                col = gathered[name] = [value]
-                appends[name] = col.append
+    #: per column: how many of its values have had their types read, those types, their floats (while only floats)
+    read: dict[object, list] = {}
+    for start in range(0, len(dicts), _BLOCK):
+        for values in dicts[start:start + _BLOCK]:
+            for name, value in values.items():  # type: ignore[union-attr]
+                try:
+                    appends[name](value)  # type: ignore[operator]
+                except KeyError:
+                    col = gathered[name] = [value]
+                    appends[name] = col.append
+                    read[name] = [0, set(), []]
+        for name, col in gathered.items():
+            state = read[name]
+            done = state[0]
+            if done == len(col):
+                continue
+            block = col[done:]
+            state[0] = len(col)
+            kinds = state[1]
+            kinds.update(map(type, block))
+            if state[2] is not None:
+                if kinds == _FLOAT:
+                    state[2].append(np.array(block, dtype=np.float64))
+                else:
+                    state[2] = None
     if dicts is given:
         dicts = dicts.copy()  # the rows are found in these events, whatever becomes of the caller's list
     for name, col in gathered.items():
-        out[(source, prefix + name)] = Column.of_key(name, col, dicts, rows)  # type: ignore[arg-type, operator]
+        column = out[(source, prefix + name)] = Column.of_key(name, col, dicts, rows)  # type: ignore[arg-type, operator]
+        floats = read[name][2]
+        if floats is not None:
+            column.floats = floats[0] if len(floats) == 1 else np.concatenate(floats)
     return len(dicts)

@@ -75,6 +75,7 @@ class MonitorOutput:
 
 
 _NUMBER_TYPES = frozenset((int, float))
+_FLOAT_ONLY = frozenset({float})
 _add_reduce = np.add.reduce
 _TEXT = {str}
 #: ``window_events`` 0: windows are cut by event time only
@@ -432,7 +433,8 @@ class ModelMonitor:
         values (and the column their rows are read from) for the numeric state, which :meth:`_finish_chunk`
         updates.  A column's rows are read only where a finding names one (a gathered column finds them then)."""
         values = col.values
-        kinds = set(map(type, values))
+        floats = col.floats  # (the values as float64, when each is a float: converted while gathered)
+        kinds = _FLOAT_ONLY if floats is not None else set(map(type, values))
         if feature.kind is None:
             first = next((v for v in values if v is not None), None)
             if first is None:
@@ -452,7 +454,7 @@ class ModelMonitor:
         if feature.kind == "numeric":
             if kinds <= _NUMBER_TYPES:
                 num_col = col
-                num_vals = _floats(values)
+                num_vals = floats if floats is not None else _floats(values)
             else:
                 num_rows, raw = [], []
                 mismatch_row = invalid_row = None
@@ -816,6 +818,7 @@ class ModelMonitor:
 
 _STAT_NAMES = {"psi": "PSI", "ks": "KS", "wasserstein_sd": "Wasserstein (reference sd)",
                "jensen_shannon": "Jensen-Shannon", "chi_square": "chi-square"}
+
 
 
 def _floats(values: list[object]) -> np.ndarray:
