@@ -213,7 +213,7 @@ def _gather(dicts: list[dict | None], source: str, prefix: str, out: dict[tuple[
     gathered: dict[object, list] = {}
     appends: dict[object, object] = {}
     #: per column: how many of its values have had their types read, those types, their floats (while only floats)
-    read: dict[object, list] = {}
+    read: dict[object, list] | None = {}
     for start in range(0, len(dicts), _BLOCK):
         for values in dicts[start:start + _BLOCK]:
             for name, value in values.items():  # type: ignore[union-attr]
@@ -222,9 +222,15 @@ def _gather(dicts: list[dict | None], source: str, prefix: str, out: dict[tuple[
                 except KeyError:
                     col = gathered[name] = [value]
                     appends[name] = col.append
-                    read[name] = [0, set(), []]
+        if read is None:
+            continue
+        if len(gathered) > _BLOCK:  # more names than a block has events: their types are the monitor's to read
+            read = None  # (a visit per name and block would outgrow the values: quadratic in the chunk)
+            continue
         for name, col in gathered.items():
-            state = read[name]
+            state = read.get(name)
+            if state is None:
+                state = read[name] = [0, set(), []]
             done = state[0]
             if done == len(col):
                 continue
@@ -241,7 +247,7 @@ def _gather(dicts: list[dict | None], source: str, prefix: str, out: dict[tuple[
         dicts = dicts.copy()  # the rows are found in these events, whatever becomes of the caller's list
     for name, col in gathered.items():
         column = out[(source, prefix + name)] = Column.of_key(name, col, dicts, rows)  # type: ignore[arg-type, operator]
-        floats = read[name][2]
+        floats = read[name][2] if read is not None else None
         if floats is not None:
             column.floats = floats[0] if len(floats) == 1 else np.concatenate(floats)
     return len(dicts)
