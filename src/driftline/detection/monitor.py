@@ -820,7 +820,6 @@ _STAT_NAMES = {"psi": "PSI", "ks": "KS", "wasserstein_sd": "Wasserstein (referen
                "jensen_shannon": "Jensen-Shannon", "chi_square": "chi-square"}
 
 
-
 def _floats(values: list[object]) -> np.ndarray:
     """Numbers as doubles; an integer beyond a double's range becomes NaN (counted as ``non_finite``)."""
     try:
