@@ -21,7 +21,7 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 from itertools import compress
-from typing import Generator, Iterable, Sequence
+from typing import Generator, Sequence
 
 import numpy as np
 
@@ -77,7 +77,7 @@ class MonitorOutput:
 _NUMBER_TYPES = frozenset((int, float))
 _FLOAT_ONLY = frozenset({float})
 _add_reduce = np.add.reduce
-_TEXT = {str}
+_TEXT = frozenset({str})
 #: ``window_events`` 0: windows are cut by event time only
 _UNLIMITED = 1 << 62
 
@@ -499,30 +499,28 @@ class ModelMonitor:
             assert feature.numeric is not None
             return (num_col, num_vals) if num_vals.size else None
         else:
-            cats: list[str] = []
             mismatch_at = invalid_at = None  # (indices in values)
-            if kinds == _TEXT:  # (every value a string: the loop below would keep them all)
-                cats = values  # type: ignore[assignment]
-                at_values: Iterable = ()
+            if kinds == _TEXT:  # every value a string: each is a category as it is
+                cats: list[str] = values  # type: ignore[assignment]
             else:
-                at_values = enumerate(values)
-            for i, v in at_values:
-                t = type(v)
-                if t is str:
-                    cats.append(v)  # type: ignore[arg-type]
-                elif t is bool:
-                    cats.append("true" if v else "false")
-                elif v is None:
-                    continue
-                elif t is float or t is int:
-                    if t is float and not math.isfinite(v):  # type: ignore[arg-type]
-                        feature.non_finite += 1
+                cats = []
+                for i, v in enumerate(values):
+                    t = type(v)
+                    if t is str:
+                        cats.append(v)  # type: ignore[arg-type]
+                    elif t is bool:
+                        cats.append("true" if v else "false")
+                    elif v is None:
+                        continue
+                    elif t is float or t is int:
+                        if t is float and not math.isfinite(v):  # type: ignore[arg-type]
+                            feature.non_finite += 1
+                        else:
+                            feature.type_mismatch += 1
+                            mismatch_at = i if mismatch_at is None else mismatch_at
                     else:
-                        feature.type_mismatch += 1
-                        mismatch_at = i if mismatch_at is None else mismatch_at
-                else:
-                    feature.invalid += 1
-                    invalid_at = i if invalid_at is None else invalid_at
+                        feature.invalid += 1
+                        invalid_at = i if invalid_at is None else invalid_at
             if mismatch_at is not None:
                 self._type_change(feature, chunk[col.rows[mismatch_at]], out, "numeric values")
             if invalid_at is not None:
